@@ -1,0 +1,1 @@
+"""certflow: Sunbird-compatible course certificates on Faust and Kafka."""

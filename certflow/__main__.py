@@ -1,0 +1,5 @@
+"""``python -m certflow`` is the ``certflow`` command."""
+
+from certflow.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""``certflow``: run the service, and the tools that go with it.
+
+Settings come from ``CERTFLOW_*`` environment variables (see ``certflow.settings``);
+the few flags here override the matching setting for one run. Modules that build
+the Faust app are imported inside commands, after flags have been applied, because
+the app reads its settings when it is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from certflow.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """certflow: Sunbird-compatible course certificates on Kafka.
+
+    Typical local run: `certflow broker` in one terminal, `certflow worker` in
+    another, then `certflow send generate.certificate.request event.json` and
+    `certflow tail certificate.issued`.
+    """
+
+
+@cli.command()
+@click.option("--port", default=9092, show_default=True, help="Kafka port on 127.0.0.1.")
+@click.option(
+    "--data-dir",
+    default=".certflow/broker",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the broker keeps its data.",
+)
+def broker(port: int, data_dir: Path) -> None:
+    """Run the embedded Kafka-protocol broker (noida-db) on loopback, in the foreground."""
+    from certflow.broker import broker_command
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = broker_command(port=port, data_dir=data_dir)
+    click.echo(f"broker on kafka://127.0.0.1:{port}, data in {data_dir} (Ctrl-C stops it)", err=True)
+    os.execv(command[0], command)
+
+
+@cli.command()
+def topics() -> None:
+    """Create every certflow topic with its configured partition count (idempotent)."""
+    settings = Settings()
+    _create_topics(settings)
+
+
+def _create_topics(settings: Settings) -> None:
+    from certflow.kafka import ensure_topics
+
+    report = asyncio.run(
+        ensure_topics(
+            settings.broker,
+            settings.topics.all(),
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+        )
+    )
+    for name in report.created:
+        click.echo(f"created  {name} ({settings.partitions} partitions)", err=True)
+    for name, count in report.existing.items():
+        click.echo(f"exists   {name} ({count} partitions)", err=True)
+
+
+@cli.command()
+@click.option("--web-port", type=int, default=None, help="Port of the worker's web server [6066].")
+def worker(web_port: int | None) -> None:
+    """Run a certflow worker (creates the topics first)."""
+    if web_port is not None:
+        os.environ["CERTFLOW_WEB_PORT"] = str(web_port)
+    settings = Settings()
+    _create_topics(settings)
+    from certflow.app import app
+
+    # Hand over to Faust's own `worker` command, so `certflow worker` and
+    # `faust -A certflow.app worker` are one and the same thing.
+    sys.argv = [
+        "certflow",
+        "worker",
+        "--loglevel",
+        settings.log_level,
+        "--web-port",
+        str(settings.web_port),
+        "--web-bind",
+        settings.web_bind,
+        "--web-host",
+        settings.web_host,
+    ]
+    app.main()
+
+
+@cli.command()
+@click.argument("topic")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", default=None, help="Kafka key for every event (default: none, as Sunbird).")
+def send(topic: str, files: tuple[Path, ...], key: str | None) -> None:
+    """Produce JSON events to TOPIC from FILES, or from stdin.
+
+    A file holding one JSON document is one event; otherwise every non-blank line
+    is one event. Lines are sent as they are (invalid JSON too, on purpose: that is
+    how you test the dead-letter topic).
+    """
+    settings = Settings()
+    from certflow.kafka import produce
+
+    events: list[bytes] = []
+    sources = [path.read_bytes() for path in files] if files else [sys.stdin.buffer.read()]
+    for content in sources:
+        events.extend(_split_events(content))
+    key_bytes = key.encode() if key is not None else None
+    sent = asyncio.run(produce(settings.broker, topic, [(key_bytes, event) for event in events]))
+    click.echo(f"sent {sent} event(s) to {topic}", err=True)
+
+
+def _split_events(content: bytes) -> list[bytes]:
+    try:
+        orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return [line.strip() for line in content.splitlines() if line.strip()]
+    return [content.strip()]
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--count", type=int, default=None, help="Stop after N events.")
+@click.option("--timeout", type=float, default=5.0, show_default=True,
+              help="Stop after S seconds without a new event.")
+@click.option("--meta", is_flag=True, help="Wrap each event with topic, partition, offset and key.")
+def tail(topic: str, count: int | None, timeout: float, meta: bool) -> None:
+    """Print the events of TOPIC from the beginning as JSON lines, then exit."""
+    settings = Settings()
+    from certflow.kafka import read_topic
+
+    async def run() -> None:
+        async for record in read_topic(settings.broker, topic, timeout=timeout, count=count):
+            value = record.value or b"null"
+            if meta:
+                try:
+                    decoded: object = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    decoded = value.decode("utf-8", "replace")
+                line = orjson.dumps({
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                    "key": record.key.decode("utf-8", "replace") if record.key else None,
+                    "value": decoded,
+                })
+            else:
+                line = value
+            sys.stdout.buffer.write(line.rstrip(b"\n") + b"\n")
+            sys.stdout.buffer.flush()
+
+    asyncio.run(run())
+
+
+@cli.command()
+@click.argument("template", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the filled SVG.")
+@click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the certificate record (id, credential …) as JSON.")
+def render(template: Path, data: Path, output: Path, json_output: Path | None) -> None:
+    """Fill TEMPLATE with DATA offline, to preview a template while authoring it.
+
+    DATA is a generate-certificate event, or just its `edata`; its first recipient
+    is rendered, with a real QR code, exactly as a worker would render it.
+    """
+    from certflow.errors import CertflowError
+
+    try:
+        certificate = asyncio.run(_render(template, data))
+    except CertflowError as exc:
+        raise click.ClickException(f"{exc.code.value}: {exc.message}") from None
+    output.write_text(certificate.svg, encoding="utf-8")
+    click.echo(f"wrote {output} (certificate {certificate.id})", err=True)
+    if json_output is not None:
+        json_output.write_bytes(orjson.dumps(certificate.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+
+
+async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
+    from certflow.issuing import CertificateFactory
+    from certflow.models.events import decode_json_object, parse_event
+    from certflow.models.generate import GenerateCertificateRequest, validation_context
+    from certflow.render.fetch import FetchPolicy, SafeFetcher
+    from certflow.render.svg import SvgTemplate
+    from certflow.render.template_cache import TemplateCache
+
+    settings = Settings()
+    document = decode_json_object(data.read_bytes(), max_bytes=settings.max_event_bytes)
+    if "edata" not in document:
+        document = {"edata": document}
+    document["edata"]["svgTemplate"] = template.name
+    request = parse_event(
+        GenerateCertificateRequest,
+        orjson.dumps(document),
+        max_bytes=settings.max_event_bytes,
+        context=validation_context(suppress_signatory_errors=True),
+    )
+    first = next(request.per_recipient())
+    async with SafeFetcher(FetchPolicy.from_settings(settings)) as fetcher:
+        templates: TemplateCache[SvgTemplate] = TemplateCache(
+            fetcher,
+            lambda source, url: SvgTemplate.parse(source, url=url),
+            template_root=template.resolve().parent,
+        )
+        factory = CertificateFactory(templates, settings.base_path)
+        return await factory.issue(first, now=datetime.now(UTC))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

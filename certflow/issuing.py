@@ -1,0 +1,141 @@
+"""Making one certificate: the domain core the generate agent calls.
+
+Given one recipient's generate request, produce the complete certificate: its
+deterministic id, the filled SVG with its QR code, and its credential. Everything
+here is plain data in, plain data out, apart from awaiting the template cache, so
+it is tested without Kafka and reused by ``certflow render``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from certflow.credentials.document import CredentialFacts, SignatoryFacts, open_badge_credential
+from certflow.credentials.identity import CertifiedFacts
+from certflow.errors import CertflowError, ErrorCode
+from certflow.models.generate import GenerateCertificateEdata, GenerateCertificateRequest
+from certflow.models.records import IssuedCertificate, Party
+from certflow.render.qr import new_access_code, qr_code_data_uri
+from certflow.render.svg import SvgTemplate
+from certflow.render.template_cache import TemplateCache
+
+
+def sunbird_placeholders(
+    edata: GenerateCertificateEdata,
+    *,
+    recipient_id: str,
+    recipient_name: str,
+    issued_on: datetime,
+    qr_code_image: str,
+) -> dict[str, str]:
+    """Values of Sunbird's template placeholders (its ``VarResolver``, SUNBIRD.md §5.3).
+
+    ``certificateName`` is the course name when there is one, as in Sunbird (its
+    portal shows the badge name as the course name), so templates made for
+    Sunbird read the same here.
+    """
+    values = {
+        "certificateName": edata.courseName or edata.name,
+        "certificateDescription": edata.description,
+        "courseName": edata.courseName,
+        "issuedDate": issued_on.strftime("%d %B %Y"),
+        "expiryDate": "",
+        "recipientId": recipient_id,
+        "recipientName": recipient_name,
+        "issuerName": edata.issuer.name,
+        "qrCodeImage": qr_code_image,
+    }
+    for index, signatory in enumerate(edata.signatories[:2]):
+        values[f"signatory{index}Image"] = signatory.image
+        values[f"signatory{index}Designation"] = signatory.designation
+    return values
+
+
+@dataclass(frozen=True)
+class CertificateFactory:
+    """Turns a single-recipient generate request into an :class:`IssuedCertificate`."""
+
+    templates: TemplateCache[SvgTemplate]
+    #: Used when the event has no ``basePath``.
+    default_base_path: str
+
+    async def issue(self, request: GenerateCertificateRequest, *, now: datetime) -> IssuedCertificate:
+        edata = request.edata
+        recipient = request.recipient
+        template = await self.templates.get(edata.svgTemplate)
+        facts = CertifiedFacts(
+            recipient_id=recipient.recipientId,
+            course_id=edata.related.courseId,
+            batch_id=edata.related.batchId,
+            template_id=edata.templateId,
+            certificate_name=edata.name,
+            replaces=edata.oldId,
+        )
+        certificate_id = facts.certificate_id()
+        base_path = (edata.basePath or self.default_base_path).rstrip("/")
+        verify_url = f"{base_path}/{certificate_id}"
+        access_code = new_access_code()
+        issued_on = edata.issued_on(now)
+        values = sunbird_placeholders(
+            edata,
+            recipient_id=recipient.recipientId,
+            recipient_name=recipient.recipientName,
+            issued_on=issued_on,
+            qr_code_image=qr_code_data_uri(verify_url, access_code),
+        )
+        svg = _fill(template, values)
+        credential = open_badge_credential(
+            CredentialFacts(
+                certificate_id=certificate_id,
+                verify_url=verify_url,
+                base_path=base_path,
+                certificate_name=edata.name,
+                description=edata.description,
+                narrative=edata.criteria.narrative,
+                recipient_id=recipient.recipientId,
+                recipient_name=recipient.recipientName,
+                course_id=edata.related.courseId,
+                course_name=edata.courseName,
+                batch_id=edata.related.batchId,
+                template_id=edata.templateId,
+                issuer_name=edata.issuer.name,
+                issuer_url=edata.issuer.url,
+                valid_from=issued_on,
+                signatories=tuple(
+                    SignatoryFacts(
+                        name=signatory.name,
+                        designation=signatory.designation,
+                        image=signatory.image,
+                        identity=signatory.id,
+                    )
+                    for signatory in edata.signatories
+                ),
+            )
+        )
+        return IssuedCertificate(
+            id=certificate_id,
+            accessCode=access_code,
+            verifyUrl=verify_url,
+            recipient=Party(id=recipient.recipientId, name=recipient.recipientName),
+            course=Party(id=edata.related.courseId, name=edata.courseName),
+            batchId=edata.related.batchId,
+            templateId=edata.templateId,
+            certificateName=edata.name,
+            issuedDate=issued_on.strftime("%Y-%m-%d"),
+            issuedOn=now.isoformat(),
+            oldId=edata.oldId,
+            userId=edata.userId,
+            tag=edata.tag,
+            related=edata.related.model_dump(mode="json"),
+            svg=svg,
+            certificate=credential,
+        )
+
+
+def _fill(template: SvgTemplate, values: Mapping[str, str]) -> str:
+    try:
+        return template.fill(values)
+    except ValueError as exc:
+        raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, str(exc)) from None

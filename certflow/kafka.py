@@ -1,0 +1,165 @@
+"""Client-side Kafka chores: creating topics, producing files, tailing a topic.
+
+Faust only creates its own internal topics. Source topics must exist with the
+deployment's partition count *before* workers start: a topic auto-created by the
+broker on first use gets the broker default (often 1), and then tables refuse to
+start because their changelogs and sources disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap_servers(broker_url: str) -> list[str]:
+    """``kafka://a:9092;kafka://b:9092`` (Faust's form) → ``["a:9092", "b:9092"]``."""
+    servers = []
+    for part in broker_url.replace(",", ";").split(";"):
+        part = part.strip()
+        if part:
+            servers.append(part.split("://", 1)[-1].rstrip("/"))
+    return servers
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    created: list[str]
+    existing: dict[str, int]
+
+
+async def ensure_topics(
+    broker_url: str,
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    attempts: int = 30,
+) -> TopicReport:
+    """Create the topics that are missing; report the partition counts of the others.
+
+    Idempotent, and patient with a broker that is still starting (Kubernetes starts
+    workers and brokers together), so it retries connecting for ``attempts`` seconds.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    for attempt in range(attempts):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1.0)
+    try:
+        wanted = list(dict.fromkeys(names))
+        present = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in present]
+        created: list[str] = []
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(name, partitions, replication_factor) for name in missing]
+            )
+            for name, code, message in _topic_errors(response):
+                if code == 0:
+                    created.append(name)
+                elif code != TopicAlreadyExistsError.errno:
+                    raise RuntimeError(f"cannot create topic {name}: {message} (error {code})")
+        existing: dict[str, int] = {}
+        others = [name for name in wanted if name not in created]
+        if others:
+            for description in await admin.describe_topics(others):
+                existing[description["topic"]] = len(description["partitions"])
+        for name, count in existing.items():
+            if count != partitions:
+                log.warning(
+                    "topic %s has %d partitions, settings say %d: learner-keyed "
+                    "topics must agree, or tables will not start", name, count, partitions,
+                )
+        return TopicReport(created=created, existing=existing)
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
+    errors = getattr(response, "topic_errors", [])
+    return [(entry[0], entry[1], entry[2] if len(entry) > 2 else None) for entry in errors]
+
+
+async def produce(
+    broker_url: str, topic: str, events: Iterable[tuple[bytes | None, bytes]]
+) -> int:
+    """Send ``(key, value)`` pairs and wait until the broker has them all."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers(broker_url), linger_ms=5, acks="all"
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=key, value=value) for key, value in events]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+async def read_topic(
+    broker_url: str, topic: str, *, timeout: float, count: int | None = None
+) -> AsyncIterator[Consumed]:
+    """Every record of ``topic`` from the beginning, until ``count`` or ``timeout`` idle seconds.
+
+    Reads without a consumer group (manual assignment), so tailing never disturbs
+    the offsets of the workers' group.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions_for(consumer, topic)
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        seen = 0
+        while count is None or seen < count:
+            batch = await consumer.getmany(timeout_ms=int(timeout * 1000))
+            if not batch:
+                return
+            for records in batch.values():
+                for record in records:
+                    yield Consumed(
+                        record.topic, record.partition, record.offset,
+                        record.key, record.value, tuple(record.headers or ()),
+                    )
+                    seen += 1
+                    if count is not None and seen >= count:
+                        return
+    finally:
+        await consumer.stop()
+
+
+async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return sorted(partitions)
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic} does not exist")

@@ -1,0 +1,162 @@
+"""A broker and workers as local processes: what the demo, the tests and the benchmark run.
+
+Each process is started with its own log file and stopped by its PID (SIGTERM, then
+SIGKILL after a grace period), so nothing is left behind and nothing else on the
+machine is touched. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from certflow.broker import broker_command, free_port, wait_until_listening
+
+
+class LocalProcess:
+    """A child process with a log file, stopped by PID."""
+
+    def __init__(self, command: list[str], *, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.command = command
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(self.env or {})},
+            start_new_session=True,
+        )
+        log.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, *, grace: float = 15.0) -> int | None:
+        """SIGTERM, wait ``grace`` seconds, then SIGKILL. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for fault tests."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+class LocalBroker(LocalProcess):
+    """The embedded broker (noida-db) on a free loopback port."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            broker_command(port=self.port, data_dir=data_dir), log_path=data_dir / "broker.log"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        super().start()
+        wait_until_listening(self.port)
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalWorker(LocalProcess):
+    """``certflow worker`` with the given ``CERTFLOW_*`` settings."""
+
+    def __init__(self, settings: Mapping[str, str], *, workdir: Path, name: str = "worker") -> None:
+        self.web_port = int(settings.get("CERTFLOW_WEB_PORT") or free_port())
+        env = {
+            "CERTFLOW_DATA_DIR": str(workdir / name / "data"),
+            **settings,
+            "CERTFLOW_WEB_PORT": str(self.web_port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        super().__init__(
+            [sys.executable, "-m", "certflow", "worker"],
+            log_path=workdir / name / "worker.log",
+            env=env,
+        )
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """GET a path of the worker's web server: (status, body)."""
+        try:
+            with urllib.request.urlopen(self.web_url + path, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Until ``/ready`` says the worker has partitions and recovered tables."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"worker exited:\n{self.log_tail()}")
+            try:
+                status, _ = self.get("/ready")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
+
+    def __enter__(self) -> LocalWorker:
+        self.start()
+        self.wait_ready()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

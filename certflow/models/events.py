@@ -1,0 +1,163 @@
+"""The ``BE_JOB_REQUEST`` envelope Sunbird wraps every job request in, and decoding.
+
+Both certificate flows arrive in this envelope; only ``edata`` differs. The models
+accept what Sunbird's producers send (extra keys are kept, so a re-serialised event
+still carries them) and leave the *rules* to each flow's ``edata`` model, so that an
+absent field becomes Sunbird's ``MANDATORY_PARAMETER_MISSING`` rather than a generic
+type error.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from certflow.errors import CertflowError, ErrorCode
+
+#: Unicode categories that never belong in a name or title on a certificate:
+#: controls, surrogates, private-use and unassigned code points. Format characters
+#: (Cf) are refused too, except the few below: the rest reorder or hide text
+#: (bidi overrides and isolates, invisible separators), the classic way to make a
+#: credential read differently from what was issued.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
+#: Format characters names need: ZWNJ/ZWJ shape Indic conjuncts, Persian words and
+#: emoji sequences; LRM, RLM and the Arabic letter mark only set direction of
+#: neutral characters; the soft hyphen is harmless.
+_ALLOWED_FORMAT = frozenset({"\u200c", "\u200d", "\u200e", "\u200f", "\u061c", "\u00ad"})
+
+
+def clean_text(value: str) -> str:
+    """NFC-normalise and trim display text; reject control and bidi-override characters.
+
+    NFC makes the same name compare (and hash into the same certificate id) however
+    the producer composed it. Controls and bidi overrides are rejected rather than
+    stripped, because silently changing a learner's name on a credential is worse
+    than asking the producer to fix it.
+    """
+    text = unicodedata.normalize("NFC", value).strip()
+    for char in text:
+        category = unicodedata.category(char)
+        if category in _FORBIDDEN_CATEGORIES or (
+            category == "Cf" and char not in _ALLOWED_FORMAT
+        ):
+            raise PydanticCustomError(
+                ErrorCode.INVALID_PARAM_VALUE.value,
+                f"contains the character U+{ord(char):04X} ({category}), "
+                "which is not allowed in display text",
+            )
+    return text
+
+
+#: A string shown to people: NFC, trimmed, no control characters.
+DisplayText = Annotated[str, AfterValidator(clean_text)]
+
+
+class SunbirdModel(BaseModel):
+    """Base of every Sunbird-shaped model: field names as Sunbird spells them,
+    unknown keys kept (they round-trip through re-serialisation)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Actor(SunbirdModel):
+    id: str = ""
+    type: str = ""
+
+
+class ProducerData(SunbirdModel):
+    id: str = ""
+    ver: str = ""
+    pid: str | None = None
+
+
+class EventContext(SunbirdModel):
+    pdata: ProducerData = Field(default_factory=ProducerData)
+
+
+class EventObject(SunbirdModel):
+    id: str = ""
+    type: str = ""
+
+
+EdataT = TypeVar("EdataT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class JobRequest(SunbirdModel, Generic[EdataT]):
+    """Sunbird's ``BE_JOB_REQUEST`` envelope around a flow's ``edata``."""
+
+    eid: str = "BE_JOB_REQUEST"
+    ets: int = 0
+    mid: str = ""
+    actor: Actor = Field(default_factory=Actor)
+    context: EventContext = Field(default_factory=EventContext)
+    object: EventObject = Field(default_factory=EventObject)
+    edata: EdataT
+
+    def to_json(self) -> bytes:
+        """Serialise with Sunbird's field names, as the next stage expects them."""
+        return orjson.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def decode_json_object(raw: bytes, *, max_bytes: int) -> dict[str, Any]:
+    """Decode an event's bytes into a JSON object, or say precisely why not."""
+    if len(raw) > max_bytes:
+        raise CertflowError(
+            ErrorCode.EVENT_TOO_LARGE,
+            f"event is {len(raw)} bytes; the limit is {max_bytes}",
+        )
+    try:
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise CertflowError(ErrorCode.MALFORMED_JSON, f"not valid JSON: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise CertflowError(
+            ErrorCode.MALFORMED_JSON,
+            f"the event must be a JSON object, not {type(decoded).__name__}",
+        )
+    return decoded
+
+
+def rejection(exc: ValidationError) -> CertflowError:
+    """Turn pydantic's errors into one coded rejection, first error first.
+
+    Our own rules raise errors whose type *is* the Sunbird code; pydantic's built-in
+    ones map to ``MANDATORY_PARAMETER_MISSING`` (absent) or ``INVALID_PARAM_VALUE``.
+    The message lists every problem so a producer can fix them in one round.
+    """
+    codes: list[ErrorCode] = []
+    messages: list[str] = []
+    for error in exc.errors(include_url=False):
+        kind = error["type"]
+        if kind in ErrorCode.__members__:
+            code = ErrorCode(kind)
+        elif kind == "missing":
+            code = ErrorCode.MANDATORY_PARAMETER_MISSING
+        else:
+            code = ErrorCode.INVALID_PARAM_VALUE
+        location = ".".join(str(part) for part in error["loc"])
+        codes.append(code)
+        if kind in ErrorCode.__members__ and error["loc"] and error["loc"][-1] != "edata":
+            messages.append(f"{location}: {error['msg']}.")
+        elif kind in ErrorCode.__members__:
+            messages.append(error["msg"])
+        elif code is ErrorCode.MANDATORY_PARAMETER_MISSING:
+            messages.append(f"Mandatory parameter {location} is missing.")
+        else:
+            messages.append(f"Invalid value for parameter {location}: {error['msg']}.")
+    return CertflowError(codes[0], " ".join(messages))
+
+
+def parse_event(
+    model: type[ModelT], raw: bytes, *, max_bytes: int, context: dict[str, Any] | None = None
+) -> ModelT:
+    """Bytes from Kafka to a validated model, or a :class:`CertflowError` saying why not."""
+    document = decode_json_object(raw, max_bytes=max_bytes)
+    try:
+        return model.model_validate(document, context=context)
+    except ValidationError as exc:
+        raise rejection(exc) from None

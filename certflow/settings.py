@@ -1,0 +1,179 @@
+"""Every knob certflow has, in one documented class.
+
+Values come from environment variables prefixed ``CERTFLOW_`` (``CERTFLOW_BROKER``,
+``CERTFLOW_PARTITIONS`` …), which is how a Kubernetes ConfigMap hands them to a pod.
+Lists take either JSON (``["a","b"]``) or a comma-separated string; mappings take JSON.
+Nothing else in the code base reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TopicNames:
+    """The topic names a deployment uses, with ``topic_prefix`` applied.
+
+    Sunbird deploys its topics as ``{env}.generate.certificate.request``; the same
+    prefix here lets certflow replace a Sunbird job without renaming a producer.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        def name(base: str) -> str:
+            return f"{prefix}.{base}" if prefix else base
+
+        #: Sunbird's issue-certificate job requests (a batch, a course, learners).
+        self.issue_request = name("issue.certificate.request")
+        #: Rejected issue requests, with the original payload and an error code.
+        self.issue_failed = name("issue.certificate.failed")
+        #: Sunbird's generate-certificate job requests (template, recipients, issuer …).
+        self.generate_request = name("generate.certificate.request")
+        #: Rejected generate requests and recipients whose certificate could not be made.
+        self.generate_failed = name("generate.certificate.failed")
+        #: Internal: one generate request per recipient, keyed by recipient id, so a
+        #: learner's certificates are made in one partition, in order.
+        self.generate_recipients = name("certflow.generate.recipients")
+        #: The sink: one record per certificate, keyed by certificate id.
+        self.certificate_issued = name("certificate.issued")
+        #: Sunbird's AUDIT telemetry for each issued certificate.
+        self.telemetry = name("telemetry.raw")
+
+    def all(self) -> list[str]:
+        """Every topic certflow reads or writes, for ``certflow topics``."""
+        return list(vars(self).values())
+
+
+class Settings(BaseSettings):
+    """certflow's configuration. Every field maps to ``CERTFLOW_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CERTFLOW_", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------
+    broker: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers as Faust URLs; ';' separates several.",
+    )
+    app_id: str = Field(
+        "certflow",
+        description="Faust application id: the consumer group and the prefix of "
+        "internal changelog topics. Workers with the same id share the work.",
+    )
+    topic_prefix: str = Field(
+        "",
+        description="Environment prefix for topic names (Sunbird's `{env}`), e.g. "
+        "`sunbirddev` gives `sunbirddev.generate.certificate.request`. Empty: none.",
+    )
+    partitions: int = Field(
+        8,
+        ge=1,
+        description="Partition count of every certflow topic. It bounds how many "
+        "workers share the work, and all learner-keyed topics must agree on it.",
+    )
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="Faust processing guarantee."
+    )
+    store: str = Field(
+        "memory://", description="Faust table store: `memory://` or `rocksdb://`."
+    )
+    max_event_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Larger input events are rejected with EVENT_TOO_LARGE before parsing.",
+    )
+
+    data_dir: Path = Field(
+        Path(".certflow/worker"),
+        description="Directory of the worker's local state (table stores).",
+    )
+
+    # --- Web -------------------------------------------------------------------
+    web_bind: str = Field(
+        "127.0.0.1",
+        description="Address the worker's web server listens on. Loopback by "
+        "default; a Kubernetes pod sets 0.0.0.0.",
+    )
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Host name other workers and clients use to reach this worker's "
+        "web server (requests for another worker's partitions are routed there).",
+    )
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server.")
+
+    # --- Certificates ------------------------------------------------------------
+    base_path: str = Field(
+        "http://127.0.0.1:6066/certs",
+        description="Public base URL of certificates, used when an event has no "
+        "`basePath`. A certificate's verify URL (its QR code) is `{basePath}/{id}`.",
+    )
+    suppress_signatory_errors: bool = Field(
+        True,
+        description="Sunbird's `enable.suppress.exception`: accept generate events "
+        "whose signatories have blank fields (they are left off the certificate) "
+        "instead of rejecting them.",
+    )
+
+    # --- Templates ------------------------------------------------------------------
+    template_root: Path = Field(
+        Path(__file__).parent / "templates",
+        description="Directory that relative template paths and `file://` URLs must "
+        "lie under; nothing outside it is ever read. Defaults to the templates that "
+        "ship with certflow (`course-completion.svg`).",
+    )
+    template_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts templates may be fetched from over http(s); `*.example.org` "
+        "matches subdomains. Empty: no remote templates at all.",
+    )
+    template_rewrites: dict[str, str] = Field(
+        default_factory=dict,
+        description="URL prefix → replacement, applied before fetching, e.g. to serve "
+        "a cloud container from a mirror or a local directory (JSON object).",
+    )
+    cloud_base_path: str = Field(
+        "",
+        description="Replaces Sunbird's `CLOUD_BASE_PATH` placeholder in template URLs "
+        "(Sunbird: the CDN name, or the storage base URL, plus the container).",
+    )
+    template_cache_size: int = Field(64, ge=1, description="Templates kept parsed in memory (LRU).")
+    template_cache_ttl_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a cached template is used before it is fetched again, "
+        "so an edited template at the same URL is picked up.",
+    )
+
+    # --- Fetching (templates, images) -------------------------------------------------
+    fetch_timeout_seconds: float = Field(10.0, gt=0, description="Total time limit of one fetch.")
+    fetch_max_bytes: int = Field(
+        2_097_152, ge=1024, description="Largest response body accepted from a fetch."
+    )
+    fetch_max_redirects: int = Field(3, ge=0, description="Redirects followed by one fetch.")
+    fetch_allow_private_networks: bool = Field(
+        False,
+        description="Allow fetches from loopback, private, link-local and other "
+        "non-public addresses. Off in production: it is what stops SSRF.",
+    )
+
+    # --- Operations ---------------------------------------------------------------------
+    log_level: str = Field("info", description="Log level of the worker.")
+
+    @field_validator("template_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """Accept `a.org,b.org` as well as a JSON list, as operators write both."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [host.strip() for host in text.split(",") if host.strip()]
+        return value
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)

@@ -1,0 +1,38 @@
+"""What a worker tells operators and orchestrators over HTTP.
+
+``/health`` answers while the process is alive (Kubernetes liveness), ``/ready`` only
+once the worker has its partitions and its tables are recovered (readiness: send no
+traffic before), ``/stats`` the per-topic event accounting and template cache counts.
+"""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+
+from certflow.app import app, services
+
+
+@app.page("/health")
+class Health(View):
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "ok"})
+
+
+@app.page("/ready")
+class Ready(View):
+    async def get(self, request: Request) -> Response:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        ready = bool(assignment) and not app.rebalancing and app.tables.recovery.completed.is_set()
+        body = {"ready": ready, "partitions": len(assignment)}
+        return self.json(body, status=200 if ready else 503)
+
+
+@app.page("/stats")
+class Stats(View):
+    async def get(self, request: Request) -> Response:
+        return self.json(
+            {
+                "topics": services.accounting.snapshot(),
+                "templateCache": services.templates.stats.as_dict(),
+            }
+        )

@@ -1,0 +1,109 @@
+"""A real broker and real worker processes for integration tests.
+
+One embedded broker (noida-db) serves the whole session; each test module gets its
+own topic prefix and consumer group, so modules never see each other's events.
+Processes are started and stopped by PID and listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import aclosing
+from pathlib import Path
+
+import orjson
+import pytest
+
+from certflow.broker import free_port
+from certflow.kafka import ensure_topics, produce, read_topic
+from certflow.local import LocalBroker, LocalProcess, LocalWorker
+from certflow.settings import TopicNames
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    with LocalBroker(tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def template_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain HTTP server on loopback serving tests/fixtures/templates."""
+    port = free_port()
+    server = LocalProcess(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(FIXTURES / "templates")],
+        log_path=tmp_path_factory.mktemp("http") / "http.log",
+    )
+    server.start()
+    from certflow.broker import wait_until_listening
+
+    wait_until_listening(port)
+    yield f"http://127.0.0.1:{port}/"
+    server.stop()
+
+
+class Deployment:
+    """One isolated certflow deployment on the shared broker: topics and workers."""
+
+    def __init__(self, broker: LocalBroker, workdir: Path, settings: dict[str, str]) -> None:
+        prefix = f"t{uuid.uuid4().hex[:8]}"
+        self.broker = broker
+        self.workdir = workdir
+        self.topics = TopicNames(prefix)
+        self.settings = {
+            "CERTFLOW_BROKER": broker.url,
+            "CERTFLOW_APP_ID": f"certflow-{prefix}",
+            "CERTFLOW_TOPIC_PREFIX": prefix,
+            "CERTFLOW_PARTITIONS": str(PARTITIONS),
+            **settings,
+        }
+        self.workers: list[LocalWorker] = []
+        asyncio.run(ensure_topics(broker.url, self.topics.all(), partitions=PARTITIONS))
+
+    def start_worker(self) -> LocalWorker:
+        worker = LocalWorker(self.settings, workdir=self.workdir, name=f"worker{len(self.workers)}")
+        self.workers.append(worker)
+        worker.start()
+        worker.wait_ready()
+        return worker
+
+    def send(self, topic: str, events: list[bytes], *, key: bytes | None = None) -> None:
+        asyncio.run(produce(self.broker.url, topic, [(key, event) for event in events]))
+
+    def collect(
+        self,
+        topic: str,
+        count: int,
+        where: Callable[[dict], bool] = lambda record: True,
+        *,
+        timeout: float = 60.0,
+    ) -> list[dict]:
+        """The first ``count`` JSON records of ``topic`` that match ``where``, read from
+        the beginning; fewer only when nothing new arrived for ``timeout`` seconds."""
+
+        async def run() -> list[dict]:
+            found: list[dict] = []
+            stream = read_topic(self.broker.url, topic, timeout=timeout)
+            async with aclosing(stream):
+                async for record in stream:
+                    value = orjson.loads(record.value)
+                    if where(value):
+                        found.append(value)
+                        if len(found) >= count:
+                            break
+            return found
+
+        return asyncio.run(run())
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()

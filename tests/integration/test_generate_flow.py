@@ -1,0 +1,218 @@
+"""The generate flow end to end: Sunbird events in, certificates out, on a real broker."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+import orjson
+import pytest
+import zxingcpp
+from lxml import etree
+from PIL import Image
+
+from tests.integration.conftest import FIXTURES, Deployment
+
+pytestmark = pytest.mark.integration
+
+SUNBIRD_TEMPLATE_DIR = "https://ntpstagingall.blob.core.windows.net/user/cert/"
+SVG = "{http://www.w3.org/2000/svg}"
+
+NAMES = [
+    "Zoë O'Brien & <Partners> \"Ltd\"",
+    "राजेश कुमार",
+    "முருகன் செல்வம்",
+    "محمد علی",
+    "عائشہ صدیقی",
+    "সুব্রত মুখোপাধ্যায়",
+    "Name with ${courseName} inside",
+    "ગીતા પટેલ",
+    "శ్రీనివాస్ రావు",
+    "李小龍 & 王菲",
+]
+
+
+@pytest.fixture(scope="module")
+def deployment(broker, template_server, tmp_path_factory) -> Iterator[Deployment]:
+    """One worker whose Sunbird template URLs are served by a local HTTP server."""
+    running = Deployment(
+        broker,
+        tmp_path_factory.mktemp("generate"),
+        {
+            "CERTFLOW_TEMPLATE_REWRITES": orjson.dumps({SUNBIRD_TEMPLATE_DIR: template_server}).decode(),
+            "CERTFLOW_TEMPLATE_ALLOWED_HOSTS": "127.0.0.1",
+            "CERTFLOW_FETCH_ALLOW_PRIVATE_NETWORKS": "true",
+            "CERTFLOW_TEMPLATE_ROOT": str(FIXTURES / "templates"),
+        },
+    )
+    running.start_worker()
+    yield running
+    running.stop()
+
+
+def fixture_event(name: str) -> dict:
+    return orjson.loads((FIXTURES / "sunbird" / name).read_bytes())
+
+
+def event_for(batch: str, recipients: list[tuple[str, str]]) -> dict:
+    """EVENT_3 with its own batch (so a test finds its records) and recipients."""
+    event = fixture_event("certgen_EVENT_3_generate_certificate_no_oldId.json")
+    event["edata"]["related"]["batchId"] = batch
+    event["edata"]["data"] = [{"recipientId": rid, "recipientName": name} for rid, name in recipients]
+    return event
+
+
+def qr_content(svg: str) -> str:
+    """Decode the QR code embedded in a certificate's SVG, as a phone would."""
+    match = re.search(r'data:image/png;base64,([A-Za-z0-9+/=]+)', svg)
+    assert match, "no QR code image in the certificate"
+    image = Image.open(BytesIO(base64.b64decode(match.group(1))))
+    barcodes = zxingcpp.read_barcodes(image)
+    assert len(barcodes) == 1
+    return barcodes[0].text
+
+
+def texts(svg: str) -> list[str]:
+    root = etree.fromstring(svg.encode())
+    return ["".join(node.itertext()) for node in root.iter(f"{SVG}text", f"{SVG}tspan")]
+
+
+def test_sunbird_fixture_events_get_their_expected_outcomes(deployment: Deployment) -> None:
+    topics = deployment.topics
+    files = [
+        "certgen_EVENT_1_generate_certificate_reissue_oldId.json",
+        "certgen_EVENT_2_generate_certificate_empty_svgTemplate.json",
+        "certgen_EVENT_3_generate_certificate_no_oldId.json",
+        "certgen_EVENT_4_generate_certificate_blank_signatory.json",
+    ]
+    raw = [(FIXTURES / "sunbird" / name).read_bytes() for name in files]
+    deployment.send(topics.generate_request, raw)
+
+    sunbird_batch = "0131000245281587206"
+    issued = deployment.collect(topics.certificate_issued, 3, lambda r: r["batchId"] == sunbird_batch)
+    failed = deployment.collect(topics.generate_failed, 1, lambda r: r["payload"] == raw[1].decode())
+    audits = deployment.collect(topics.telemetry, 3, lambda r: r["context"]["cdata"][0]["id"] == sunbird_batch)
+
+    assert len(issued) == 3 and len(audits) == 3
+    # EVENT_2 has an empty svgTemplate: rejected as Sunbird rejects it, but kept.
+    assert failed[0]["errorCode"] == "MANDATORY_PARAMETER_MISSING"
+    assert "svgTemplate" in failed[0]["errorMessage"]
+    assert failed[0]["source"]["topic"] == topics.generate_request
+
+    reissue = [r for r in issued if r["oldId"] == "certificateId"]
+    first_issue = [r for r in issued if r["oldId"] == ""]
+    assert len(reissue) == 1 and len(first_issue) == 2
+    # EVENT_3 and EVENT_4 certify the same thing, so they are the same certificate;
+    # the re-issue (EVENT_1) is a new generation with a new id.
+    assert first_issue[0]["id"] == first_issue[1]["id"]
+    assert reissue[0]["id"] != first_issue[0]["id"]
+    for record in issued:
+        assert uuid.UUID(record["id"]).version == 5
+        assert record["verifyUrl"] == f"https://dev.sunbirded.org/certs/{record['id']}"
+        assert qr_content(record["svg"]) == record["verifyUrl"]
+        assert re.fullmatch(r"[A-Z][1-9][A-Z][1-9][A-Z][1-9]", record["accessCode"])
+        assert record["recipient"] == {"id": "user001", "name": "Creation"}
+        assert record["course"] == {"id": "do_11309999837886054415", "name": "new course may23"}
+        assert record["certificate"]["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+        assert "${" not in record["svg"]
+    assert {a["object"]["id"] for a in audits} == {r["id"] for r in issued}
+    assert all(a["eid"] == "AUDIT" and a["edata"]["type"] == "certificate-issued-svg" for a in audits)
+
+
+def test_names_in_every_script_come_out_well_formed_and_replay_gives_the_same_ids(
+    deployment: Deployment,
+) -> None:
+    batch = f"mixed-{uuid.uuid4().hex[:8]}"
+    recipients = [(f"learner-{i:03d}", f"{NAMES[i % len(NAMES)]} {i}") for i in range(200)]
+    events = [orjson.dumps(event_for(batch, [recipient])) for recipient in recipients]
+    deployment.send(deployment.topics.generate_request, events)
+
+    first = deployment.collect(deployment.topics.certificate_issued, 200, lambda r: r["batchId"] == batch)
+    assert len(first) == 200
+    by_recipient = {r["recipient"]["id"]: r for r in first}
+    assert len(by_recipient) == 200
+    for recipient_id, name in recipients:
+        record = by_recipient[recipient_id]
+        assert record["recipient"]["name"] == name
+        # Parses as XML, and the name is one text node, exactly as given: a name
+        # containing `${courseName}`, `&` or `<` stays literal.
+        assert name in texts(record["svg"])
+
+    deployment.send(deployment.topics.generate_request, events)
+    both = deployment.collect(deployment.topics.certificate_issued, 400, lambda r: r["batchId"] == batch)
+    replayed = both[200:]
+    assert len(replayed) == 200
+    assert {r["id"] for r in replayed} == {r["id"] for r in first}
+    assert {r["id"]: r["recipient"]["id"] for r in replayed} == {r["id"]: r["recipient"]["id"] for r in first}
+
+
+def test_a_request_for_several_recipients_gives_each_their_own_certificate(deployment: Deployment) -> None:
+    batch = f"multi-{uuid.uuid4().hex[:8]}"
+    recipients = [("learner-a", "Asha"), ("learner-b", "Bilal"), ("learner-c", "Chitra")]
+    deployment.send(deployment.topics.generate_request, [orjson.dumps(event_for(batch, recipients))])
+
+    issued = deployment.collect(deployment.topics.certificate_issued, 3, lambda r: r["batchId"] == batch)
+    assert sorted((r["recipient"]["id"], r["recipient"]["name"]) for r in issued) == recipients
+    assert len({r["id"] for r in issued}) == 3
+
+
+def test_a_poison_message_is_dead_lettered_and_does_not_block_its_partition(
+    deployment: Deployment,
+) -> None:
+    batch = f"poison-{uuid.uuid4().hex[:8]}"
+    key = f"key-{batch}".encode()
+    poison = b"\xff\xfe{not json at all"
+    valid = orjson.dumps(event_for(batch, [("learner-after-poison", "Deepa")]))
+    # The same key puts both on the same partition, poison first.
+    deployment.send(deployment.topics.generate_request, [poison, valid], key=key)
+
+    failed = deployment.collect(
+        deployment.topics.generate_failed, 1, lambda r: r["source"].get("key") == key.decode()
+    )
+    issued = deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+    assert failed[0]["errorCode"] == "MALFORMED_JSON"
+    assert failed[0]["payloadEncoding"] == "base64"
+    assert base64.b64decode(failed[0]["payload"]) == poison
+    assert issued[0]["recipient"]["id"] == "learner-after-poison"
+
+
+def test_a_template_that_cannot_be_fetched_fails_only_its_own_recipients(deployment: Deployment) -> None:
+    batch = f"missing-{uuid.uuid4().hex[:8]}"
+    broken = event_for(batch, [("learner-x", "Xavier")])
+    broken["edata"]["svgTemplate"] = SUNBIRD_TEMPLATE_DIR + "no-such-template.svg"
+    outside = event_for(batch, [("learner-y", "Yamini")])
+    outside["edata"]["svgTemplate"] = "../../../etc/passwd"
+    deployment.send(deployment.topics.generate_request, [orjson.dumps(broken), orjson.dumps(outside)])
+
+    failed = deployment.collect(
+        deployment.topics.generate_failed, 2, lambda r: f'"{batch}"' in r["payload"]
+    )
+    codes = {orjson.loads(r["payload"])["edata"]["data"][0]["recipientId"]: r["errorCode"] for r in failed}
+    assert codes == {"learner-x": "TEMPLATE_FETCH_FAILED", "learner-y": "TEMPLATE_NOT_ALLOWED"}
+    assert all(r["stage"] == "recipient" for r in failed)
+
+
+def test_stats_account_for_every_event(deployment: Deployment) -> None:
+    batch = f"stats-{uuid.uuid4().hex[:8]}"
+    deployment.send(
+        deployment.topics.generate_request,
+        [orjson.dumps(event_for(batch, [("learner-s", "Sita")])), b"not json"],
+    )
+    deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+    deployment.collect(deployment.topics.generate_failed, 1, lambda r: r["payload"] == "not json")
+
+    status, body = deployment.workers[0].get("/stats")
+    assert status == 200
+    stats = orjson.loads(body)
+    for topic in (deployment.topics.generate_request, deployment.topics.generate_recipients):
+        counts = stats["topics"][topic]
+        assert counts["total-events-count"] == (
+            counts["success-events-count"] + counts["skipped-event-count"] + counts["failed-events-count"]
+        )
+        assert counts["success-events-count"] >= 1
+    assert stats["topics"][deployment.topics.generate_request]["failed-events-count"] >= 1
+    assert stats["templateCache"]["misses"] >= 1
