@@ -123,6 +123,16 @@ def send(topic: str, files: tuple[Path, ...], key: str | None) -> None:
     click.echo(f"sent {sent} event(s) to {topic}", err=True)
 
 
+def _as_json(value: bytes | None) -> object:
+    """A record's value as JSON; one that is not JSON is shown as a string."""
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value.decode("utf-8", "replace")
+
+
 def _split_events(content: bytes) -> list[bytes]:
     try:
         orjson.loads(content)
@@ -144,20 +154,14 @@ def tail(topic: str, count: int | None, timeout: float, meta: bool) -> None:
 
     async def run() -> None:
         async for record in read_topic(settings.broker, topic, timeout=timeout, count=count):
-            value = record.value or b"null"
+            value = _as_json(record.value)
             if meta:
-                try:
-                    decoded: object = orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    decoded = value.decode("utf-8", "replace")
-                line = orjson.dumps({
+                value = {
                     "topic": record.topic, "partition": record.partition, "offset": record.offset,
                     "key": record.key.decode("utf-8", "replace") if record.key else None,
-                    "value": decoded,
-                })
-            else:
-                line = value
-            sys.stdout.buffer.write(line.rstrip(b"\n") + b"\n")
+                    "value": value,
+                }
+            sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
             sys.stdout.buffer.flush()
 
     asyncio.run(run())

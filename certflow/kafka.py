@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -163,3 +166,25 @@ async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way
         await asyncio.sleep(0.1)
     raise RuntimeError(f"topic {topic} does not exist")
+
+
+async def collect_json(
+    broker_url: str,
+    topic: str,
+    count: int,
+    where: Callable[[dict[str, Any]], bool] = lambda record: True,
+    *,
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """The first ``count`` JSON records of ``topic`` that match ``where``, read from the
+    beginning; fewer only when nothing new arrived for ``timeout`` seconds."""
+    found: list[dict[str, Any]] = []
+    stream = read_topic(broker_url, topic, timeout=timeout)
+    async with aclosing(stream):
+        async for record in stream:
+            value = orjson.loads(record.value or b"null")
+            if where(value):
+                found.append(value)
+                if len(found) >= count:
+                    break
+    return found

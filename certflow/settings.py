@@ -161,7 +161,9 @@ class Settings(BaseSettings):
     )
 
     # --- Operations ---------------------------------------------------------------------
-    log_level: str = Field("info", description="Log level of the worker.")
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
+        "info", description="Log level of the worker (`warning` and `critical` are accepted too)."
+    )
 
     @field_validator("template_allowed_hosts", mode="before")
     @classmethod
@@ -172,6 +174,15 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [host.strip() for host in text.split(",") if host.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _faust_level_names(cls, value: Any) -> Any:
+        """Faust's names are short; accept the usual long ones as well."""
+        if isinstance(value, str):
+            value = value.lower()
+            return {"warning": "warn", "critical": "crit", "fatal": "crit"}.get(value, value)
         return value
 
     @property

@@ -19,6 +19,9 @@ from pydantic_core import PydanticCustomError
 from certflow.errors import ErrorCode
 from certflow.models.events import DisplayText, JobRequest, SunbirdModel
 
+#: Image references a certificate may carry into a browser: web URLs or inline images.
+#: Anything else (``javascript:``, ``file:``, ``data:text/html``) is refused.
+_IMAGE_REFERENCE = re.compile(r"^(https?://|data:image/)", re.IGNORECASE)
 #: Sunbird rejects a tag containing any of these (it becomes a storage path segment).
 _TAG_FORBIDDEN = re.compile(r"""[!@#$%^&*()+=,.?/":;'{}|<>\s-]""")
 _ISSUED_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ")
@@ -94,8 +97,10 @@ class GenerateCertificateEdata(SunbirdModel):
         """Sunbird's ``CertValidator``, in its order, reporting every problem at once.
 
         Differences from Sunbird: ``recipientId`` is required too (it keys the learner's
-        partition and the certificate id), and a malformed ``issuedDate`` is rejected
-        here instead of failing half-way through generation.
+        partition and the certificate id); a malformed ``issuedDate`` is rejected here
+        instead of failing half-way through generation; and signatory images and the
+        logo must be http(s) or ``data:image/`` URLs, since they end up in an ``href``
+        that browsers follow.
         """
         context = info.context or {}
         problems: list[tuple[ErrorCode, str]] = []
@@ -132,6 +137,11 @@ class GenerateCertificateEdata(SunbirdModel):
                 for field in ("name", "id", "designation", "image"):
                     if not str(getattr(signatory, field)).strip():
                         missing(f"signatoryList[{index}].{field}")
+        for index, signatory in enumerate(self.signatoryList):
+            if signatory.image.strip() and not _IMAGE_REFERENCE.match(signatory.image.strip()):
+                invalid(signatory.image[:80], f"signatoryList[{index}].image")
+        if self.logo.strip() and not _IMAGE_REFERENCE.match(self.logo.strip()):
+            invalid(self.logo[:80], "logo")
         if not self.criteria.narrative:
             missing("criteria.narrative")
         if self.tag and _TAG_FORBIDDEN.search(self.tag):

@@ -247,25 +247,11 @@ class SafeFetcher:
         session = self._get_session()
         for _hop in range(self.policy.max_redirects + 1):
             try:
-                async with session.get(current, headers=headers, allow_redirects=False) as response:
-                    if response.status in _REDIRECTS:
-                        current = self._next_hop(response)
-                        continue
-                    if response.status == 304 and headers:
-                        return None
-                    if not 200 <= response.status < 300:
-                        raise CertflowError(
-                            ErrorCode.TEMPLATE_FETCH_FAILED,
-                            f"{current} answered HTTP {response.status}",
-                        )
-                    body = await self._read_body(response)
-                    return Fetched(
-                        url=str(response.url),
-                        body=body,
-                        content_type=response.content_type,
-                        etag=response.headers.get("ETag"),
-                        last_modified=response.headers.get("Last-Modified"),
-                    )
+                request = session.get(current, headers=headers, allow_redirects=False)
+                async with request as response:
+                    if response.status not in _REDIRECTS:
+                        return await self._accept(response, conditional=bool(headers))
+                    current = self._next_hop(response)
             except TimeoutError:
                 raise  # aiohttp's own limit: reported like ours, by fetch()
             except aiohttp.ClientError as exc:
@@ -281,6 +267,24 @@ class SafeFetcher:
         raise CertflowError(
             ErrorCode.TEMPLATE_FETCH_FAILED,
             f"fetching {url} took more than {self.policy.max_redirects} redirects",
+        )
+
+    async def _accept(
+        self, response: aiohttp.ClientResponse, *, conditional: bool
+    ) -> Fetched | None:
+        if response.status == 304 and conditional:
+            return None
+        if not 200 <= response.status < 300:
+            raise CertflowError(
+                ErrorCode.TEMPLATE_FETCH_FAILED, f"{response.url} answered HTTP {response.status}"
+            )
+        body = await self._read_body(response)
+        return Fetched(
+            url=str(response.url),
+            body=body,
+            content_type=response.content_type,
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
         )
 
     def _check(self, url: str | URL) -> URL:

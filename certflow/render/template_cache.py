@@ -300,7 +300,7 @@ class TemplateCache(Generic[T]):
             raise _fetch_failed(f"template file {path.as_uri()} does not exist") from None
         except OSError as exc:
             raise _fetch_failed(f"cannot open {path.as_uri()}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as file:
+        try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise _fetch_failed(f"{path.as_uri()} is not a regular file")
@@ -309,7 +309,11 @@ class TemplateCache(Generic[T]):
                 return stamp, None
             if info.st_size > self._max_bytes:
                 raise _too_large(path, self._max_bytes)
-            body = file.read(self._max_bytes + 1)  # the file may have grown since fstat
+            body = _read_at_most(fd, self._max_bytes + 1)  # it may have grown since fstat
+        except OSError as exc:
+            raise _fetch_failed(f"cannot read {path.as_uri()}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
         if len(body) > self._max_bytes:
             raise _too_large(path, self._max_bytes)
         return stamp, body
@@ -333,6 +337,18 @@ class TemplateCache(Generic[T]):
         # Pushed out for room, not for age: keeping its value for revalidation
         # would defeat the size bound.
         self._origins.pop(key, None)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _mark_retrieved(task: asyncio.Task[Any]) -> None:

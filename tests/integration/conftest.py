@@ -11,14 +11,12 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import aclosing
 from pathlib import Path
 
-import orjson
 import pytest
 
 from certflow.broker import free_port
-from certflow.kafka import ensure_topics, produce, read_topic
+from certflow.kafka import collect_json, ensure_topics, produce
 from certflow.local import LocalBroker, LocalProcess, LocalWorker
 from certflow.settings import TopicNames
 
@@ -87,22 +85,8 @@ class Deployment:
         *,
         timeout: float = 60.0,
     ) -> list[dict]:
-        """The first ``count`` JSON records of ``topic`` that match ``where``, read from
-        the beginning; fewer only when nothing new arrived for ``timeout`` seconds."""
-
-        async def run() -> list[dict]:
-            found: list[dict] = []
-            stream = read_topic(self.broker.url, topic, timeout=timeout)
-            async with aclosing(stream):
-                async for record in stream:
-                    value = orjson.loads(record.value)
-                    if where(value):
-                        found.append(value)
-                        if len(found) >= count:
-                            break
-            return found
-
-        return asyncio.run(run())
+        """The first ``count`` JSON records of ``topic`` matching ``where`` (see collect_json)."""
+        return asyncio.run(collect_json(self.broker.url, topic, count, where, timeout=timeout))
 
     def stop(self) -> None:
         for worker in self.workers:

@@ -163,7 +163,7 @@ async def refused(call: Awaitable[object], code: ErrorCode) -> CertflowError:
     return caught.value
 
 
-# --- what a successful fetch returns ------------------------------------------------------
+# --- what a successful fetch returns -------------------------------------------------------------
 
 
 async def test_fetch_returns_body_type_validators_and_final_url(
@@ -217,7 +217,7 @@ async def test_fetcher_works_as_an_async_context_manager_and_reopens_after_close
     await fetcher.close()
 
 
-# --- which URLs may be fetched --------------------------------------------------------------
+# --- which URLs may be fetched -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -381,7 +381,7 @@ def test_is_public_address(address: str, public: bool) -> None:
     assert is_public_address(address) is public
 
 
-# --- redirects ------------------------------------------------------------------------------------
+# --- redirects -----------------------------------------------------------------------------------
 
 
 async def test_redirects_are_followed_and_the_final_url_is_reported(
@@ -451,7 +451,7 @@ async def test_redirects_beyond_the_limit_fail(
     assert origin.requests["/loop"] == 3  # the request and two redirects
 
 
-# --- failures and limits ----------------------------------------------------------------------------
+# --- failures and limits -------------------------------------------------------------------------
 
 
 async def test_a_non_2xx_status_fails_with_the_status_in_the_message(
@@ -520,7 +520,7 @@ async def test_a_slow_drip_that_never_ends_is_cut_off_by_the_total_timeout(
     assert time.monotonic() - started < 1.0
 
 
-# --- configuration ----------------------------------------------------------------------------------
+# --- configuration -------------------------------------------------------------------------------
 
 
 def test_policy_from_settings() -> None:

@@ -1,0 +1,86 @@
+"""The operator's commands against a real broker: broker, topics, send, tail."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from certflow.broker import free_port, wait_until_listening
+from certflow.kafka import ensure_topics
+from certflow.local import LocalBroker, LocalProcess
+from certflow.settings import TopicNames
+
+pytestmark = pytest.mark.integration
+
+
+def certflow(*args: str, env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "certflow", *args],
+        env={**os.environ, **env}, input=stdin, capture_output=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def env(broker: LocalBroker) -> dict[str, str]:
+    return {
+        "CERTFLOW_BROKER": broker.url,
+        "CERTFLOW_TOPIC_PREFIX": f"cli{uuid.uuid4().hex[:8]}",
+        "CERTFLOW_PARTITIONS": "3",
+    }
+
+
+def test_broker_runs_in_the_foreground_on_loopback_until_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    process = LocalProcess(
+        [sys.executable, "-m", "certflow", "broker", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        log_path=tmp_path / "broker.log",
+    )
+    process.start()
+    try:
+        wait_until_listening(port)
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert f"127.0.0.1:{port}" in listening
+    finally:
+        assert process.stop() is not None
+    assert not process.alive()
+
+
+def test_topics_creates_every_topic_once_with_its_partitions(env: dict[str, str]) -> None:
+    first = certflow("topics", env=env)
+    second = certflow("topics", env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr
+    names = TopicNames(env["CERTFLOW_TOPIC_PREFIX"]).all()
+    for name in names:
+        assert f"created  {name} (3 partitions)" in first.stderr.decode()
+        assert f"exists   {name} (3 partitions)" in second.stderr.decode()
+
+
+def test_send_then_tail_round_trips_files_and_stdin(env: dict[str, str], broker: LocalBroker, tmp_path: Path) -> None:
+    topic = f"{env['CERTFLOW_TOPIC_PREFIX']}.roundtrip"
+    import asyncio
+
+    asyncio.run(ensure_topics(broker.url, [topic], partitions=1))
+    document = tmp_path / "one.json"
+    document.write_text(json.dumps({"a": {"b": [1, 2]}}, indent=2))
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text('{"n": 1}\n\n{"n": 2}\n')
+
+    sent_files = certflow("send", topic, str(document), str(lines), env=env)
+    sent_stdin = certflow("send", topic, env=env, stdin=b'{"n": 3}\n')
+    assert sent_files.returncode == 0 and "sent 3 event(s)" in sent_files.stderr.decode()
+    assert sent_stdin.returncode == 0 and "sent 1 event(s)" in sent_stdin.stderr.decode()
+
+    tailed = certflow("tail", topic, "--count", "4", "--timeout", "10", env=env)
+    assert tailed.returncode == 0, tailed.stderr
+    events = [json.loads(line) for line in tailed.stdout.decode().splitlines()]
+    assert events == [{"a": {"b": [1, 2]}}, {"n": 1}, {"n": 2}, {"n": 3}]
+
+    with_meta = certflow("tail", topic, "--count", "1", "--meta", env=env)
+    first = json.loads(with_meta.stdout)
+    assert (first["topic"], first["partition"], first["offset"]) == (topic, 0, 0)

@@ -1,0 +1,155 @@
+"""Making one certificate from one recipient's request: identity, SVG, QR, credential."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from io import BytesIO
+
+import orjson
+import pytest
+import zxingcpp
+from lxml import etree
+from PIL import Image
+
+from certflow.credentials.identity import CertifiedFacts
+from certflow.errors import CertflowError, ErrorCode
+from certflow.issuing import CertificateFactory
+from certflow.models.events import parse_event
+from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.render.fetch import FetchPolicy, SafeFetcher
+from certflow.render.svg import SvgTemplate
+from certflow.render.template_cache import TemplateCache
+from certflow.settings import Settings
+
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+TEMPLATE = Settings().template_root / "course-completion.svg"
+
+
+@pytest.fixture
+async def factory() -> AsyncIterator[CertificateFactory]:
+    policy = FetchPolicy((), allow_private_networks=False, timeout_seconds=1, max_bytes=2**20, max_redirects=0)
+    async with SafeFetcher(policy) as fetcher:
+        templates = TemplateCache(
+            fetcher, lambda body, url: SvgTemplate.parse(body, url=url), template_root=TEMPLATE.parent
+        )
+        yield CertificateFactory(templates, "https://certs.example.org/certs")
+
+
+def request_for(sunbird_fixture, **edata: object) -> GenerateCertificateRequest:
+    event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
+    event["edata"].update({"svgTemplate": TEMPLATE.name, **edata})
+    request = parse_event(
+        GenerateCertificateRequest,
+        orjson.dumps(event),
+        max_bytes=10**6,
+        context=validation_context(suppress_signatory_errors=True),
+    )
+    return next(request.per_recipient())
+
+
+def text_nodes(svg: str) -> list[str]:
+    root = etree.fromstring(svg.encode())
+    return ["".join(node.itertext()) for node in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+async def test_a_certificate_is_identified_by_what_it_certifies(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(request_for(sunbird_fixture), now=NOW)
+    expected = CertifiedFacts(
+        recipient_id="user001",
+        course_id="do_11309999837886054415",
+        batch_id="0131000245281587206",
+        template_id="template_01_dev_001",
+        certificate_name="100PercentCompletionCertificate",
+    ).certificate_id()
+    assert certificate.id == expected
+    again = await factory.issue(request_for(sunbird_fixture), now=datetime(2030, 1, 1, tzinfo=UTC))
+    assert again.id == certificate.id
+
+
+async def test_a_reissue_is_a_new_certificate(factory, sunbird_fixture) -> None:
+    first = await factory.issue(request_for(sunbird_fixture), now=NOW)
+    reissued = await factory.issue(request_for(sunbird_fixture, oldId=first.id), now=NOW)
+    assert reissued.id != first.id
+    assert reissued.oldId == first.id
+
+
+async def test_the_qr_code_verifies_the_certificate_at_its_base_path(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(request_for(sunbird_fixture), now=NOW)
+    assert certificate.verifyUrl == f"https://dev.sunbirded.org/certs/{certificate.id}"
+    png = re.search(r"data:image/png;base64,([^\"']+)", certificate.svg).group(1)
+    decoded = zxingcpp.read_barcodes(Image.open(BytesIO(base64.b64decode(png))))
+    assert [barcode.text for barcode in decoded] == [certificate.verifyUrl]
+
+
+async def test_the_default_base_path_is_used_when_the_event_has_none(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(request_for(sunbird_fixture, basePath=""), now=NOW)
+    assert certificate.verifyUrl == f"https://certs.example.org/certs/{certificate.id}"
+
+
+async def test_sunbird_placeholders_are_filled_as_sunbird_fills_them(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(request_for(sunbird_fixture), now=NOW)
+    texts = text_nodes(certificate.svg)
+    # certificateName shows the course name when there is one, as in Sunbird.
+    assert "new course may23" in texts
+    assert "Creation" in texts
+    assert "Issued by Gujarat Council of Educational Research and Training on 24 November 2026" in texts
+    assert "CEO" in texts  # signatory0Designation
+    assert "${" not in certificate.svg
+
+
+async def test_the_issued_date_of_the_event_wins_over_now(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(request_for(sunbird_fixture, issuedDate="2019-01-20"), now=NOW)
+    assert certificate.issuedDate == "2019-01-20"
+    assert certificate.certificate["validFrom"] == "2019-01-20T00:00:00Z"
+    assert any(text.endswith("on 20 January 2019") for text in text_nodes(certificate.svg))
+
+
+async def test_the_record_carries_what_consumers_need(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(request_for(sunbird_fixture), now=NOW)
+    record = orjson.loads(certificate.to_json())
+    assert record["recipient"] == {"id": "user001", "name": "Creation"}
+    assert record["course"] == {"id": "do_11309999837886054415", "name": "new course may23"}
+    assert record["batchId"] == "0131000245281587206"
+    assert record["templateId"] == "template_01_dev_001"
+    assert record["certificateName"] == "100PercentCompletionCertificate"
+    assert record["issuedDate"] == "2026-11-24"
+    assert record["oldId"] == ""
+    assert re.fullmatch(r"[A-Z][1-9][A-Z][1-9][A-Z][1-9]", record["accessCode"])
+
+
+async def test_the_credential_is_an_open_badge_credential(factory, sunbird_fixture) -> None:
+    credential = (await factory.issue(request_for(sunbird_fixture), now=NOW)).certificate
+    assert credential["@context"][0] == "https://www.w3.org/ns/credentials/v2"
+    assert credential["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+    assert credential["issuer"]["name"] == "Gujarat Council of Educational Research and Training"
+    achievement = credential["credentialSubject"]["achievement"]
+    assert achievement["name"] == "100PercentCompletionCertificate"
+    assert achievement["criteria"]["narrative"] == "course completion certificate"
+    identities = {i["identityType"]: i["identityHash"] for i in credential["credentialSubject"]["identifier"]}
+    assert identities == {"systemId": "user001", "name": "Creation"}
+    assert credential["signatories"][0]["designation"] == "CEO"
+
+
+async def test_a_recipient_id_that_xml_cannot_carry_is_rejected(factory, sunbird_fixture) -> None:
+    request = request_for(sunbird_fixture)
+    bad = request.model_copy(
+        update={"edata": request.edata.model_copy(update={"data": [request.recipient.model_copy(update={"recipientId": "u\x01"})]})}
+    )
+    with pytest.raises(CertflowError) as caught:
+        await factory.issue(bad, now=NOW)
+    assert caught.value.code is ErrorCode.INVALID_PARAM_VALUE
+
+
+async def test_a_missing_template_is_a_fetch_failure(factory, sunbird_fixture) -> None:
+    with pytest.raises(CertflowError) as caught:
+        await factory.issue(request_for(sunbird_fixture, svgTemplate="no-such.svg"), now=NOW)
+    assert caught.value.code is ErrorCode.TEMPLATE_FETCH_FAILED
+
+
+def test_distinct_facts_never_share_an_id() -> None:
+    a = CertifiedFacts("u1", "c|1", "b", "t", "n")
+    b = CertifiedFacts("u1|c", "1", "b", "t", "n")
+    assert a.certificate_id() != b.certificate_id()
