@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import io
 import re
 import shutil
 import socket
@@ -20,6 +22,8 @@ import uuid
 from pathlib import Path
 
 import orjson
+import zxingcpp
+from PIL import Image
 
 from certflow.kafka import collect_json, ensure_topics, produce
 from certflow.local import LocalBroker, LocalWorker
@@ -40,6 +44,15 @@ def web_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def qr_content(svg: str) -> str | None:
+    """What a phone reads from the certificate's QR code (zxing-cpp's reader)."""
+    match = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", svg)
+    if not match:
+        return None
+    barcodes = zxingcpp.read_barcodes(Image.open(io.BytesIO(base64.b64decode(match.group(1)))))
+    return barcodes[0].text if barcodes else None
 
 
 def slug(text: str) -> str:
@@ -105,7 +118,8 @@ def main() -> int:
                 (args.out / f"{stem}.svg").write_text(record["svg"], encoding="utf-8")
                 document = {key: value for key, value in record.items() if key != "svg"}
                 (args.out / f"{stem}.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-                print(f"  {record['recipient']['name']:<34} {stem}.svg  verify: {record['verifyUrl']}")
+                scanned = "QR ok" if qr_content(record["svg"]) == record["verifyUrl"] else "QR WRONG"
+                print(f"  {record['recipient']['name']:<34} {stem}.svg  {scanned}: {record['verifyUrl']}")
             for record in failed:
                 print(f"\nrejected as expected (generate.certificate.failed): "
                       f"{record['errorCode']}: {record['errorMessage']}")
@@ -125,7 +139,8 @@ def main() -> int:
             status, stats = worker.get("/stats")
             print(f"\nworker /stats: {stats.decode()}")
     print(f"\nopen {args.out}/*.svg in a browser; broker and worker stopped.")
-    return 0 if len(issued) == expected else 1
+    all_scan = all(qr_content(r["svg"]) == r["verifyUrl"] for r in issued)
+    return 0 if len(issued) == expected and all_scan else 1
 
 
 if __name__ == "__main__":
