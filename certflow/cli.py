@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import orjson
 
+from certflow.loading import ReferenceKind
 from certflow.settings import Settings
 
 
@@ -220,6 +221,96 @@ async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
         )
         factory = CertificateFactory(templates, settings.base_path)
         return await factory.issue(first, now=datetime.now(UTC))
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice([kind.value for kind in ReferenceKind]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate every row, produce nothing.")
+def load(kind: str, file: Path, dry_run: bool) -> None:
+    """Load reference data (KIND: batches, enrolments, scores or learners) from FILE.
+
+    Every row is validated as a worker will validate it, then produced to the
+    kind's topic: batches keyed by batch id; enrolments, scores and learners keyed
+    by the learner's user id, so one learner's data shares a partition. Bad rows
+    are reported by line number and skipped; the good ones are still loaded.
+
+    \b
+    Formats, by file name:
+      .jsonl .ndjson .json  one JSON object per line; blank lines are skipped.
+      .csv                  a header row names the columns (Cassandra's names
+                            do); empty cells are left out, and cells starting
+                            with { or [ are read as JSON, so map and list
+                            columns must be exported as JSON, not CQL literals.
+
+    A JSON line {"delete": "KEY"} is a tombstone: a record with key KEY and no
+    value, which removes what the worker holds under KEY on that topic.
+
+    Exit status: 0 if every row was loaded, 1 if some were rejected.
+    """
+    from certflow.kafka import ensure_topics, produce
+    from certflow.loading import RejectedRow, count_lines, read_rows
+
+    settings = Settings()
+    reference = ReferenceKind(kind)
+    topic = reference.topic(settings.topics)
+    try:
+        rows = read_rows(file, reference, max_row_bytes=settings.max_event_bytes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+    if not dry_run:
+        # A topic auto-created by the broker would get its default partition
+        # count, and learner-keyed topics must agree with the worker's tables.
+        asyncio.run(ensure_topics(settings.broker, [topic], partitions=settings.partitions,
+                                  replication_factor=settings.replication_factor))
+
+    chunk_rows = 5_000  # a chunk is produced and acknowledged before the next is read
+    chunk: list[tuple[bytes, bytes | None]] = []
+    produced = loaded = 0
+    rejected: list[RejectedRow] = []
+    rejected_count = 0
+
+    def flush() -> None:
+        nonlocal produced
+        if chunk:
+            try:
+                # None values (tombstones) pass through produce as they are.
+                produced += asyncio.run(produce(settings.broker, topic, chunk))  # type: ignore[arg-type]
+            except Exception as exc:  # the broker's errors vary; the operator needs the count
+                raise click.ClickException(
+                    f"producing to {topic} failed after {produced} row(s): {exc!r}"
+                ) from exc
+            chunk.clear()
+
+    with click.progressbar(length=count_lines(file), label=f"loading {file.name}",
+                           file=sys.stderr) as bar:
+        line = 0
+        for row in rows:
+            bar.update(row.line - line)
+            line = row.line
+            if isinstance(row, RejectedRow):
+                rejected_count += 1
+                if len(rejected) < 50:
+                    rejected.append(row)
+                continue
+            loaded += 1
+            if not dry_run:
+                chunk.append((row.key, row.value))
+                if len(chunk) >= chunk_rows:
+                    flush()
+        flush()
+        bar.update(bar.length - line)
+
+    if dry_run:
+        click.echo(f"dry run: would load {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
+    else:
+        click.echo(f"loaded {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
+    for row in rejected:
+        click.echo(f"line {row.line}: {row.reason}", err=True)
+    if rejected_count > len(rejected):
+        click.echo(f"… and {rejected_count - len(rejected)} more", err=True)
+    if rejected_count:
+        sys.exit(1)
 
 
 def main() -> None:

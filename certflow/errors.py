@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     TEMPLATE_FETCH_FAILED = "TEMPLATE_FETCH_FAILED"
     #: The template was fetched but is not a usable SVG document.
     TEMPLATE_INVALID = "TEMPLATE_INVALID"
+    #: An issue request names a batch (with that course) certflow has no record of.
+    UNKNOWN_BATCH = "UNKNOWN_BATCH"
     #: A bug: an exception nobody anticipated. Still dead-lettered, never fatal.
     INTERNAL_ERROR = "INTERNAL_ERROR"
 

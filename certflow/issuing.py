@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from certflow.credentials.document import CredentialFacts, SignatoryFacts, open_badge_credential
-from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.generate import GenerateCertificateEdata, GenerateCertificateRequest
 from certflow.models.records import IssuedCertificate, Party
@@ -65,15 +64,7 @@ class CertificateFactory:
         edata = request.edata
         recipient = request.recipient
         template = await self.templates.get(edata.svgTemplate)
-        facts = CertifiedFacts(
-            recipient_id=recipient.recipientId,
-            course_id=edata.related.courseId,
-            batch_id=edata.related.batchId,
-            template_id=edata.templateId,
-            certificate_name=edata.name,
-            replaces=edata.oldId,
-        )
-        certificate_id = facts.certificate_id()
+        certificate_id = request.certified_facts().certificate_id()
         base_path = (edata.basePath or self.default_base_path).rstrip("/")
         verify_url = f"{base_path}/{certificate_id}"
         access_code = new_access_code()

@@ -42,6 +42,19 @@ class TopicNames:
         self.certificate_issued = name("certificate.issued")
         #: Sunbird's AUDIT telemetry for each issued certificate.
         self.telemetry = name("telemetry.raw")
+        #: Every eligibility decision: issued, or skipped with a reason (key userId).
+        self.decisions = name("certificate.decisions")
+        #: Internal: one eligibility job per learner (key userId), or a batch sweep
+        #: sent to every partition when a request names no learners.
+        self.eligibility = name("certflow.eligibility")
+        #: Reference data: course batches with their templates (key batchId).
+        self.batches = name("certflow.batches")
+        #: Reference data: Sunbird `user_enrolments` rows (key userId).
+        self.enrolments = name("certflow.enrolments")
+        #: Reference data: Sunbird `user_activity_agg` rows (key userId).
+        self.scores = name("certflow.scores")
+        #: Reference data: learner profiles, as Sunbird's user-read response (key userId).
+        self.learners = name("certflow.learners")
 
     def all(self) -> list[str]:
         """Every topic certflow reads or writes, for ``certflow topics``."""
@@ -111,6 +124,12 @@ class Settings(BaseSettings):
         description="Public base URL of certificates, used when an event has no "
         "`basePath`. A certificate's verify URL (its QR code) is `{basePath}/{id}`.",
     )
+    assessment_content_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["SelfAssess"],
+        description="Content types whose scores count toward assessment criteria "
+        "(case-insensitive; a batch's `contentTypes` says each content's type). "
+        "`*` counts every content.",
+    )
     suppress_signatory_errors: bool = Field(
         True,
         description="Sunbird's `enable.suppress.exception`: accept generate events "
@@ -165,10 +184,10 @@ class Settings(BaseSettings):
         "info", description="Log level of the worker (`warning` and `critical` are accepted too)."
     )
 
-    @field_validator("template_allowed_hosts", mode="before")
+    @field_validator("template_allowed_hosts", "assessment_content_types", mode="before")
     @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        """Accept `a.org,b.org` as well as a JSON list, as operators write both."""
+    def _split_list(cls, value: Any) -> Any:
+        """Accept `a,b` as well as a JSON list, as operators write both."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):

@@ -15,31 +15,26 @@ partition moves on.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 import faust
-import orjson
 from faust.types import EventT
 
 from certflow.accounting import Outcome
+from certflow.agents import reference
+from certflow.agents.dead_letters import dead_letter, event_source, source_headers
+from certflow.agents.issue import publish_decision
 from certflow.app import app, services, settings
-from certflow.errors import CertflowError, ErrorCode
+from certflow.eligibility import IssuedEntry, SkipReason
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
-from certflow.models.records import AuditEvent, EventSource, FailedEvent
-
-log = logging.getLogger(__name__)
-
-#: Kafka header carrying where a per-recipient request was split from, so its
-#: failures point at the event the producer actually sent.
-SOURCE_HEADER = "certflow-source"
+from certflow.models.records import AuditEvent, Decision
+from certflow.models.reference import enrolment_slot
 
 topics = settings.topics
 generate_requests = app.topic(topics.generate_request)
 recipient_requests = app.topic(topics.generate_recipients, partitions=settings.partitions)
 issued_certificates = app.topic(topics.certificate_issued)
-failed_requests = app.topic(topics.generate_failed)
 telemetry = app.topic(topics.telemetry)
 
 _VALIDATION = validation_context(suppress_signatory_errors=settings.suppress_signatory_errors)
@@ -57,83 +52,97 @@ async def issue_certificates(stream: faust.StreamT[bytes]) -> None:
         await issue_certificate(event)
 
 
+def _parse(raw: bytes) -> GenerateCertificateRequest:
+    return parse_event(
+        GenerateCertificateRequest, raw, max_bytes=settings.max_event_bytes, context=_VALIDATION
+    )
+
+
 async def split_request(event: EventT) -> None:
     """Validate one generate request and fan it out, one event per recipient."""
     topic = event.message.topic
     services.accounting.received(topic)
-    source = _source_of(event)
+    source = event_source(event)
     try:
-        request = parse_event(
-            GenerateCertificateRequest, event.value, max_bytes=settings.max_event_bytes,
-            context=_VALIDATION,
-        )
-        headers = {SOURCE_HEADER: source.model_dump_json().encode()}
+        request = _parse(event.value)
+        headers = source_headers(source)
         for single in request.per_recipient():
             await recipient_requests.send(
                 key=single.recipient.recipientId.encode(), value=single.to_json(), headers=headers
             )
         services.accounting.add(topic, "recipients-emitted-count", len(request.edata.data))
     except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        await _dead_letter(event.value, exc, stage="intake", source=source)
+        await dead_letter(topics.generate_failed, event.value, exc, stage="intake", source=source)
         services.accounting.ended(topic, Outcome.FAILED)
     else:
         services.accounting.ended(topic, Outcome.SUCCESS)
 
 
 async def issue_certificate(event: EventT) -> None:
-    """Make one recipient's certificate and publish it with its AUDIT event."""
+    """Make one recipient's certificate and publish it with its AUDIT event.
+
+    Sunbird's already-issued check, made atomic by running in the learner's
+    partition: a certificate whose id is already issued (a replay), or a different
+    certificate of the same name in the same batch without ``oldId``, is skipped.
+    """
     topic = event.message.topic
     services.accounting.received(topic)
-    source = _source_of(event)
+    source = event_source(event)
+    request: GenerateCertificateRequest | None = None
     try:
-        request = parse_event(
-            GenerateCertificateRequest, event.value, max_bytes=settings.max_event_bytes,
-            context=_VALIDATION,
-        )
+        request = _parse(event.value)
+        edata, recipient = request.edata, request.recipient
+        slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
+        certificate_id = request.certified_facts().certificate_id()
+        existing = reference.issued_entries(recipient.recipientId, slot).get(edata.name.lower())
+        if existing is not None and (
+            existing.status == "issued" if existing.id == certificate_id else not edata.oldId
+        ):
+            await publish_decision(_already_issued(request, existing))
+            services.accounting.ended(topic, Outcome.SKIPPED)
+            return
         now = datetime.now(UTC)
         certificate = await services.certificates.issue(request, now=now)
         await issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
         audit = AuditEvent.certificate_issued(certificate, now=now)
-        await telemetry.send(key=certificate.recipient.id.encode(), value=audit.to_json())
+        await telemetry.send(key=recipient.recipientId.encode(), value=audit.to_json())
+        reference.record_issued(
+            recipient.recipientId,
+            slot,
+            IssuedEntry(
+                id=certificate.id, name=edata.name, template_id=edata.templateId,
+                old_id=edata.oldId, status="issued",
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        await _dead_letter(event.value, exc, stage="recipient", source=source)
+        if request is not None:
+            edata = request.edata
+            reference.forget_issued(
+                request.recipient.recipientId,
+                enrolment_slot(edata.related.courseId, edata.related.batchId),
+                edata.name,
+                request.certified_facts().certificate_id(),
+            )
+        await dead_letter(topics.generate_failed, event.value, exc, stage="recipient", source=source)
         services.accounting.ended(topic, Outcome.FAILED)
     else:
         services.accounting.ended(topic, Outcome.SUCCESS)
 
 
-def _source_of(event: EventT) -> EventSource:
-    """The input event's position; for a split request, that of the original."""
-    header = (event.headers or {}).get(SOURCE_HEADER)
-    if header:
-        return EventSource.model_validate_json(header)
-    message = event.message
-    key = message.key
-    return EventSource(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
-    )
-
-
-async def _dead_letter(raw: bytes, exc: Exception, *, stage: str, source: EventSource) -> None:
-    if isinstance(exc, CertflowError):
-        code, message = exc.code, exc.message
-        log.warning("rejected %s event at %s: %s %s", stage, source, code.value, message)
-    else:
-        code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
-        log.exception("unexpected failure on %s event at %s", stage, source)
-    record = FailedEvent.of(
-        raw=raw if isinstance(raw, bytes) else orjson.dumps(raw),
-        code=code.value,
-        message=message,
-        stage=stage,
-        source=source,
-        now=datetime.now(UTC),
-    )
-    await failed_requests.send(
-        key=source.key.encode() if source.key else None,
-        value=record.to_json(),
-        headers={"certflow-error-code": code.value.encode()},
+def _already_issued(request: GenerateCertificateRequest, existing: IssuedEntry) -> Decision:
+    edata = request.edata
+    return Decision(
+        requestId=request.mid,
+        stage="generate",
+        userId=request.recipient.recipientId,
+        batchId=edata.related.batchId,
+        courseId=edata.related.courseId,
+        templateId=edata.templateId,
+        certificateName=edata.name,
+        decision="skipped",
+        reason=SkipReason.ALREADY_ISSUED.value,
+        detail="a certificate of this name was issued",
+        certificateId=existing.id,
+        oldId=edata.oldId,
+        decidedAt=datetime.now(UTC).isoformat(),
     )

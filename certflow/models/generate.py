@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
 from certflow.models.events import DisplayText, JobRequest, SunbirdModel
 
@@ -195,6 +196,17 @@ class GenerateCertificateRequest(JobRequest[GenerateCertificateEdata]):
     def recipient(self) -> Recipient:
         """The recipient of a request that :meth:`per_recipient` produced."""
         return self.edata.data[0]
+
+    def certified_facts(self) -> CertifiedFacts:
+        """What this single-recipient request certifies: the inputs of its certificate id."""
+        return CertifiedFacts(
+            recipient_id=self.recipient.recipientId,
+            course_id=self.edata.related.courseId,
+            batch_id=self.edata.related.batchId,
+            template_id=self.edata.templateId,
+            certificate_name=self.edata.name,
+            replaces=self.edata.oldId,
+        )
 
 
 def validation_context(*, suppress_signatory_errors: bool) -> dict[str, Any]:

@@ -120,6 +120,32 @@ class FailedEvent(Record):
         return self.payload.encode("utf-8")
 
 
+class Decision(Record):
+    """Whether one learner gets one template's certificate, and why not
+    (``certificate.decisions``, key userId; ``GET /learners/{userId}/decisions``)."""
+
+    #: ``mid`` of the request that led to this decision.
+    requestId: str
+    #: ``eligibility`` (the issue flow) or ``generate`` (the generate flow's
+    #: already-issued check).
+    stage: str
+    userId: str
+    batchId: str
+    courseId: str
+    templateId: str
+    certificateName: str
+    #: ``issued`` or ``skipped``.
+    decision: str
+    #: A skip reason code (``not_enrolled``, ``already_issued`` …), None when issued.
+    reason: str | None = None
+    detail: str = ""
+    #: The certificate issued, or the one already issued that caused a skip.
+    certificateId: str = ""
+    oldId: str = ""
+    score: float | None = None
+    decidedAt: str
+
+
 class AuditEvent(Record):
     """Sunbird's ``AUDIT`` telemetry for an issued certificate (SUNBIRD.md §2.5)."""
 

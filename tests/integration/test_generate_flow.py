@@ -82,6 +82,8 @@ def texts(svg: str) -> list[str]:
 
 
 def test_sunbird_fixture_events_get_their_expected_outcomes(deployment: Deployment) -> None:
+    """Sunbird's own expectations: EVENT_1 (a re-issue) is issued, EVENT_2 (no template)
+    fails validation, EVENT_3 and EVENT_4 are skipped as already issued."""
     topics = deployment.topics
     files = [
         "certgen_EVENT_1_generate_certificate_reissue_oldId.json",
@@ -90,40 +92,42 @@ def test_sunbird_fixture_events_get_their_expected_outcomes(deployment: Deployme
         "certgen_EVENT_4_generate_certificate_blank_signatory.json",
     ]
     raw = [(FIXTURES / "sunbird" / name).read_bytes() for name in files]
-    deployment.send(topics.generate_request, raw)
+    # Keyed by learner, as the issue flow sends them, so they are handled in order.
+    deployment.send(topics.generate_request, raw, key=b"user001")
 
     sunbird_batch = "0131000245281587206"
-    issued = deployment.collect(topics.certificate_issued, 3, lambda r: r["batchId"] == sunbird_batch)
+    issued = deployment.collect(topics.certificate_issued, 1, lambda r: r["batchId"] == sunbird_batch)
     failed = deployment.collect(topics.generate_failed, 1, lambda r: r["payload"] == raw[1].decode())
-    audits = deployment.collect(topics.telemetry, 3, lambda r: r["context"]["cdata"][0]["id"] == sunbird_batch)
+    skipped = deployment.collect(topics.decisions, 2, lambda r: r["batchId"] == sunbird_batch)
+    audits = deployment.collect(topics.telemetry, 1, lambda r: r["context"]["cdata"][0]["id"] == sunbird_batch)
 
-    assert len(issued) == 3 and len(audits) == 3
+    # EVENT_1 carries oldId "certificateId": a re-issue, a new generation.
+    [certificate] = issued
+    assert certificate["oldId"] == "certificateId"
+    assert uuid.UUID(certificate["id"]).version == 5
+    assert certificate["verifyUrl"] == f"https://dev.sunbirded.org/certs/{certificate['id']}"
+    assert qr_content(certificate["svg"]) == certificate["verifyUrl"]
+    assert re.fullmatch(r"[A-Z][1-9][A-Z][1-9][A-Z][1-9]", certificate["accessCode"])
+    assert certificate["recipient"] == {"id": "user001", "name": "Creation"}
+    assert certificate["course"] == {"id": "do_11309999837886054415", "name": "new course may23"}
+    assert certificate["certificate"]["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+    assert "${" not in certificate["svg"]
+    assert [a["object"]["id"] for a in audits] == [certificate["id"]]
+    assert audits[0]["eid"] == "AUDIT" and audits[0]["edata"]["type"] == "certificate-issued-svg"
+
     # EVENT_2 has an empty svgTemplate: rejected as Sunbird rejects it, but kept.
     assert failed[0]["errorCode"] == "MANDATORY_PARAMETER_MISSING"
     assert "svgTemplate" in failed[0]["errorMessage"]
     assert failed[0]["source"]["topic"] == topics.generate_request
 
-    reissue = [r for r in issued if r["oldId"] == "certificateId"]
-    first_issue = [r for r in issued if r["oldId"] == ""]
-    assert len(reissue) == 1 and len(first_issue) == 2
-    # EVENT_3 and EVENT_4 certify the same thing, so they are the same certificate;
-    # the re-issue (EVENT_1) is a new generation with a new id.
-    assert first_issue[0]["id"] == first_issue[1]["id"]
-    assert reissue[0]["id"] != first_issue[0]["id"]
-    for record in issued:
-        assert uuid.UUID(record["id"]).version == 5
-        assert record["verifyUrl"] == f"https://dev.sunbirded.org/certs/{record['id']}"
-        assert qr_content(record["svg"]) == record["verifyUrl"]
-        assert re.fullmatch(r"[A-Z][1-9][A-Z][1-9][A-Z][1-9]", record["accessCode"])
-        assert record["recipient"] == {"id": "user001", "name": "Creation"}
-        assert record["course"] == {"id": "do_11309999837886054415", "name": "new course may23"}
-        assert record["certificate"]["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
-        assert "${" not in record["svg"]
-    assert {a["object"]["id"] for a in audits} == {r["id"] for r in issued}
-    assert all(a["eid"] == "AUDIT" and a["edata"]["type"] == "certificate-issued-svg" for a in audits)
+    # EVENT_3 and EVENT_4 name a certificate the learner already has.
+    assert [(d["decision"], d["reason"], d["stage"]) for d in skipped] == [
+        ("skipped", "already_issued", "generate")
+    ] * 2
+    assert {d["certificateId"] for d in skipped} == {certificate["id"]}
 
 
-def test_names_in_every_script_come_out_well_formed_and_replay_gives_the_same_ids(
+def test_names_in_every_script_come_out_well_formed_and_a_replay_doubles_nothing(
     deployment: Deployment,
 ) -> None:
     batch = f"mixed-{uuid.uuid4().hex[:8]}"
@@ -142,12 +146,18 @@ def test_names_in_every_script_come_out_well_formed_and_replay_gives_the_same_id
         # containing `${courseName}`, `&` or `<` stays literal.
         assert name in texts(record["svg"])
 
+    # A replay re-creates the same certificates, which are already issued: each is
+    # skipped, naming the certificate it would have been, and none is doubled.
     deployment.send(deployment.topics.generate_request, events)
-    both = deployment.collect(deployment.topics.certificate_issued, 400, lambda r: r["batchId"] == batch)
-    replayed = both[200:]
+    replayed = deployment.collect(deployment.topics.decisions, 200, lambda r: r["batchId"] == batch)
     assert len(replayed) == 200
-    assert {r["id"] for r in replayed} == {r["id"] for r in first}
-    assert {r["id"]: r["recipient"]["id"] for r in replayed} == {r["id"]: r["recipient"]["id"] for r in first}
+    assert {d["reason"] for d in replayed} == {"already_issued"}
+    assert {d["certificateId"]: d["userId"] for d in replayed} == {
+        r["id"]: r["recipient"]["id"] for r in first
+    }
+    assert len(deployment.collect(
+        deployment.topics.certificate_issued, 201, lambda r: r["batchId"] == batch, timeout=3
+    )) == 200
 
 
 def test_a_request_for_several_recipients_gives_each_their_own_certificate(deployment: Deployment) -> None:

@@ -1,0 +1,64 @@
+"""Dead-lettering: how every agent turns a failure into a ``*.failed`` record.
+
+One function for all agents, so every failed topic carries the same record shape
+(``FailedEvent``) and every failure is logged the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from faust.types import EventT
+
+from certflow.app import app
+from certflow.errors import CertflowError, ErrorCode
+from certflow.models.records import EventSource, FailedEvent
+
+log = logging.getLogger(__name__)
+
+#: Kafka header carrying where a derived event (a per-recipient request, an
+#: eligibility job) came from, so its failures point at the event a producer sent.
+SOURCE_HEADER = "certflow-source"
+#: Kafka header with the error code of a failed record, for filtering without parsing.
+ERROR_CODE_HEADER = "certflow-error-code"
+
+
+def event_source(event: EventT) -> EventSource:
+    """The input event's position; for a derived event, that of its origin."""
+    header = (event.headers or {}).get(SOURCE_HEADER)
+    if header:
+        return EventSource.model_validate_json(header)
+    message = event.message
+    key = message.key
+    return EventSource(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+    )
+
+
+def source_headers(source: EventSource) -> dict[str, bytes]:
+    """Headers to put on an event derived from ``source``."""
+    return {SOURCE_HEADER: source.model_dump_json().encode()}
+
+
+async def dead_letter(
+    failed_topic: str, raw: bytes, exc: Exception, *, stage: str, source: EventSource
+) -> None:
+    """Publish ``raw`` with the reason it was rejected; never raises for a bad event."""
+    if isinstance(exc, CertflowError):
+        code, message = exc.code, exc.message
+        log.warning("rejected %s event at %s: %s %s", stage, source, code.value, message)
+    else:
+        code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+        log.exception("unexpected failure on %s event at %s", stage, source)
+    record = FailedEvent.of(
+        raw=raw, code=code.value, message=message, stage=stage, source=source, now=datetime.now(UTC)
+    )
+    await app.topic(failed_topic).send(
+        key=source.key.encode() if source.key else None,
+        value=record.to_json(),
+        headers={ERROR_CODE_HEADER: code.value.encode()},
+    )

@@ -1,0 +1,203 @@
+"""The issue flow: ``issue.certificate.request`` → decisions and generate requests.
+
+* ``expand_issue_requests`` validates a Sunbird issue request and turns it into one
+  eligibility job per learner, keyed by learner. A request that names no learners
+  means the whole batch: a *sweep* goes to every partition, where each worker scans
+  only its local enrolments.
+* ``decide_eligibility`` runs in the learner's partition, next to the learner's
+  tables: it evaluates every SVG template of the batch, records each decision, and
+  emits Sunbird's generate-certificate request for the learners who qualify. Because
+  a learner's jobs are handled in order in one partition, and the decision to issue
+  is recorded before the next job is read, two racing requests cannot both issue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from certflow.accounting import Outcome
+from certflow.agents import reference
+from certflow.agents.dead_letters import dead_letter, event_source, source_headers
+from certflow.app import app, services, settings
+from certflow.eligibility import (
+    EligibilityDecision,
+    IssuedEntry,
+    SkipReason,
+    decide,
+    generate_request,
+)
+from certflow.errors import CertflowError, ErrorCode
+from certflow.models.events import parse_event
+from certflow.models.issue import IssueCertificateRequest
+from certflow.models.records import Decision, EventSource
+from certflow.models.reference import BatchRecord, enrolment_slot
+
+topics = settings.topics
+issue_requests = app.topic(topics.issue_request)
+eligibility_jobs = app.topic(topics.eligibility, partitions=settings.partitions)
+generate_requests = app.topic(topics.generate_request)
+decision_log = app.topic(topics.decisions)
+
+_CONTENT_TYPES = frozenset(settings.assessment_content_types)
+
+
+@app.agent(issue_requests, name="certflow.issue.expand")
+async def expand_issue_requests(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await expand_request(event)
+
+
+@app.agent(eligibility_jobs, name="certflow.issue.eligibility")
+async def decide_eligibility(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await run_job(event)
+
+
+async def expand_request(event: EventT) -> None:
+    """Validate an issue request; one job per learner, or a sweep per partition."""
+    topic = event.message.topic
+    services.accounting.received(topic)
+    source = event_source(event)
+    try:
+        request = parse_event(IssueCertificateRequest, event.value, max_bytes=settings.max_event_bytes)
+        edata = request.edata
+        batch = reference.batch_record(edata.batchId)
+        if batch is None or batch.courseId != edata.courseId:
+            raise CertflowError(
+                ErrorCode.UNKNOWN_BATCH,
+                f"no batch {edata.batchId!r} of course {edata.courseId!r} in certflow.batches",
+            )
+        problems = [
+            f"{template_id}: {template.problem()}"
+            for template_id, template in batch.certTemplates.items()
+            if template.is_svg and template.problem()
+        ]
+        if problems:
+            # The valid templates are still issued; the invalid ones are reported.
+            await dead_letter(
+                topics.issue_failed, event.value,
+                CertflowError(ErrorCode.TEMPLATE_INVALID, "; ".join(problems)),
+                stage="intake", source=source,
+            )
+        job = {
+            "batchId": edata.batchId,
+            "courseId": edata.courseId,
+            "reIssue": edata.reIssue,
+            "requestId": request.mid,
+        }
+        headers = source_headers(source)
+        learners = edata.learner_ids
+        for user_id in learners:
+            await eligibility_jobs.send(
+                key=user_id.encode(), value=orjson.dumps({**job, "userId": user_id}), headers=headers
+            )
+        if not learners:
+            for partition in range(settings.partitions):
+                await eligibility_jobs.send(
+                    value=orjson.dumps({**job, "sweep": True}), partition=partition, headers=headers
+                )
+        services.accounting.add(topic, "eligibility-jobs-count", len(learners) or settings.partitions)
+    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
+        await dead_letter(topics.issue_failed, event.value, exc, stage="intake", source=source)
+        services.accounting.ended(topic, Outcome.FAILED)
+    else:
+        services.accounting.ended(topic, Outcome.SUCCESS)
+
+
+async def run_job(event: EventT) -> None:
+    """Decide for one learner, or for every local learner of a batch (a sweep)."""
+    topic = event.message.topic
+    services.accounting.received(topic)
+    source = event_source(event)
+    try:
+        job: dict[str, Any] = orjson.loads(event.value)
+        batch = reference.batch_record(job["batchId"])
+        if batch is None:
+            raise CertflowError(ErrorCode.UNKNOWN_BATCH, f"batch {job['batchId']!r} disappeared")
+        if job.get("sweep"):
+            learners = list(
+                reference.enrolled_learners(batch.courseId, batch.batchId, event.message.partition)
+            )
+        else:
+            learners = [job["userId"]]
+        for user_id in learners:
+            await decide_for_learner(user_id, batch, job, source)
+        services.accounting.add(topic, "learners-evaluated-count", len(learners))
+    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
+        await dead_letter(topics.issue_failed, event.value, exc, stage="eligibility", source=source)
+        services.accounting.ended(topic, Outcome.FAILED)
+    else:
+        services.accounting.ended(topic, Outcome.SUCCESS)
+
+
+async def decide_for_learner(
+    user_id: str, batch: BatchRecord, job: dict[str, Any], source: EventSource
+) -> None:
+    """Every SVG template of the batch, one decision each."""
+    slot = enrolment_slot(batch.courseId, batch.batchId)
+    templates = [template for template in batch.certTemplates.values() if template.is_svg]
+    if not templates:
+        await _record(
+            EligibilityDecision(user_id, batch.batchId, batch.courseId, "", "", reason=SkipReason.NO_TEMPLATE),
+            job,
+        )
+        return
+    for template in templates:
+        # Looked up per template: issuing one template's certificate changes what
+        # the next template with the same name sees.
+        facts = reference.learner_facts(user_id, batch.courseId, batch.batchId)
+        decision = decide(
+            batch, template, facts, reissue=bool(job["reIssue"]), content_types=_CONTENT_TYPES
+        )
+        if decision.issue:
+            generate = generate_request(
+                decision, batch, template, facts,
+                base_path=settings.base_path,
+                cloud_base_path=settings.cloud_base_path,
+                content_types=_CONTENT_TYPES,
+                request_mid=job["requestId"],
+                now=reference.now(),
+            )
+            await generate_requests.send(
+                key=user_id.encode(), value=orjson.dumps(generate), headers=source_headers(source)
+            )
+            reference.record_issued(
+                user_id,
+                slot,
+                IssuedEntry(
+                    id=decision.certificate_id, name=template.name,
+                    template_id=template.identifier, old_id=decision.old_id,
+                ),
+            )
+        await _record(decision, job)
+
+
+async def _record(decision: EligibilityDecision, job: dict[str, Any]) -> None:
+    record = Decision(
+        requestId=job["requestId"],
+        stage="eligibility",
+        userId=decision.user_id,
+        batchId=decision.batch_id,
+        courseId=decision.course_id,
+        templateId=decision.template_id,
+        certificateName=decision.template_name,
+        decision="issued" if decision.issue else "skipped",
+        reason=decision.reason.value if decision.reason else None,
+        detail=decision.detail,
+        certificateId=decision.certificate_id,
+        oldId=decision.old_id,
+        score=decision.score,
+        decidedAt=reference.now().isoformat(),
+    )
+    await publish_decision(record)
+
+
+async def publish_decision(record: Decision) -> None:
+    """Publish a decision and keep it in the learner's recent decisions."""
+    reference.record_decision(record.userId, record.model_dump(mode="json"))
+    await decision_log.send(key=record.userId.encode(), value=record.to_json())
+    services.accounting.add(topics.decisions, f"decisions-{record.decision}-count")

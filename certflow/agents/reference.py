@@ -1,0 +1,240 @@
+"""Reference data into tables: batches everywhere, everything per learner co-partitioned.
+
+``certflow.batches`` (small, read by every partition) fills a GlobalTable; the
+learner-keyed topics fill Tables whose changelogs share the partition count of every
+other userId-keyed topic, so the eligibility agent and the generate agent find a
+learner's enrolments, scores, profile and issued certificates on their own worker.
+
+Upserts replace a record; a tombstone (null value) deletes what the key names: a
+batch, or all of a learner's records in that table. Table values are plain JSON
+(dicts), exactly what a changelog recovery gives back, so a worker behaves the same
+before and after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+from pydantic import BaseModel, ValidationError
+
+from certflow.accounting import Outcome
+from certflow.agents.dead_letters import dead_letter, event_source
+from certflow.app import app, services, settings
+from certflow.eligibility import IssuedEntry, LearnerFacts
+from certflow.errors import CertflowError, ErrorCode
+from certflow.models.events import decode_json_object
+from certflow.models.reference import (
+    BatchRecord,
+    EnrolmentRow,
+    LearnerProfile,
+    ScoreRow,
+    enrolment_slot,
+)
+
+log = logging.getLogger(__name__)
+
+topics = settings.topics
+batch_updates = app.topic(topics.batches)
+enrolment_updates = app.topic(topics.enrolments)
+score_updates = app.topic(topics.scores)
+learner_updates = app.topic(topics.learners)
+
+#: Keys are the raw key bytes of the source topic (a batch or user id, UTF-8), so a
+#: table key hashes to the same partition as the records it came from; values JSON.
+_JSON_BY_ID = faust.Schema(key_serializer="raw", value_serializer="json")
+
+
+def _learner_table(name: str, help: str) -> faust.Table:
+    return app.Table(name, schema=_JSON_BY_ID, partitions=settings.partitions, help=help)
+
+
+#: batchId → BatchRecord. Small and read by every partition: a GlobalTable, with
+#: every changelog partition followed by every worker (faust-streaming's
+#: `synchronize_all_active_partitions`; without it a worker can miss updates
+#: written by another, faust-streaming issue #283).
+batches = app.GlobalTable(
+    "batches",
+    schema=_JSON_BY_ID,
+    partitions=settings.partitions,
+    synchronize_all_active_partitions=True,
+    help="batchId → course batch with its certificate templates",
+)
+enrolments = _learner_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
+scores = _learner_table("scores", "userId → {courseId|batchId: activity aggregates}")
+learners = _learner_table("learners", "userId → profile")
+issued = _learner_table("issued", "userId → {courseId|batchId: {certificate name: issued entry}}")
+decisions = _learner_table("decisions", "userId → the learner's most recent decisions")
+
+#: Decisions kept per learner for ``GET /learners/{userId}/decisions``.
+DECISIONS_KEPT = 100
+#: Where a learner's enrolments were written from, so a batch sweep on partition p
+#: visits exactly the learners whose data lives in p (and not a standby copy).
+PARTITION_FIELD = "_partition"
+
+
+@app.agent(batch_updates, name="certflow.reference.batches")
+async def update_batches(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _apply(event, BatchRecord, _store_batch)
+
+
+@app.agent(enrolment_updates, name="certflow.reference.enrolments")
+async def update_enrolments(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _apply(event, EnrolmentRow, _store_enrolment)
+
+
+@app.agent(score_updates, name="certflow.reference.scores")
+async def update_scores(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _apply(event, ScoreRow, _store_scores)
+
+
+@app.agent(learner_updates, name="certflow.reference.learners")
+async def update_learners(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _apply(event, LearnerProfile, _store_learner)
+
+
+async def _apply(event: EventT, model: type[BaseModel], store: Any) -> None:
+    """Validate one reference record and store it; a bad record is dead-lettered.
+
+    Reference records that fail validation go to ``issue.certificate.failed``: they
+    are inputs of the issue flow, and operators watch one failed topic per flow.
+    """
+    topic = event.message.topic
+    services.accounting.received(topic)
+    key = event.key.decode() if isinstance(event.key, bytes) else event.key
+    try:
+        if event.value is None:
+            if not key:
+                raise CertflowError(ErrorCode.MANDATORY_PARAMETER_MISSING, "a tombstone needs a key")
+            _delete(topic, key)
+        else:
+            document = decode_json_object(event.value, max_bytes=settings.max_event_bytes)
+            try:
+                record = model.model_validate(document)
+            except ValidationError as exc:
+                raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, _summary(exc)) from None
+            store(record, event.message.partition)
+    except Exception as exc:  # noqa: BLE001 - a bad record never stops the worker
+        await dead_letter(
+            topics.issue_failed, event.value or b"", exc, stage="reference", source=event_source(event)
+        )
+        services.accounting.ended(topic, Outcome.FAILED)
+    else:
+        services.accounting.ended(topic, Outcome.SUCCESS)
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'record'}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    )
+
+
+def _delete(topic: str, key: str) -> None:
+    table = {
+        topics.batches: batches,
+        topics.enrolments: enrolments,
+        topics.scores: scores,
+        topics.learners: learners,
+    }[topic]
+    table.pop(key.encode(), None)
+
+
+def _store_batch(record: BatchRecord, partition: int) -> None:
+    batches[record.batchId.encode()] = record.model_dump(mode="json")
+
+
+def _store_enrolment(record: EnrolmentRow, partition: int) -> None:
+    key = record.userid.encode()
+    rows = dict(enrolments.get(key) or {})
+    rows[record.slot] = record.model_dump(mode="json")
+    rows[PARTITION_FIELD] = partition
+    enrolments[key] = rows
+
+
+def _store_scores(record: ScoreRow, partition: int) -> None:
+    key = record.user_id.encode()
+    rows = dict(scores.get(key) or {})
+    rows[record.slot] = record.model_dump(mode="json")
+    scores[key] = rows
+
+
+def _store_learner(record: LearnerProfile, partition: int) -> None:
+    learners[record.userId.encode()] = record.model_dump(mode="json")
+
+
+# --- What the other agents read and write ------------------------------------------
+
+
+def batch_record(batch_id: str) -> BatchRecord | None:
+    stored = batches.get(batch_id.encode())
+    return BatchRecord.model_validate(stored) if stored else None
+
+
+def learner_facts(user_id: str, course_id: str, batch_id: str) -> LearnerFacts:
+    """Everything this worker knows about a learner in a course batch."""
+    key = user_id.encode()
+    slot = enrolment_slot(course_id, batch_id)
+    enrolment = (enrolments.get(key) or {}).get(slot)
+    score = (scores.get(key) or {}).get(slot)
+    profile = learners.get(key)
+    return LearnerFacts(
+        user_id=user_id,
+        enrolment=EnrolmentRow.model_validate(enrolment) if enrolment else None,
+        scores=ScoreRow.model_validate(score) if score else None,
+        profile=LearnerProfile.model_validate(profile) if profile else None,
+        issued=issued_entries(user_id, slot),
+    )
+
+
+def enrolled_learners(course_id: str, batch_id: str, partition: int) -> Iterator[str]:
+    """Learners enrolled in the batch whose data lives in ``partition`` (a local scan)."""
+    slot = enrolment_slot(course_id, batch_id)
+    for key, rows in enrolments.items():
+        if rows.get(PARTITION_FIELD) == partition and slot in rows:
+            yield key.decode() if isinstance(key, bytes) else key
+
+
+def issued_entries(user_id: str, slot: str) -> dict[str, IssuedEntry]:
+    stored = (issued.get(user_id.encode()) or {}).get(slot) or {}
+    return {name: IssuedEntry.from_dict(entry) for name, entry in stored.items()}
+
+
+def record_issued(user_id: str, slot: str, entry: IssuedEntry) -> None:
+    key = user_id.encode()
+    slots = dict(issued.get(key) or {})
+    names = dict(slots.get(slot) or {})
+    names[entry.name.lower()] = entry.to_dict()
+    slots[slot] = names
+    issued[key] = slots
+
+
+def forget_issued(user_id: str, slot: str, name: str, certificate_id: str) -> None:
+    """Drop a pending entry whose certificate could not be made, so a retry may issue it."""
+    key = user_id.encode()
+    slots = dict(issued.get(key) or {})
+    names = dict(slots.get(slot) or {})
+    entry = names.get(name.lower())
+    if entry and entry["id"] == certificate_id and entry["status"] == "pending":
+        del names[name.lower()]
+        slots[slot] = names
+        issued[key] = slots
+
+
+def record_decision(user_id: str, decision: dict[str, Any]) -> None:
+    key = user_id.encode()
+    recent = list(decisions.get(key) or [])
+    recent.append(decision)
+    decisions[key] = recent[-DECISIONS_KEPT:]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

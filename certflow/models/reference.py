@@ -1,0 +1,299 @@
+"""Reference data the issue flow decides from: batches, enrolments, scores, learners.
+
+Sunbird reads these per event from Cassandra (``course_batch``, ``user_enrolments``,
+``user_activity_agg``) and the user-read API. certflow receives them as upserts on
+topics and keeps them in tables partitioned by learner, so deciding eligibility
+never leaves the worker. The shapes are Sunbird's: Cassandra's lower-case column
+names (camelCase is accepted too), and certificate templates whose nested values are
+JSON *strings*, exactly as ``course_batch.cert_templates`` stores them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Sunbird's criteria keys. Sunbird's validator checks ``users`` but its evaluator
+#: reads ``user`` (a template with only user criteria was always rejected); both are
+#: accepted here and mean the same thing.
+CRITERIA_KEYS = frozenset({"enrollment", "assessment", "user", "users"})
+#: Sunbird's assessment operators; a bare number means equality.
+SCORE_OPERATORS = frozenset({"EQ", "eq", "=", ">", "<", ">=", "<=", "ne", "!="})
+
+
+def _json_if_string(value: Any) -> Any:
+    """Cassandra's ``map<text,text>`` holds nested JSON as strings; accept both forms."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        return json.loads(text)
+    return value
+
+
+class ReferenceModel(BaseModel):
+    """Base of reference records: extra columns are kept (``additionalProps`` may
+    name any of them), aliases accept Cassandra and camelCase spellings."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class CertTemplate(ReferenceModel):
+    """One certificate template of a batch (a value of ``course_batch.cert_templates``)."""
+
+    identifier: str = ""
+    name: str = ""
+    url: str = ""
+    criteria: dict[str, Any] = Field(default_factory=dict)
+    issuer: dict[str, Any] = Field(default_factory=dict)
+    signatoryList: list[dict[str, Any]] = Field(default_factory=list)
+    additionalProps: dict[str, list[str]] = Field(default_factory=dict)
+    notifyTemplate: dict[str, Any] | None = None
+
+    @field_validator(
+        "criteria", "issuer", "signatoryList", "additionalProps", "notifyTemplate", mode="before"
+    )
+    @classmethod
+    def _nested_json(cls, value: Any) -> Any:
+        decoded = _json_if_string(value)
+        return decoded if decoded is not None else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_for_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            defaults = {"criteria": {}, "issuer": {}, "signatoryList": [], "additionalProps": {}}
+            return {
+                **data,
+                **{key: value for key, value in defaults.items() if data.get(key) in (None, "")},
+            }
+        return data
+
+    @property
+    def is_svg(self) -> bool:
+        """Sunbird only issues from templates whose URL contains ``.svg``."""
+        return ".svg" in self.url
+
+    def problem(self) -> str | None:
+        """Why Sunbird would call this template invalid, or ``None`` if it is usable."""
+        if not self.url.strip():
+            return f"template {self.identifier or self.name!r} has no url"
+        if not self.criteria:
+            return f"template {self.identifier or self.name!r} has no criteria"
+        if not CRITERIA_KEYS & set(self.criteria):
+            return (
+                f"template {self.identifier or self.name!r} criteria name none of "
+                "enrollment, assessment, user"
+            )
+        assessment = self.criteria.get("assessment")
+        if assessment:
+            score = assessment.get("score") if isinstance(assessment, dict) else None
+            if isinstance(score, dict):
+                if not score:
+                    return "assessment.score has no operator"
+                operator, threshold = next(iter(score.items()))
+                if operator not in SCORE_OPERATORS:
+                    return f"assessment.score operator {operator!r} is not one of {sorted(SCORE_OPERATORS)}"
+                if not _is_number(threshold):
+                    return f"assessment.score threshold {threshold!r} is not a number"
+            elif not _is_number(score):
+                return "assessment.score must be a number or {operator: number}"
+        enrollment = self.criteria.get("enrollment")
+        if enrollment is not None and not isinstance(enrollment, dict):
+            return "enrollment criteria must be an object"
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class BatchRecord(ReferenceModel):
+    """A course batch with its certificate templates (topic ``certflow.batches``, key batchId)."""
+
+    batchId: str = Field(validation_alias=AliasChoices("batchId", "batchid"))
+    courseId: str = Field(validation_alias=AliasChoices("courseId", "courseid"))
+    courseName: str = ""
+    name: str = ""
+    certTemplates: dict[str, CertTemplate] = Field(
+        default_factory=dict, validation_alias=AliasChoices("certTemplates", "cert_templates")
+    )
+    #: Content id → content type (Sunbird reads these from its content cache); only
+    #: scores of contents of a supported type count toward assessment criteria.
+    contentTypes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("certTemplates", mode="before")
+    @classmethod
+    def _templates(cls, value: Any) -> Any:
+        decoded = _json_if_string(value)
+        if isinstance(decoded, dict):
+            # The map key is the template id; Sunbird rows repeat it as `identifier`.
+            return {
+                key: ({"identifier": key, **item} if isinstance(item, dict) else item)
+                for key, item in decoded.items()
+            }
+        return decoded if decoded is not None else {}
+
+    @field_validator("batchId", "courseId")
+    @classmethod
+    def _required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Cassandra timestamps arrive as epoch milliseconds or ISO text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    text = str(value).strip().replace("Z", "+00:00")
+    for pattern in ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z"):
+        try:
+            return datetime.strptime(text, pattern)
+        except ValueError:
+            pass
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class EnrolmentRow(ReferenceModel):
+    """A learner's enrolment in a batch (Sunbird ``user_enrolments``; topic key userId)."""
+
+    userid: str = Field(validation_alias=AliasChoices("userid", "userId"))
+    courseid: str = Field(validation_alias=AliasChoices("courseid", "courseId"))
+    batchid: str = Field(validation_alias=AliasChoices("batchid", "batchId"))
+    active: bool | None = None
+    status: int | None = None
+    completedon: datetime | None = Field(
+        None, validation_alias=AliasChoices("completedon", "completedOn")
+    )
+    issued_certificates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("issued_certificates", "issuedCertificates"),
+    )
+
+    @field_validator("completedon", mode="before")
+    @classmethod
+    def _completed(cls, value: Any) -> Any:
+        return _timestamp(value)
+
+    @field_validator("issued_certificates", mode="before")
+    @classmethod
+    def _issued(cls, value: Any) -> Any:
+        decoded = _json_if_string(value)
+        return decoded if decoded is not None else []
+
+    @field_validator("userid", "courseid", "batchid")
+    @classmethod
+    def _required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @property
+    def slot(self) -> str:
+        return enrolment_slot(self.courseid, self.batchid)
+
+
+class ScoreRow(ReferenceModel):
+    """A learner's assessment aggregates in a course batch (Sunbird ``user_activity_agg``).
+
+    Keys of ``agg`` (integers) and ``aggregates`` (doubles, winning on a clash) are
+    ``score:<contentId>`` and ``max_score:<contentId>``, as Sunbird writes them.
+    """
+
+    user_id: str = Field(validation_alias=AliasChoices("user_id", "userId", "userid"))
+    activity_id: str = Field(validation_alias=AliasChoices("activity_id", "courseId", "activityId"))
+    context_id: str = Field(validation_alias=AliasChoices("context_id", "contextId"))
+    activity_type: str = "Course"
+    agg: dict[str, float] = Field(default_factory=dict)
+    aggregates: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("agg", "aggregates", mode="before")
+    @classmethod
+    def _maps(cls, value: Any) -> Any:
+        decoded = _json_if_string(value)
+        return decoded if decoded is not None else {}
+
+    @field_validator("user_id", "activity_id", "context_id")
+    @classmethod
+    def _required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @property
+    def batch_id(self) -> str:
+        """Sunbird's context id is ``cb:<batchId>``."""
+        return self.context_id.removeprefix("cb:")
+
+    @property
+    def slot(self) -> str:
+        return enrolment_slot(self.activity_id, self.batch_id)
+
+    def attempts(self) -> dict[str, tuple[float, float]]:
+        """Content id → (score, max score); max score defaults to 1, as in Sunbird."""
+        merged = {**self.agg, **self.aggregates}
+        return {
+            key.removeprefix("score:"): (value, merged.get("max_score:" + key[6:], 1.0) or 1.0)
+            for key, value in merged.items()
+            if key.startswith("score:")
+        }
+
+
+class LearnerProfile(ReferenceModel):
+    """A learner's profile, shaped as Sunbird's user-read ``result.response``.
+
+    A whole user-read API response is accepted too, and unwrapped.
+    """
+
+    userId: str = Field(validation_alias=AliasChoices("userId", "id", "identifier", "userid"))
+    firstName: str | None = None
+    lastName: str | None = None
+    rootOrgId: str | None = None
+    userLocations: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap_api_response(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("result"), dict):
+            inner = data["result"].get("response")
+            if isinstance(inner, dict):
+                return inner
+        return data
+
+    @field_validator("userId")
+    @classmethod
+    def _required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @property
+    def recipient_name(self) -> str:
+        """First name plus last name; a missing, empty or ``"null"`` last name is dropped."""
+        first = (self.firstName or "").strip()
+        last = (self.lastName or "").strip()
+        if last.lower() == "null":
+            last = ""
+        return f"{first} {last}".strip()
+
+    def locations(self) -> dict[str, str]:
+        """Location type → name (``state``, ``district`` …)."""
+        return {
+            str(item["type"]): str(item.get("name", ""))
+            for item in self.userLocations
+            if isinstance(item, dict) and item.get("type")
+        }
+
+
+def enrolment_slot(course_id: str, batch_id: str) -> str:
+    """The key of one course batch inside a learner's table entry."""
+    return f"{course_id}|{batch_id}"
