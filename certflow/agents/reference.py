@@ -1,9 +1,10 @@
 """Reference data into tables: batches everywhere, everything per learner co-partitioned.
 
-``certflow.batches`` (small, read by every partition) fills a GlobalTable; the
-learner-keyed topics fill Tables whose changelogs share the partition count of every
-other userId-keyed topic, so the eligibility agent and the generate agent find a
-learner's enrolments, scores, profile and issued certificates on their own worker.
+``certflow.batches`` (small, read by every partition) is replicated to every worker
+(:class:`BatchDirectory`); the learner-keyed topics fill Tables whose changelogs
+share the partition count of every other userId-keyed topic, so the eligibility
+agent and the generate agent find a learner's enrolments, scores, profile and issued
+certificates on their own worker.
 
 Upserts replace a record; a tombstone (null value) deletes what the key names: a
 batch, or all of a learner's records in that table. Table values are plain JSON
@@ -28,6 +29,7 @@ from certflow.app import app, services, settings
 from certflow.eligibility import IssuedEntry, LearnerFacts
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.events import decode_json_object
+from certflow.agents.batch_directory import BatchDirectory
 from certflow.models.reference import (
     BatchRecord,
     EnrolmentRow,
@@ -45,25 +47,19 @@ score_updates = app.topic(topics.scores)
 learner_updates = app.topic(topics.learners)
 
 #: Keys are the raw key bytes of the source topic (a batch or user id, UTF-8), so a
-#: table key hashes to the same partition as the records it came from; values JSON.
-_JSON_BY_ID = faust.Schema(key_serializer="raw", value_serializer="json")
+#: table key hashes to the same partition as the records it came from, and web
+#: requests for a learner are routed to the right worker. (Faust picks a table's
+#: key codec from ``key_type``: ``bytes`` means raw; values are JSON.)
+_KEY_TYPE = bytes
 
 
 def _learner_table(name: str, help: str) -> faust.Table:
-    return app.Table(name, schema=_JSON_BY_ID, partitions=settings.partitions, help=help)
+    return app.Table(name, key_type=_KEY_TYPE, partitions=settings.partitions, help=help)
 
 
-#: batchId → BatchRecord. Small and read by every partition: a GlobalTable, with
-#: every changelog partition followed by every worker (faust-streaming's
-#: `synchronize_all_active_partitions`; without it a worker can miss updates
-#: written by another, faust-streaming issue #283).
-batches = app.GlobalTable(
-    "batches",
-    schema=_JSON_BY_ID,
-    partitions=settings.partitions,
-    synchronize_all_active_partitions=True,
-    help="batchId → course batch with its certificate templates",
-)
+#: batchId → BatchRecord, on every worker (see :class:`BatchDirectory`).
+batches = BatchDirectory(settings.broker, topics.batches)
+app.add_dependency(batches)
 enrolments = _learner_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
 scores = _learner_table("scores", "userId → {courseId|batchId: activity aggregates}")
 learners = _learner_table("learners", "userId → profile")
@@ -78,9 +74,11 @@ PARTITION_FIELD = "_partition"
 
 
 @app.agent(batch_updates, name="certflow.reference.batches")
-async def update_batches(stream: faust.StreamT[bytes]) -> None:
+async def check_batches(stream: faust.StreamT[bytes]) -> None:
+    """Validate batch records once, for the whole deployment: a bad one is
+    dead-lettered here, while every worker's :class:`BatchDirectory` skips it."""
     async for event in stream.events():
-        await _apply(event, BatchRecord, _store_batch)
+        await _apply(event, BatchRecord, _store_nothing)
 
 
 @app.agent(enrolment_updates, name="certflow.reference.enrolments")
@@ -139,8 +137,9 @@ def _summary(exc: ValidationError) -> str:
 
 
 def _delete(topic: str, key: str) -> None:
+    if topic == topics.batches:
+        return  # every worker's BatchDirectory applies batch tombstones itself
     table = {
-        topics.batches: batches,
         topics.enrolments: enrolments,
         topics.scores: scores,
         topics.learners: learners,
@@ -148,8 +147,8 @@ def _delete(topic: str, key: str) -> None:
     table.pop(key.encode(), None)
 
 
-def _store_batch(record: BatchRecord, partition: int) -> None:
-    batches[record.batchId.encode()] = record.model_dump(mode="json")
+def _store_nothing(record: BatchRecord, partition: int) -> None:
+    """Batches are stored by each worker's BatchDirectory, not by one agent."""
 
 
 def _store_enrolment(record: EnrolmentRow, partition: int) -> None:
@@ -175,8 +174,7 @@ def _store_learner(record: LearnerProfile, partition: int) -> None:
 
 
 def batch_record(batch_id: str) -> BatchRecord | None:
-    stored = batches.get(batch_id.encode())
-    return BatchRecord.model_validate(stored) if stored else None
+    return batches.get(batch_id)
 
 
 def learner_facts(user_id: str, course_id: str, batch_id: str) -> LearnerFacts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
+from certflow.agents import reference
 from certflow.app import app, services
 
 
@@ -22,7 +23,12 @@ class Health(View):
 class Ready(View):
     async def get(self, request: Request) -> Response:
         assignment = app.consumer.assignment() if app.consumer else set()
-        ready = bool(assignment) and not app.rebalancing and app.tables.recovery.completed.is_set()
+        ready = (
+            bool(assignment)
+            and not app.rebalancing
+            and app.tables.recovery.completed.is_set()
+            and reference.batches.caught_up.is_set()
+        )
         body = {"ready": ready, "partitions": len(assignment)}
         return self.json(body, status=200 if ready else 503)
 
@@ -34,5 +40,24 @@ class Stats(View):
             {
                 "topics": services.accounting.snapshot(),
                 "templateCache": services.templates.stats.as_dict(),
+                # Keys held by this worker (active and standby partitions).
+                "tables": {
+                    "batches": len(reference.batches),
+                    **{name: len(table) for name, table in app.tables.items()},
+                },
             }
         )
+
+
+@app.page("/learners/{userId}/decisions")
+class LearnerDecisions(View):
+    """A learner's most recent decisions, from the worker that owns the learner.
+
+    Any worker answers: the request is routed to the worker whose partitions hold
+    the learner (Faust's ``table_route``).
+    """
+
+    @app.table_route(table=reference.decisions, match_info="userId")
+    async def get(self, request: Request, userId: str) -> Response:  # noqa: N803 - route name
+        recent = reference.decisions.get(userId.encode()) or []
+        return self.json({"userId": userId, "decisions": recent})

@@ -75,7 +75,10 @@ class Deployment:
         return worker
 
     def send(self, topic: str, events: list[bytes], *, key: bytes | None = None) -> None:
-        asyncio.run(produce(self.broker.url, topic, [(key, event) for event in events]))
+        self.send_keyed(topic, [(key, event) for event in events])
+
+    def send_keyed(self, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+        asyncio.run(produce(self.broker.url, topic, records))
 
     def collect(
         self,
