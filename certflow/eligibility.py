@@ -44,7 +44,6 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 class SkipReason(StrEnum):
     """Why a learner was not issued a template's certificate (``certificate.decisions``)."""
 
-    UNKNOWN_BATCH = "unknown_batch"
     NO_TEMPLATE = "no_template"
     INVALID_TEMPLATE = "invalid_template"
     NOT_ENROLLED = "not_enrolled"

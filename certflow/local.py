@@ -51,12 +51,17 @@ class LocalProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting: stop several processes at once, then :meth:`stop` each."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+
     def stop(self, *, grace: float = 15.0) -> int | None:
         """SIGTERM, wait ``grace`` seconds, then SIGKILL. Returns the exit code."""
         if self.process is None:
             return None
         if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:

@@ -1,10 +1,12 @@
-"""`make demo`: a broker, a worker, sample Sunbird events in, certificates out.
+"""`make demo`: reference data and Sunbird issue requests in, certificates out.
 
-Starts the embedded broker and one worker (both on 127.0.0.1, stopped by PID at the
-end), sends the events in demo/events/ (Sunbird's own test events plus a few with
-Hindi, Tamil, Bengali, Urdu and XML-special names), writes every certificate to
-out/ as `<name>-<id>.svg` and `.json`, and then measures the worker's throughput
-with a burst of generated events.
+Starts the embedded broker and one worker (127.0.0.1 only, stopped by PID at the
+end), loads the reference data in demo/reference/ with `certflow load` (two course
+batches and learners with Hindi, Tamil, Bengali, Urdu, Gujarati, Telugu and
+XML-special names), sends the issue requests in demo/events/ (one naming learners,
+one for a whole batch), prints every decision, writes each certificate to out/ as
+`<course>-<id>.svg` and `.json`, checks each QR code with zxing-cpp's reader, and
+measures end-to-end throughput with a generated batch.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import argparse
 import asyncio
 import base64
 import io
+import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -30,14 +34,12 @@ from certflow.local import LocalBroker, LocalWorker
 from certflow.settings import TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "demo" / "events"
-#: Where Sunbird's test events say their template is; the demo serves it locally.
-SUNBIRD_TEMPLATE = "https://ntpstagingall.blob.core.windows.net/user/cert/File-01311849840255795242.svg"
+DEMO = ROOT / "demo"
 PARTITIONS = 4
 
 
 def web_port() -> int:
-    """6066 (the basePath in the demo events) unless something already uses it."""
+    """6066 (the default basePath points there) unless something already uses it."""
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 6066)) != 0:
             return 6066
@@ -59,23 +61,43 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "certificate"
 
 
-def bulk_events(count: int) -> list[bytes]:
-    template = orjson.loads((EVENTS / "demo_hindi.json").read_bytes())
-    events = []
-    batch = f"bulk-{uuid.uuid4().hex[:8]}"
-    for index in range(count):
-        template["edata"]["related"]["batchId"] = batch
-        template["edata"]["data"] = [
-            {"recipientId": f"bulk-{index:05d}", "recipientName": f"शिक्षार्थी {index}"}
-        ]
-        events.append(orjson.dumps(template))
-    return events
+def wait_for(worker: LocalWorker, ready: Callable[[dict], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready(orjson.loads(worker.get("/stats")[1])["tables"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker's tables did not fill")
+        time.sleep(0.2)
+
+
+def bulk_batch(broker_url: str, topics: TopicNames, learners: int) -> bytes:
+    """Reference data for a generated batch; returns the issue request for all of it."""
+    course, batch = "do_demo_bulk", "0140000000000000099"
+    template = orjson.loads((DEMO / "reference" / "batches.jsonl").read_bytes().splitlines()[1])
+    template.update(batchid=batch, courseid=course, courseName="Bulk course", name="Bulk batch")
+    ids = [f"bulk-{i:05d}" for i in range(learners)]
+    asyncio.run(produce(broker_url, topics.batches, [(batch.encode(), orjson.dumps(template))]))
+    asyncio.run(produce(broker_url, topics.learners, [
+        (uid.encode(), orjson.dumps({"id": uid, "firstName": f"शिक्षार्थी {i}", "lastName": "null"}))
+        for i, uid in enumerate(ids)
+    ]))
+    asyncio.run(produce(broker_url, topics.enrolments, [
+        (uid.encode(), orjson.dumps({"userid": uid, "courseid": course, "batchid": batch,
+                                     "active": True, "status": 2, "completedon": 1764000000000}))
+        for uid in ids
+    ]))
+    return orjson.dumps({
+        "eid": "BE_JOB_REQUEST", "ets": 1764000000000, "mid": "LP.demo-bulk",
+        "actor": {"id": "Course Certificate Generator", "type": "System"},
+        "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
+        "object": {"id": f"{batch}_{course}", "type": "CourseCertificateGeneration"},
+        "edata": {"action": "issue-certificate", "batchId": batch, "courseId": course, "userIds": ids},
+    })
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "out")
-    parser.add_argument("--bulk", type=int, default=2000, help="events for the throughput run")
+    parser.add_argument("--bulk", type=int, default=2000, help="learners in the throughput run")
     args = parser.parse_args()
 
     workdir = ROOT / ".certflow" / "demo"
@@ -83,64 +105,70 @@ def main() -> int:
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
     topics = TopicNames("")
-
-    files = sorted(EVENTS.glob("*.json"))
-    samples = [path.read_bytes() for path in files]
-    expected = sum(
-        len(event["edata"].get("data", []))
-        for event in map(orjson.loads, samples)
-        if event["edata"].get("svgTemplate")
-    )
+    requests = [orjson.loads(path.read_bytes()) for path in sorted((DEMO / "events").glob("*.json"))]
+    request_ids = {request["mid"] for request in requests}
 
     with LocalBroker(workdir / "broker") as broker:
-        print(f"broker  {broker.url}  (pid {broker.pid})")
+        print(f"broker   {broker.url}  (pid {broker.pid})")
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
         settings = {
             "CERTFLOW_BROKER": broker.url,
             "CERTFLOW_PARTITIONS": str(PARTITIONS),
             "CERTFLOW_WEB_PORT": str(web_port()),
-            "CERTFLOW_LOG_LEVEL": "warning",
-            "CERTFLOW_TEMPLATE_REWRITES": orjson.dumps({SUNBIRD_TEMPLATE: "course-completion.svg"}).decode(),
+            "CERTFLOW_LOG_LEVEL": "warn",
         }
         with LocalWorker(settings, workdir=workdir) as worker:
-            print(f"worker  {worker.web_url}  (pid {worker.pid}, log {worker.log_path})")
-            asyncio.run(produce(broker.url, topics.generate_request, [(None, e) for e in samples]))
-            print(f"sent    {len(samples)} sample events from {EVENTS.relative_to(ROOT)}/")
-            issued = asyncio.run(collect_json(broker.url, topics.certificate_issued, expected))
-            failed = asyncio.run(collect_json(broker.url, topics.generate_failed, 1, timeout=5))
+            print(f"worker   {worker.web_url}  (pid {worker.pid}, log {worker.log_path})\n")
+            env = {**os.environ, "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS)}
+            for kind in ("batches", "learners", "enrolments", "scores"):
+                path = (DEMO / "reference" / f"{kind}.jsonl").relative_to(ROOT)
+                print(f"$ certflow load {kind} {path}")
+                subprocess.run([sys.executable, "-m", "certflow", "load", kind, str(path)],
+                               cwd=ROOT, env=env, check=True)
+            wait_for(worker, lambda t: t["batches"] >= 2 and t["learners"] >= 8 and t["scores"] >= 8)
 
-            unique = {record["id"]: record for record in issued}
-            print(f"\n{len(unique)} certificates in {args.out}/ "
-                  f"({len(issued)} issued: Sunbird's EVENT_3 and EVENT_4 certify the same thing, "
-                  "so they are one certificate, with one id):")
-            for record in unique.values():
-                stem = f"{slug(record['course']['name'] or record['certificateName'])}-{record['id']}"
+            for request in requests:
+                print(f"$ certflow send issue.certificate.request  # {request['mid']}")
+            asyncio.run(produce(broker.url, topics.issue_request, [(None, orjson.dumps(r)) for r in requests]))
+            # 9 learners × 2 templates, and the 3 learners of the whole-batch request.
+            decisions = asyncio.run(collect_json(
+                broker.url, topics.decisions, 21, lambda d: d["requestId"] in request_ids
+            ))
+            print(f"\n{len(decisions)} decisions (certificate.decisions):")
+            for d in sorted(decisions, key=lambda d: (d["courseId"], d["userId"], d["certificateName"])):
+                outcome = "issued" if d["decision"] == "issued" else f"skipped: {d['reason']}"
+                print(f"  {d['userId']:<20} {d['certificateName']:<32} {outcome}")
+            wanted = sum(1 for d in decisions if d["decision"] == "issued")
+            issued = asyncio.run(collect_json(broker.url, topics.certificate_issued, wanted))
+
+            print(f"\n{len(issued)} certificates in {args.out}/:")
+            all_scan = True
+            for record in issued:
+                stem = f"{slug(record['certificateName'])}-{record['id']}"
                 (args.out / f"{stem}.svg").write_text(record["svg"], encoding="utf-8")
                 document = {key: value for key, value in record.items() if key != "svg"}
                 (args.out / f"{stem}.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-                scanned = "QR ok" if qr_content(record["svg"]) == record["verifyUrl"] else "QR WRONG"
-                print(f"  {record['recipient']['name']:<34} {stem}.svg  {scanned}: {record['verifyUrl']}")
-            for record in failed:
-                print(f"\nrejected as expected (generate.certificate.failed): "
-                      f"{record['errorCode']}: {record['errorMessage']}")
+                scanned = qr_content(record["svg"]) == record["verifyUrl"]
+                all_scan &= scanned
+                print(f"  {record['recipient']['name']:<26} {record['course']['name']:<26} "
+                      f"{stem}.svg  {'QR ok' if scanned else 'QR WRONG'}")
 
             if args.bulk:
-                events = bulk_events(args.bulk)
+                request = bulk_batch(broker.url, topics, args.bulk)
+                wait_for(worker, lambda t: t["batches"] >= 3 and t["enrolments"] >= 8 + args.bulk)
                 before = time.perf_counter()
-                asyncio.run(produce(broker.url, topics.generate_request, [(None, e) for e in events]))
-                batch = orjson.loads(events[0])["edata"]["related"]["batchId"]
+                asyncio.run(produce(broker.url, topics.issue_request, [(None, request)]))
                 done = asyncio.run(collect_json(
-                    broker.url, topics.certificate_issued, args.bulk, lambda r: r["batchId"] == batch
+                    broker.url, topics.certificate_issued, args.bulk,
+                    lambda r: r["batchId"] == "0140000000000000099",
                 ))
                 elapsed = time.perf_counter() - before
-                print(f"\nthroughput: {len(done)} certificates in {elapsed:.2f} s = "
-                      f"{len(done) / elapsed:.0f} certificates/s (one worker, {PARTITIONS} partitions, "
-                      "broker on the same 2-core machine)")
-            status, stats = worker.get("/stats")
-            print(f"\nworker /stats: {stats.decode()}")
+                print(f"\nthroughput: one issue request for {args.bulk} learners → {len(done)} certificates "
+                      f"in {elapsed:.2f} s = {len(done) / elapsed:.0f} certificates/s end to end "
+                      f"(one worker, {PARTITIONS} partitions, broker on the same 2-core machine)")
+            print(f"\nworker /stats: {worker.get('/stats')[1].decode()}")
     print(f"\nopen {args.out}/*.svg in a browser; broker and worker stopped.")
-    all_scan = all(qr_content(r["svg"]) == r["verifyUrl"] for r in issued)
-    return 0 if len(issued) == expected and all_scan else 1
+    return 0 if len(issued) == wanted and wanted and all_scan else 1
 
 
 if __name__ == "__main__":

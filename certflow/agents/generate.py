@@ -98,7 +98,7 @@ async def issue_certificate(event: EventT) -> None:
         if existing is not None and (
             existing.status == "issued" if existing.id == certificate_id else not edata.oldId
         ):
-            await publish_decision(_already_issued(request, existing))
+            await publish_decision(_already_issued(request, existing), counted_under=topic)
             services.accounting.ended(topic, Outcome.SKIPPED)
             return
         now = datetime.now(UTC)

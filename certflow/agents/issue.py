@@ -193,11 +193,12 @@ async def _record(decision: EligibilityDecision, job: dict[str, Any]) -> None:
         score=decision.score,
         decidedAt=reference.now().isoformat(),
     )
-    await publish_decision(record)
+    await publish_decision(record, counted_under=topics.eligibility)
 
 
-async def publish_decision(record: Decision) -> None:
-    """Publish a decision and keep it in the learner's recent decisions."""
+async def publish_decision(record: Decision, *, counted_under: str) -> None:
+    """Publish a decision, keep it in the learner's recent decisions, and count it
+    under the input topic whose event it decided."""
     reference.record_decision(record.userId, record.model_dump(mode="json"))
     await decision_log.send(key=record.userId.encode(), value=record.to_json())
-    services.accounting.add(topics.decisions, f"decisions-{record.decision}-count")
+    services.accounting.add(counted_under, f"decisions-{record.decision}-count")

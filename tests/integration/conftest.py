@@ -92,5 +92,8 @@ class Deployment:
         return asyncio.run(collect_json(self.broker.url, topic, count, where, timeout=timeout))
 
     def stop(self) -> None:
+        # All at once: a worker stopping alone waits for the group to rebalance.
+        for worker in self.workers:
+            worker.terminate()
         for worker in self.workers:
             worker.stop()
