@@ -80,6 +80,21 @@ class IssuedEntry:
         )
 
 
+def already_issued(existing: IssuedEntry | None, certificate_id: str, *, replaces: str) -> bool:
+    """Sunbird's generator check (``isNotIssued``), for a request about to be made.
+
+    Nothing of this name yet: make it. The same certificate (same id): make it only
+    while it is still pending (eligibility decided, not yet published), so a replay
+    of a published one is skipped. A different certificate of the same name: skip,
+    unless the request replaces one (``oldId``), as in Sunbird.
+    """
+    if existing is None:
+        return False
+    if existing.id == certificate_id:
+        return existing.status == "issued"
+    return not replaces
+
+
 @dataclass(frozen=True)
 class LearnerFacts:
     """What the worker knows about one learner in one course batch."""

@@ -137,6 +137,34 @@ class Settings(BaseSettings):
         "instead of rejecting them.",
     )
 
+    # --- Credentials ------------------------------------------------------------------
+    signing_keys_file: Path | None = Field(
+        None,
+        description="JSON file of Ed25519 signing keys (`certflow keys generate` writes "
+        "it); the newest key signs, every key in it verifies. Unset: "
+        "`{data_dir}/signing-keys.json`, created with a fresh key on first start "
+        "(fine for one worker in development; share one file among workers).",
+    )
+    signing_keys: str = Field(
+        "",
+        description="The same JSON as the keys file, inline (from a Kubernetes Secret); "
+        "wins over the file.",
+    )
+    admin_token: str = Field(
+        "",
+        description="Bearer token for admin actions (revoking a certificate). Empty: "
+        "admin actions are refused.",
+    )
+    status_list_size: int = Field(
+        131072,
+        ge=131072,
+        description="Entries per BitstringStatusList (the spec's minimum, 16 KB, keeps "
+        "holders private in a crowd).",
+    )
+    render_cache_size: int = Field(
+        256, ge=0, description="Rendered PDFs and PNGs kept in memory per worker (LRU)."
+    )
+
     # --- Templates ------------------------------------------------------------------
     template_root: Path = Field(
         Path(__file__).parent / "templates",

@@ -25,7 +25,7 @@ from certflow.agents import reference
 from certflow.agents.dead_letters import dead_letter, event_source, source_headers
 from certflow.agents.issue import publish_decision
 from certflow.app import app, services, settings
-from certflow.eligibility import IssuedEntry, SkipReason
+from certflow.eligibility import IssuedEntry, SkipReason, already_issued
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
 from certflow.models.records import AuditEvent, Decision
@@ -95,9 +95,7 @@ async def issue_certificate(event: EventT) -> None:
         slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
         certificate_id = request.certified_facts().certificate_id()
         existing = reference.issued_entries(recipient.recipientId, slot).get(edata.name.lower())
-        if existing is not None and (
-            existing.status == "issued" if existing.id == certificate_id else not edata.oldId
-        ):
+        if existing is not None and already_issued(existing, certificate_id, replaces=edata.oldId):
             await publish_decision(_already_issued(request, existing), counted_under=topic)
             services.accounting.ended(topic, Outcome.SKIPPED)
             return

@@ -73,30 +73,15 @@ DECISIONS_KEPT = 100
 PARTITION_FIELD = "_partition"
 
 
-@app.agent(batch_updates, name="certflow.reference.batches")
-async def check_batches(stream: faust.StreamT[bytes]) -> None:
-    """Validate batch records once, for the whole deployment: a bad one is
-    dead-lettered here, while every worker's :class:`BatchDirectory` skips it."""
-    async for event in stream.events():
-        await _apply(event, BatchRecord, _store_nothing)
+def _reference_agent(topic: faust.TopicT, model: type[BaseModel], store: Any, name: str) -> Any:
+    """One agent per reference topic: validate each record, store it, or dead-letter it."""
 
+    async def update(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await _apply(event, model, store)
 
-@app.agent(enrolment_updates, name="certflow.reference.enrolments")
-async def update_enrolments(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        await _apply(event, EnrolmentRow, _store_enrolment)
-
-
-@app.agent(score_updates, name="certflow.reference.scores")
-async def update_scores(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        await _apply(event, ScoreRow, _store_scores)
-
-
-@app.agent(learner_updates, name="certflow.reference.learners")
-async def update_learners(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        await _apply(event, LearnerProfile, _store_learner)
+    update.__name__ = update.__qualname__ = f"update_{name}"
+    return app.agent(topic, name=f"certflow.reference.{name}")(update)
 
 
 async def _apply(event: EventT, model: type[BaseModel], store: Any) -> None:
@@ -148,7 +133,8 @@ def _delete(topic: str, key: str) -> None:
 
 
 def _store_nothing(record: BatchRecord, partition: int) -> None:
-    """Batches are stored by each worker's BatchDirectory, not by one agent."""
+    """Batches are stored by each worker's BatchDirectory; this agent only validates
+    them once for the whole deployment, dead-lettering the bad ones."""
 
 
 def _store_enrolment(record: EnrolmentRow, partition: int) -> None:
@@ -168,6 +154,12 @@ def _store_scores(record: ScoreRow, partition: int) -> None:
 
 def _store_learner(record: LearnerProfile, partition: int) -> None:
     learners[record.userId.encode()] = record.model_dump(mode="json")
+
+
+check_batches = _reference_agent(batch_updates, BatchRecord, _store_nothing, "batches")
+update_enrolments = _reference_agent(enrolment_updates, EnrolmentRow, _store_enrolment, "enrolments")
+update_scores = _reference_agent(score_updates, ScoreRow, _store_scores, "scores")
+update_learners = _reference_agent(learner_updates, LearnerProfile, _store_learner, "learners")
 
 
 # --- What the other agents read and write ------------------------------------------

@@ -12,9 +12,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 #: Sunbird's criteria keys. Sunbird's validator checks ``users`` but its evaluator
 #: reads ``user`` (a template with only user criteria was always rejected); both are
@@ -32,6 +41,23 @@ def _json_if_string(value: Any) -> Any:
             return None
         return json.loads(text)
     return value
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+def _json_map(value: Any) -> Any:
+    decoded = _json_if_string(value)
+    return decoded if decoded is not None else {}
+
+
+#: An identifier a record cannot do without (a key, a course, a batch).
+RequiredId = Annotated[str, AfterValidator(_non_blank)]
+#: A Cassandra ``map`` column: a JSON object, possibly as a string; null means empty.
+JsonMap = Annotated[dict[str, float], BeforeValidator(_json_map)]
 
 
 class ReferenceModel(BaseModel):
@@ -114,8 +140,8 @@ def _is_number(value: Any) -> bool:
 class BatchRecord(ReferenceModel):
     """A course batch with its certificate templates (topic ``certflow.batches``, key batchId)."""
 
-    batchId: str = Field(validation_alias=AliasChoices("batchId", "batchid"))
-    courseId: str = Field(validation_alias=AliasChoices("courseId", "courseid"))
+    batchId: RequiredId = Field(validation_alias=AliasChoices("batchId", "batchid"))
+    courseId: RequiredId = Field(validation_alias=AliasChoices("courseId", "courseid"))
     courseName: str = ""
     name: str = ""
     certTemplates: dict[str, CertTemplate] = Field(
@@ -136,13 +162,6 @@ class BatchRecord(ReferenceModel):
                 for key, item in decoded.items()
             }
         return decoded if decoded is not None else {}
-
-    @field_validator("batchId", "courseId")
-    @classmethod
-    def _required(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -166,9 +185,9 @@ def _timestamp(value: Any) -> datetime | None:
 class EnrolmentRow(ReferenceModel):
     """A learner's enrolment in a batch (Sunbird ``user_enrolments``; topic key userId)."""
 
-    userid: str = Field(validation_alias=AliasChoices("userid", "userId"))
-    courseid: str = Field(validation_alias=AliasChoices("courseid", "courseId"))
-    batchid: str = Field(validation_alias=AliasChoices("batchid", "batchId"))
+    userid: RequiredId = Field(validation_alias=AliasChoices("userid", "userId"))
+    courseid: RequiredId = Field(validation_alias=AliasChoices("courseid", "courseId"))
+    batchid: RequiredId = Field(validation_alias=AliasChoices("batchid", "batchId"))
     active: bool | None = None
     status: int | None = None
     completedon: datetime | None = Field(
@@ -190,13 +209,6 @@ class EnrolmentRow(ReferenceModel):
         decoded = _json_if_string(value)
         return decoded if decoded is not None else []
 
-    @field_validator("userid", "courseid", "batchid")
-    @classmethod
-    def _required(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
-
     @property
     def slot(self) -> str:
         return enrolment_slot(self.courseid, self.batchid)
@@ -209,25 +221,12 @@ class ScoreRow(ReferenceModel):
     ``score:<contentId>`` and ``max_score:<contentId>``, as Sunbird writes them.
     """
 
-    user_id: str = Field(validation_alias=AliasChoices("user_id", "userId", "userid"))
-    activity_id: str = Field(validation_alias=AliasChoices("activity_id", "courseId", "activityId"))
-    context_id: str = Field(validation_alias=AliasChoices("context_id", "contextId"))
+    user_id: RequiredId = Field(validation_alias=AliasChoices("user_id", "userId", "userid"))
+    activity_id: RequiredId = Field(validation_alias=AliasChoices("activity_id", "courseId", "activityId"))
+    context_id: RequiredId = Field(validation_alias=AliasChoices("context_id", "contextId"))
     activity_type: str = "Course"
-    agg: dict[str, float] = Field(default_factory=dict)
-    aggregates: dict[str, float] = Field(default_factory=dict)
-
-    @field_validator("agg", "aggregates", mode="before")
-    @classmethod
-    def _maps(cls, value: Any) -> Any:
-        decoded = _json_if_string(value)
-        return decoded if decoded is not None else {}
-
-    @field_validator("user_id", "activity_id", "context_id")
-    @classmethod
-    def _required(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+    agg: JsonMap = Field(default_factory=dict)
+    aggregates: JsonMap = Field(default_factory=dict)
 
     @property
     def batch_id(self) -> str:
@@ -254,7 +253,7 @@ class LearnerProfile(ReferenceModel):
     A whole user-read API response is accepted too, and unwrapped.
     """
 
-    userId: str = Field(validation_alias=AliasChoices("userId", "id", "identifier", "userid"))
+    userId: RequiredId = Field(validation_alias=AliasChoices("userId", "id", "identifier", "userid"))
     firstName: str | None = None
     lastName: str | None = None
     rootOrgId: str | None = None
@@ -268,13 +267,6 @@ class LearnerProfile(ReferenceModel):
             if isinstance(inner, dict):
                 return inner
         return data
-
-    @field_validator("userId")
-    @classmethod
-    def _required(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
     @property
     def recipient_name(self) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from certflow.eligibility import (
     IssuedEntry,
+    already_issued,
     LearnerFacts,
     SkipReason,
     decide,
@@ -77,6 +78,16 @@ def decide_one(batch: BatchRecord, learner: LearnerFacts, *, reissue: bool = Fal
     return decide(batch, template, learner, reissue=reissue, content_types=types)
 
 
+def generate_for(batch: BatchRecord, learner: LearnerFacts, *, cloud_base_path: str = "") -> dict[str, Any]:
+    """The generate event for the batch's only template, as the eligibility agent makes it."""
+    [template] = batch.certTemplates.values()
+    return generate_request(
+        decide_one(batch, learner), batch, template, learner,
+        base_path="https://dev.sunbirded.org/certs", cloud_base_path=cloud_base_path,
+        content_types=SELF_ASSESS, request_mid="LP.1", now=NOW,
+    )
+
+
 # --- Sunbird's own fixtures -----------------------------------------------------------
 
 
@@ -102,14 +113,7 @@ def test_recipient_names_drop_a_missing_empty_or_null_last_name(sunbird_fixture,
 
 
 def test_the_generate_request_has_sunbirds_exact_shape(sunbird_fixture, template_1) -> None:
-    batch = batch_with(template_1)
-    learner = facts(sunbird_fixture)
-    decision = decide_one(batch, learner)
-    event = generate_request(
-        decision, batch, batch.certTemplates["template_svg_04-prad"], learner,
-        base_path="https://dev.sunbirded.org/certs", cloud_base_path="", content_types=SELF_ASSESS,
-        request_mid="LP.1", now=NOW,
-    )
+    event = generate_for(batch_with(template_1), facts(sunbird_fixture))
     assert event["actor"] == {"id": "Certificate Generator", "type": "System"}
     assert event["object"] == {"id": USER, "type": "GenerateCertificate"}
     assert event["context"]["pdata"] == {"ver": "1.0", "id": "org.sunbird.learning.platform"}
@@ -136,42 +140,25 @@ def test_the_generate_request_has_sunbirds_exact_shape(sunbird_fixture, template
 
 
 def test_the_generate_request_is_accepted_by_the_generate_flow(sunbird_fixture, template_1) -> None:
-    batch = batch_with(template_1)
-    learner = facts(sunbird_fixture)
-    decision = decide_one(batch, learner)
-    event = generate_request(
-        decision, batch, batch.certTemplates["template_svg_04-prad"], learner,
-        base_path="https://dev.sunbirded.org/certs", cloud_base_path="", content_types=SELF_ASSESS,
-        request_mid="LP.1", now=NOW,
-    )
+    batch, learner = batch_with(template_1), facts(sunbird_fixture)
+    event = generate_for(batch, learner)
     request = parse_event(
         GenerateCertificateRequest, orjson.dumps(event), max_bytes=10**6,
         context=validation_context(suppress_signatory_errors=False),
     )
     # The same facts make the same certificate id on both sides.
-    assert request.certified_facts().certificate_id() == decision.certificate_id
+    assert request.certified_facts().certificate_id() == decide_one(batch, learner).certificate_id
 
 
 def test_the_generate_request_is_the_same_for_a_redelivered_request(sunbird_fixture, template_1) -> None:
-    batch = batch_with(template_1)
-    learner = facts(sunbird_fixture)
-    decision = decide_one(batch, learner)
-    [template] = batch.certTemplates.values()
-    make = lambda: generate_request(  # noqa: E731
-        decision, batch, template, learner, base_path="https://x/certs", cloud_base_path="",
-        content_types=SELF_ASSESS, request_mid="LP.1", now=NOW,
-    )
-    assert make() == make()
+    batch, learner = batch_with(template_1), facts(sunbird_fixture)
+    assert generate_for(batch, learner) == generate_for(batch, learner)
 
 
 def test_cloud_base_path_is_replaced_in_the_template_url(sunbird_fixture, template_1) -> None:
     template_1["url"] = "CLOUD_BASE_PATH/content/template.svg"
-    batch = batch_with(template_1)
-    learner = facts(sunbird_fixture)
-    event = generate_request(
-        decide_one(batch, learner), batch, batch.certTemplates["template_svg_04-prad"], learner,
-        base_path="https://x/certs", cloud_base_path="https://cdn.example.org/container",
-        content_types=SELF_ASSESS, request_mid="LP.1", now=NOW,
+    event = generate_for(
+        batch_with(template_1), facts(sunbird_fixture), cloud_base_path="https://cdn.example.org/container"
     )
     assert event["edata"]["svgTemplate"] == "https://cdn.example.org/container/content/template.svg"
 
@@ -320,3 +307,18 @@ def test_an_invalid_template_is_reported_not_crashed_on(sunbird_fixture, templat
 def test_only_svg_templates_are_issued_from() -> None:
     assert CertTemplate(url="https://x/a.svg").is_svg
     assert not CertTemplate(url="https://x/a.pdf").is_svg
+
+
+# --- The generate flow's already-issued check ---------------------------------------------
+
+
+@pytest.mark.parametrize(("existing", "replaces", "skip"), [
+    (None, "", False),
+    (IssuedEntry(id="X", name="n", template_id="t", status="pending"), "", False),  # eligibility's own
+    (IssuedEntry(id="X", name="n", template_id="t", status="issued"), "", True),    # a replay
+    (IssuedEntry(id="X", name="n", template_id="t", status="issued"), "Y", True),   # a replayed re-issue
+    (IssuedEntry(id="Y", name="n", template_id="t", status="issued"), "", True),    # same name, no oldId
+    (IssuedEntry(id="Y", name="n", template_id="t", status="issued"), "Y", False),  # a re-issue of Y
+])
+def test_the_generate_flow_makes_each_certificate_once(existing, replaces, skip) -> None:
+    assert already_issued(existing, "X", replaces=replaces) is skip
