@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests and the demo need (installed when root and missing).
-APT_PACKAGES := libcairo2 fonts-dejavu-core
+APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk
 INSTALLED := $(VENV)/.installed
 
 .PHONY: test demo apt clean

@@ -28,6 +28,10 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
 #: emoji sequences; LRM, RLM and the Arabic letter mark only set direction of
 #: neutral characters; the soft hyphen is harmless.
 _ALLOWED_FORMAT = frozenset({"\u200c", "\u200d", "\u200e", "\u200f", "\u061c", "\u00ad"})
+#: Longest display text accepted. Names and titles on a certificate are short; a
+#: longer value is a mistake or an attack on the renderer, and is refused whole
+#: rather than cut (a truncated name on a credential is a wrong name).
+MAX_DISPLAY_CHARS = 512
 
 
 def clean_text(value: str) -> str:
@@ -39,6 +43,11 @@ def clean_text(value: str) -> str:
     than asking the producer to fix it.
     """
     text = unicodedata.normalize("NFC", value).strip()
+    if len(text) > MAX_DISPLAY_CHARS:
+        raise PydanticCustomError(
+            ErrorCode.INVALID_PARAM_VALUE.value,
+            f"is {len(text)} characters long; at most {MAX_DISPLAY_CHARS} are allowed",
+        )
     for char in text:
         category = unicodedata.category(char)
         if category in _FORBIDDEN_CATEGORIES or (

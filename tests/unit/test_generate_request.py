@@ -205,3 +205,10 @@ def test_split_gives_one_valid_request_per_recipient_keeping_unknown_fields(even
         assert again.edata.data == [single.recipient]
         assert orjson.loads(single.to_json())["edata"]["notifyTemplate"] == {"subject": "kept"}
         assert again.mid == original["mid"]
+
+
+def test_names_longer_than_the_limit_are_refused_whole(event) -> None:
+    event["edata"]["data"][0]["recipientName"] = "ஆ" * 5000
+    error = rejected(event)
+    assert error.code is ErrorCode.INVALID_PARAM_VALUE
+    assert "5000 characters" in error.message
