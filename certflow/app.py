@@ -8,12 +8,17 @@ factory that makes it, so tests and tools can build one from explicit settings.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import faust
 import mode
 
 from certflow.accounting import Accounting
+from certflow.credentials.keys import KeyRing
 from certflow.issuing import CertificateFactory
 from certflow.render.fetch import FetchPolicy, SafeFetcher
+from certflow.render.images import image_data_uri
+from certflow.render.pool import RenderPool
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings
@@ -30,14 +35,31 @@ class CertflowServices(mode.Service):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.accounting = Accounting()
-        self.fetcher = SafeFetcher(FetchPolicy.from_settings(settings))
+        self.keys = KeyRing.from_settings(settings)
+        policy = FetchPolicy.from_settings(settings)
+        self.fetcher = SafeFetcher(policy)
         self.templates: TemplateCache[SvgTemplate] = TemplateCache.from_settings(
             settings, self.fetcher, _parse_template
         )
-        self.certificates = CertificateFactory(self.templates, settings.base_path)
+        # Signature and logo images: the same guards, their own host allow-list.
+        self.image_fetcher = SafeFetcher(
+            replace(policy, allowed_hosts=tuple(settings.image_allowed_hosts))
+        )
+        self.images: TemplateCache[str] = TemplateCache(
+            self.image_fetcher,
+            image_data_uri,
+            template_root=settings.template_root,
+            maxsize=settings.render_cache_size or 1,
+            ttl_seconds=settings.template_cache_ttl_seconds,
+            max_bytes=settings.fetch_max_bytes,
+        )
+        self.renderer = RenderPool(cache_size=settings.render_cache_size)
+        self.certificates = CertificateFactory(self.templates, settings.base_path, self.keys)
 
     async def on_stop(self) -> None:
         await self.fetcher.close()
+        await self.image_fetcher.close()
+        self.renderer.close()
 
 
 def _parse_template(source: bytes, url: str) -> SvgTemplate:

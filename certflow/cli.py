@@ -194,6 +194,7 @@ def render(template: Path, data: Path, output: Path, json_output: Path | None) -
 
 
 async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
+    from certflow.credentials.keys import KeyRing, SigningKey
     from certflow.issuing import CertificateFactory
     from certflow.models.events import decode_json_object, parse_event
     from certflow.models.generate import GenerateCertificateRequest, validation_context
@@ -219,7 +220,9 @@ async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
             lambda source, url: SvgTemplate.parse(source, url=url),
             template_root=template.resolve().parent,
         )
-        factory = CertificateFactory(templates, settings.base_path)
+        # A throwaway key: a preview is not a certificate anyone should trust.
+        preview_keys = KeyRing((SigningKey.generate(),))
+        factory = CertificateFactory(templates, settings.base_path, preview_keys)
         return await factory.issue(first, now=datetime.now(UTC))
 
 
@@ -311,6 +314,76 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
         click.echo(f"… and {rejected_count - len(rejected)} more", err=True)
     if rejected_count:
         sys.exit(1)
+
+
+@cli.group()
+def keys() -> None:
+    """Ed25519 signing keys (did:key): the newest signs, all of them verify.
+
+    Without --file the key file is CERTFLOW_SIGNING_KEYS_FILE, else
+    {CERTFLOW_DATA_DIR}/signing-keys.json, the one a worker uses.
+    """
+
+
+_keys_file_option = click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Key file [default: CERTFLOW_SIGNING_KEYS_FILE, else {data_dir}/signing-keys.json].",
+)
+
+
+@keys.command("generate")
+@_keys_file_option
+def keys_generate(path: Path | None) -> None:
+    """Add a new key to the key file (created, mode 0600, if missing); it signs from now on.
+
+    Prints the new key's verification method. Old keys stay in the file, so the
+    certificates they signed keep verifying.
+    """
+    from certflow.credentials.keys import append_new_key, keys_file
+
+    settings = Settings()
+    target = path or keys_file(settings)
+    if path is None and settings.signing_keys.strip():
+        click.echo(
+            "warning: CERTFLOW_SIGNING_KEYS is set and wins over the key file; "
+            f"workers will not use the key added to {target}",
+            err=True,
+        )
+    try:
+        key = append_new_key(target)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added a signing key to {target}", err=True)
+    click.echo(key.verification_method)
+
+
+@keys.command("list")
+@_keys_file_option
+def keys_list(path: Path | None) -> None:
+    """Print each key's verification method and creation time, oldest first.
+
+    The last one is the key that signs. Private keys are never printed.
+    """
+    from certflow.credentials.keys import KeyRing, keys_file
+
+    settings = Settings()
+    try:
+        if path is None and settings.signing_keys.strip():
+            click.echo("keys from CERTFLOW_SIGNING_KEYS", err=True)
+            ring = KeyRing.from_json(settings.signing_keys)
+        else:
+            target = path or keys_file(settings)
+            if not target.exists():
+                raise click.ClickException(f"no key file at {target} (`certflow keys generate` makes one)")
+            ring = KeyRing.load(target)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for key in ring.keys:
+        marker = "  (signs)" if key is ring.current else ""
+        click.echo(f"{key.verification_method}  {key.created.strftime('%Y-%m-%dT%H:%M:%SZ')}{marker}")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Making one certificate: the domain core the generate agent calls.
 
 Given one recipient's generate request, produce the complete certificate: its
-deterministic id, the filled SVG with its QR code, and its credential. Everything
+deterministic id, the filled SVG with its QR code, and its signed credential. Everything
 here is plain data in, plain data out, apart from awaiting the template cache, so
 it is tested without Kafka and reused by ``certflow render``.
 """
@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from certflow.credentials.document import CredentialFacts, SignatoryFacts, open_badge_credential
+from certflow.credentials.expiry import valid_until
+from certflow.credentials.keys import KeyRing
+from certflow.credentials.proof import sign
+from certflow.credentials.status_list import status_entry
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.generate import GenerateCertificateEdata, GenerateCertificateRequest
 from certflow.models.records import IssuedCertificate, Party
@@ -27,6 +31,7 @@ def sunbird_placeholders(
     recipient_id: str,
     recipient_name: str,
     issued_on: datetime,
+    expires: datetime | None,
     qr_code_image: str,
 ) -> dict[str, str]:
     """Values of Sunbird's template placeholders (its ``VarResolver``, SUNBIRD.md §5.3).
@@ -40,7 +45,7 @@ def sunbird_placeholders(
         "certificateDescription": edata.description,
         "courseName": edata.courseName,
         "issuedDate": issued_on.strftime("%d %B %Y"),
-        "expiryDate": "",
+        "expiryDate": expires.strftime("%d %B %Y") if expires else "",
         "recipientId": recipient_id,
         "recipientName": recipient_name,
         "issuerName": edata.issuer.name,
@@ -59,8 +64,18 @@ class CertificateFactory:
     templates: TemplateCache[SvgTemplate]
     #: Used when the event has no ``basePath``.
     default_base_path: str
+    #: The newest key signs; certificates name it as their issuer (a did:key).
+    keys: KeyRing
 
-    async def issue(self, request: GenerateCertificateRequest, *, now: datetime) -> IssuedCertificate:
+    async def issue(
+        self,
+        request: GenerateCertificateRequest,
+        *,
+        now: datetime,
+        status_list_url: str | None = None,
+        status_index: int = 0,
+    ) -> IssuedCertificate:
+        """The certificate for ``request``; with a status list, revocable."""
         edata = request.edata
         recipient = request.recipient
         template = await self.templates.get(edata.svgTemplate)
@@ -69,15 +84,18 @@ class CertificateFactory:
         verify_url = f"{base_path}/{certificate_id}"
         access_code = new_access_code()
         issued_on = edata.issued_on(now)
+        expires = _valid_until(issued_on, edata.expiry)
         values = sunbird_placeholders(
             edata,
             recipient_id=recipient.recipientId,
             recipient_name=recipient.recipientName,
             issued_on=issued_on,
+            expires=expires,
             qr_code_image=qr_code_data_uri(verify_url, access_code),
         )
         svg = _fill(template, values)
-        credential = open_badge_credential(
+        signer = self.keys.current
+        unsigned = open_badge_credential(
             CredentialFacts(
                 certificate_id=certificate_id,
                 verify_url=verify_url,
@@ -103,8 +121,12 @@ class CertificateFactory:
                     )
                     for signatory in edata.signatories
                 ),
+                valid_until=expires,
+                status=status_entry(status_list_url, status_index) if status_list_url else None,
+                issuer_id=signer.did,
             )
         )
+        credential = sign(unsigned, signer, created=now)
         return IssuedCertificate(
             id=certificate_id,
             accessCode=access_code,
@@ -123,6 +145,13 @@ class CertificateFactory:
             svg=svg,
             certificate=credential,
         )
+
+
+def _valid_until(issued_on: datetime, expiry: str) -> datetime | None:
+    try:
+        return valid_until(issued_on, expiry)
+    except ValueError as exc:
+        raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, str(exc)) from None
 
 
 def _fill(template: SvgTemplate, values: Mapping[str, str]) -> str:

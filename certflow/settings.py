@@ -47,6 +47,12 @@ class TopicNames:
         #: Internal: one eligibility job per learner (key userId), or a batch sweep
         #: sent to every partition when a request names no learners.
         self.eligibility = name("certflow.eligibility")
+        #: Revocations of certificates, from re-issues and the admin endpoint
+        #: (key certificate id, so the certificate's owner records it first).
+        self.revocations = name("certflow.revocations")
+        #: Internal: bits to set in a status list (key status list id, so one worker
+        #: owns each list).
+        self.status_updates = name("certflow.status.updates")
         #: Reference data: course batches with their templates (key batchId).
         self.batches = name("certflow.batches")
         #: Reference data: Sunbird `user_enrolments` rows (key userId).
@@ -119,6 +125,11 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server.")
 
     # --- Certificates ------------------------------------------------------------
+    public_url: str = Field(
+        "http://127.0.0.1:6066",
+        description="Public base URL of the workers' web API (the Service or Ingress in "
+        "front of them). Status lists are published at `{public_url}/status/{list}`.",
+    )
     base_path: str = Field(
         "http://127.0.0.1:6066/certs",
         description="Public base URL of certificates, used when an event has no "
@@ -182,6 +193,12 @@ class Settings(BaseSettings):
         description="URL prefix → replacement, applied before fetching, e.g. to serve "
         "a cloud container from a mirror or a local directory (JSON object).",
     )
+    image_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts signature and logo images may be fetched from over http(s) "
+        "to embed them in PDFs and PNGs; `*.example.org` matches subdomains. Empty: "
+        "remote images are left out of PDFs and PNGs (browsers still show them in the SVG).",
+    )
     cloud_base_path: str = Field(
         "",
         description="Replaces Sunbird's `CLOUD_BASE_PATH` placeholder in template URLs "
@@ -212,7 +229,15 @@ class Settings(BaseSettings):
         "info", description="Log level of the worker (`warning` and `critical` are accepted too)."
     )
 
-    @field_validator("template_allowed_hosts", "assessment_content_types", mode="before")
+    @field_validator("signing_keys_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``CERTFLOW_SIGNING_KEYS_FILE=`` means "not set", not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "template_allowed_hosts", "image_allowed_hosts", "assessment_content_types", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         """Accept `a,b` as well as a JSON list, as operators write both."""

@@ -21,7 +21,7 @@ import faust
 from faust.types import EventT
 
 from certflow.accounting import Outcome
-from certflow.agents import reference
+from certflow.agents import reference, registry
 from certflow.agents.dead_letters import dead_letter, event_source, source_headers
 from certflow.agents.issue import publish_decision
 from certflow.app import app, services, settings
@@ -100,7 +100,10 @@ async def issue_certificate(event: EventT) -> None:
             services.accounting.ended(topic, Outcome.SKIPPED)
             return
         now = datetime.now(UTC)
-        certificate = await services.certificates.issue(request, now=now)
+        status = registry.allocate_status(event.message.partition)
+        certificate = await services.certificates.issue(
+            request, now=now, status_list_url=status.url, status_index=status.index
+        )
         await issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
         audit = AuditEvent.certificate_issued(certificate, now=now)
         await telemetry.send(key=recipient.recipientId.encode(), value=audit.to_json())
@@ -112,6 +115,11 @@ async def issue_certificate(event: EventT) -> None:
                 old_id=edata.oldId, status="issued",
             ),
         )
+        if edata.oldId:
+            # A re-issue replaces the old certificate: it stops verifying.
+            await registry.request_revocation(
+                edata.oldId, reason="re-issued", replaced_by=certificate.id
+            )
     except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
         if request is not None:
             edata = request.edata

@@ -53,18 +53,19 @@ learner_updates = app.topic(topics.learners)
 _KEY_TYPE = bytes
 
 
-def _learner_table(name: str, help: str) -> faust.Table:
+def keyed_table(name: str, help: str) -> faust.Table:
+    """A table keyed by raw id bytes, with this deployment's partition count."""
     return app.Table(name, key_type=_KEY_TYPE, partitions=settings.partitions, help=help)
 
 
 #: batchId → BatchRecord, on every worker (see :class:`BatchDirectory`).
 batches = BatchDirectory(settings.broker, topics.batches)
 app.add_dependency(batches)
-enrolments = _learner_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
-scores = _learner_table("scores", "userId → {courseId|batchId: activity aggregates}")
-learners = _learner_table("learners", "userId → profile")
-issued = _learner_table("issued", "userId → {courseId|batchId: {certificate name: issued entry}}")
-decisions = _learner_table("decisions", "userId → the learner's most recent decisions")
+enrolments = keyed_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
+scores = keyed_table("scores", "userId → {courseId|batchId: activity aggregates}")
+learners = keyed_table("learners", "userId → profile")
+issued = keyed_table("issued", "userId → {courseId|batchId: {certificate name: issued entry}}")
+decisions = keyed_table("decisions", "userId → the learner's most recent decisions")
 
 #: Decisions kept per learner for ``GET /learners/{userId}/decisions``.
 DECISIONS_KEPT = 100

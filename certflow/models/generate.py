@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from certflow.credentials.expiry import valid_until
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
 from certflow.models.events import DisplayText, JobRequest, SunbirdModel
@@ -153,6 +154,11 @@ class GenerateCertificateEdata(SunbirdModel):
             missing("keys.id")
         if self.issuedDate and _parse_issued_date(self.issuedDate) is None:
             invalid(self.issuedDate, "issuedDate")
+        if self.expiry:
+            try:
+                valid_until(datetime.now(UTC), self.expiry)
+            except ValueError:
+                invalid(self.expiry, "expiry")
         if problems:
             raise PydanticCustomError(
                 problems[0][0].value, " ".join(message for _, message in problems)

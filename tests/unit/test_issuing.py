@@ -15,6 +15,8 @@ from lxml import etree
 from PIL import Image
 
 from certflow.credentials.identity import CertifiedFacts
+from certflow.credentials.keys import KeyRing, SigningKey
+from certflow.credentials.proof import verify_proof
 from certflow.errors import CertflowError, ErrorCode
 from certflow.issuing import CertificateFactory
 from certflow.models.events import parse_event
@@ -25,6 +27,7 @@ from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+KEYS = KeyRing((SigningKey.generate(),))
 TEMPLATE = Settings().template_root / "course-completion.svg"
 
 
@@ -35,7 +38,7 @@ async def factory() -> AsyncIterator[CertificateFactory]:
         templates = TemplateCache(
             fetcher, lambda body, url: SvgTemplate.parse(body, url=url), template_root=TEMPLATE.parent
         )
-        yield CertificateFactory(templates, "https://certs.example.org/certs")
+        yield CertificateFactory(templates, "https://certs.example.org/certs", KEYS)
 
 
 def request_for(sunbird_fixture, **edata: object) -> GenerateCertificateRequest:
@@ -153,3 +156,30 @@ def test_distinct_facts_never_share_an_id() -> None:
     a = CertifiedFacts("u1", "c|1", "b", "t", "n")
     b = CertifiedFacts("u1|c", "1", "b", "t", "n")
     assert a.certificate_id() != b.certificate_id()
+
+
+async def test_the_credential_is_signed_by_the_current_key_and_verifies(factory, sunbird_fixture) -> None:
+    credential = (await factory.issue(request_for(sunbird_fixture), now=NOW)).certificate
+    assert credential["issuer"]["id"] == KEYS.current.did
+    assert credential["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+    assert verify_proof(credential, KEYS.find).ok
+
+
+async def test_a_status_list_entry_makes_the_credential_revocable(factory, sunbird_fixture) -> None:
+    credential = (
+        await factory.issue(
+            request_for(sunbird_fixture), now=NOW,
+            status_list_url="https://certs.example.org/status/3-0", status_index=41,
+        )
+    ).certificate
+    assert credential["credentialStatus"]["type"] == "BitstringStatusListEntry"
+    assert credential["credentialStatus"]["statusListIndex"] == "41"
+    assert credential["credentialStatus"]["statusListCredential"] == "https://certs.example.org/status/3-0"
+
+
+async def test_sunbird_expiry_tokens_set_valid_until_and_the_expiry_date(factory, sunbird_fixture) -> None:
+    certificate = await factory.issue(
+        request_for(sunbird_fixture, issuedDate="2019-08-31", expiry="2m 1y"), now=NOW
+    )
+    assert certificate.certificate["validUntil"] == "2020-10-31T00:00:00Z"
+    assert "${expiryDate}" not in certificate.svg

@@ -1,0 +1,168 @@
+"""The registry: every certificate by id, revocations, and the status lists.
+
+* ``store_certificates`` keeps each published certificate in the ``certificates``
+  table, partitioned by certificate id (the key of ``certificate.issued``), so
+  ``GET /certs/{id}`` is answered by the worker that owns the id.
+* ``apply_revocations`` marks a certificate revoked (a re-issue replaced it, or an
+  admin revoked it) and asks the owner of its status list to set its bit.
+* ``set_status_bits`` owns the status lists: one worker per list id, so concurrent
+  revocations of two certificates in one list cannot lose each other's bit.
+
+A certificate's status list entry is allocated where it is made, in the learner's
+partition (``allocate_status``): list ``{partition}-{generation}``, next free index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from certflow.accounting import Outcome
+from certflow.agents.dead_letters import dead_letter, event_source
+from certflow.agents.reference import keyed_table
+from certflow.app import app, services, settings
+
+topics = settings.topics
+certificate_records = app.topic(topics.certificate_issued)
+revocation_requests = app.topic(topics.revocations)
+status_updates = app.topic(topics.status_updates)
+
+certificates = keyed_table("certificates", "certificate id → {record, revocation}")
+status_lists = keyed_table("status_lists", "status list id → revoked indices, ascending")
+status_allocations = keyed_table("status_allocations", "p<partition> → {generation, next}")
+
+
+@dataclass(frozen=True)
+class StatusSlot:
+    """Where a certificate's revocation bit lives."""
+
+    list_id: str
+    index: int
+
+    @property
+    def url(self) -> str:
+        return f"{settings.public_url.rstrip('/')}/status/{self.list_id}"
+
+
+def allocate_status(partition: int) -> StatusSlot:
+    """The next free status list index for a certificate made in ``partition``.
+
+    Lists are per partition, so allocation needs no coordination between workers;
+    a full list starts the partition's next generation.
+    """
+    key = f"p{partition}".encode()
+    allocation = dict(status_allocations.get(key) or {"generation": 0, "next": 0})
+    if allocation["next"] >= settings.status_list_size:
+        allocation = {"generation": allocation["generation"] + 1, "next": 0}
+    slot = StatusSlot(f"{partition}-{allocation['generation']}", allocation["next"])
+    allocation["next"] += 1
+    status_allocations[key] = allocation
+    return slot
+
+
+async def request_revocation(certificate_id: str, *, reason: str, replaced_by: str = "") -> None:
+    """Revoke a certificate: recorded by its owner, then its status bit is set."""
+    await revocation_requests.send(
+        key=certificate_id.encode(),
+        value=orjson.dumps({
+            "certificateId": certificate_id,
+            "reason": reason,
+            "replacedBy": replaced_by,
+            "requestedAt": datetime.now(UTC).isoformat(),
+        }),
+    )
+
+
+@app.agent(certificate_records, name="certflow.registry.certificates")
+async def store_certificates(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _accounted(event, _store_certificate)
+
+
+@app.agent(revocation_requests, name="certflow.registry.revocations")
+async def apply_revocations(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _accounted(event, _revoke)
+
+
+@app.agent(status_updates, name="certflow.registry.status")
+async def set_status_bits(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        await _accounted(event, _set_bit)
+
+
+async def _accounted(event: EventT, handle: Any) -> None:
+    topic = event.message.topic
+    services.accounting.received(topic)
+    try:
+        outcome = await handle(orjson.loads(event.value))
+    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
+        await dead_letter(
+            topics.generate_failed, event.value, exc, stage="registry", source=event_source(event)
+        )
+        services.accounting.ended(topic, Outcome.FAILED)
+    else:
+        services.accounting.ended(topic, outcome)
+
+
+async def _store_certificate(record: dict[str, Any]) -> Outcome:
+    key = record["id"].encode()
+    stored = certificates.get(key) or {}
+    revocation = stored.get("revocation")
+    certificates[key] = {"record": record, "revocation": revocation}
+    if revocation is not None and stored.get("record") is None:
+        # Revoked before its record arrived here (the topics are not ordered with
+        # each other): the bit is set now that the status entry is known.
+        await _send_status_bit(record)
+    return Outcome.SUCCESS
+
+
+async def _revoke(request: dict[str, Any]) -> Outcome:
+    key = request["certificateId"].encode()
+    stored = dict(certificates.get(key) or {"record": None, "revocation": None})
+    if stored["revocation"] is not None:
+        return Outcome.SKIPPED  # already revoked
+    stored["revocation"] = {
+        "reason": request["reason"],
+        "replacedBy": request.get("replacedBy", ""),
+        "revokedAt": request["requestedAt"],
+    }
+    certificates[key] = stored
+    if stored["record"] is not None:
+        await _send_status_bit(stored["record"])
+    return Outcome.SUCCESS
+
+
+async def _send_status_bit(record: dict[str, Any]) -> None:
+    status = record["certificate"].get("credentialStatus")
+    if not status:
+        return  # issued without a status entry: the registry's flag is the only record
+    list_id = status["statusListCredential"].rsplit("/", 1)[-1]
+    await status_updates.send(
+        key=list_id.encode(),
+        value=orjson.dumps({"list": list_id, "index": int(status["statusListIndex"])}),
+    )
+
+
+async def _set_bit(update: dict[str, Any]) -> Outcome:
+    key = update["list"].encode()
+    revoked = set(status_lists.get(key) or [])
+    if update["index"] in revoked:
+        return Outcome.SKIPPED
+    revoked.add(update["index"])
+    status_lists[key] = sorted(revoked)
+    return Outcome.SUCCESS
+
+
+def certificate(certificate_id: str) -> dict[str, Any] | None:
+    """What this worker knows of a certificate: ``{record, revocation}``."""
+    return certificates.get(certificate_id.encode())
+
+
+def revoked_indices(list_id: str) -> list[int]:
+    return list(status_lists.get(list_id.encode()) or [])

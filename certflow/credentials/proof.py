@@ -1,0 +1,291 @@
+"""W3C Data Integrity proofs with the ``eddsa-jcs-2022`` cryptosuite.
+
+Why this cryptosuite: it signs the JSON itself (canonicalised with JCS, RFC 8785)
+rather than an RDF graph, so signing needs no JSON-LD processing, no context
+loading and no network, and costs microseconds; yet the result is a standard W3C
+Data Integrity proof that generic VC verifiers check (see ``tests/interop``).
+
+The algorithm is "Data Integrity EdDSA Cryptosuites v1.0", §3.3 (eddsa-jcs-2022):
+
+* proof options: ``type``, ``cryptosuite``, ``created``, ``verificationMethod``,
+  ``proofPurpose``, and, because the document has one, ``@context`` (Create Proof
+  step 2: the proof carries the document's ``@context``);
+* proof configuration = the proof options (without ``proofValue``), JCS-canonical;
+* transformation = the document without ``proof``, JCS-canonical;
+* hashing = SHA-256(canonical proof configuration) ‖ SHA-256(canonical document),
+  64 bytes, proof configuration hash first (§3.3.4);
+* serialisation = the Ed25519 signature of those 64 bytes, ``proofValue`` =
+  multibase base58btc (``z…``).
+
+Verification (§3.3.2) is the mirror image: drop ``proofValue`` from the proof to get
+the options; when the proof has an ``@context``, the document's ``@context`` must
+start with it, and it replaces the document's for hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from certflow.credentials.keys import (
+    SigningKey,
+    decode_multibase_base58btc,
+    decode_public_key_multibase,
+    multibase_base58btc,
+)
+
+PROOF_TYPE = "DataIntegrityProof"
+CRYPTOSUITE = "eddsa-jcs-2022"
+ASSERTION_METHOD = "assertionMethod"
+
+#: Given a proof's verificationMethod, the 32-byte Ed25519 public key, or None.
+KeyResolver = Callable[[str], bytes | None]
+
+# --- canonical JSON -------------------------------------------------------------------
+
+#: Largest integer JCS can write exactly: JCS serialises numbers as IEEE-754 doubles.
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value.
+
+    ``rfc8785`` (pure Python) is the reference and handles everything. For the
+    values certflow emits it is ~60 µs per credential, so a faster path is taken
+    when the value is *plain*: dicts with ASCII string keys, lists, strings,
+    booleans, None and integers of magnitude below 2**53, and nothing else (no
+    floats). For plain values ``orjson`` with sorted keys writes exactly the JCS
+    bytes, because:
+
+    * no whitespace: both write none;
+    * literals: ``true``, ``false``, ``null`` in both;
+    * integers below 2**53 are exact doubles, and ECMAScript's Number-to-String
+      (which JCS prescribes) writes them as plain decimal digits with a ``-`` sign
+      when negative, which is what orjson writes for an int;
+    * strings: JCS (ECMAScript ``JSON.stringify``) escapes exactly ``"``, ``\\`` and
+      U+0000–U+001F, the latter as ``\\b \\t \\n \\f \\r`` or ``\\u00xx`` with
+      lower-case hex, and writes every other character as itself in UTF-8 (``/``,
+      DEL, U+2028/9, non-BMP characters included); orjson does the same. A string
+      that is not valid Unicode (a lone surrogate) makes orjson fail, and the
+      reference then decides;
+    * key order: JCS sorts keys by their UTF-16 code units; for ASCII keys that is
+      byte order, which is orjson's ``OPT_SORT_KEYS`` order (non-ASCII keys take
+      the reference path, where UTF-16 and code-point order can differ).
+
+    ``tests/unit/test_credentials_proof.py`` checks this against ``rfc8785`` on many
+    generated documents. Anything else (floats, huge integers, tuples, datetimes,
+    non-ASCII keys) goes to ``rfc8785``, so the result is always JCS or an error.
+    """
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
+    return rfc8785.dumps(value)
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` holds only types whose orjson form is their JCS form."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key, member in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                push(member)
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            if not -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:
+                return False
+        else:
+            return False
+    return True
+
+
+# --- signing --------------------------------------------------------------------------
+
+
+def xsd_datetime(moment: datetime) -> str:
+    """``2026-11-24T09:30:00Z``: the UTC, whole-second form every certflow date takes."""
+    if moment.tzinfo is None:
+        raise ValueError("a credential's date-times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any]) -> bytes:
+    """§3.3.4: SHA-256 of the canonical proof configuration, then of the document."""
+    return (
+        hashlib.sha256(canonical_json(proof_options)).digest()
+        + hashlib.sha256(canonical_json(document)).digest()
+    )
+
+
+def sign(
+    document: Mapping[str, Any],
+    key: SigningKey,
+    *,
+    created: datetime,
+    proof_purpose: str = ASSERTION_METHOD,
+    verification_method: str | None = None,
+) -> dict[str, Any]:
+    """A copy of ``document`` with an ``eddsa-jcs-2022`` ``DataIntegrityProof`` by ``key``.
+
+    An existing ``proof`` is replaced, not chained: certflow signs its own
+    documents once. ``created`` is explicit so that signing is a pure function.
+    ``verification_method`` names the key another way than its ``did:key`` (say,
+    a ``did:web`` key id); verifiers must then be able to resolve that name.
+    """
+    unsecured = {name: value for name, value in document.items() if name != "proof"}
+    proof: dict[str, Any] = {
+        "type": PROOF_TYPE,
+        "cryptosuite": CRYPTOSUITE,
+        "created": xsd_datetime(created),
+        "verificationMethod": verification_method or key.verification_method,
+        "proofPurpose": proof_purpose,
+    }
+    if "@context" in unsecured:
+        proof["@context"] = unsecured["@context"]
+    signature = key.sign(_hash_data(proof, unsecured))
+    proof["proofValue"] = multibase_base58btc(signature)
+    return {**unsecured, "proof": proof}
+
+
+# --- verifying ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """The outcome of checking one proof: ``ok``, or why not, in words."""
+
+    ok: bool
+    reason: str
+    verification_method: str | None = None
+
+    @property
+    def did(self) -> str | None:
+        """The DID that controls the verification method (the part before ``#``)."""
+        if not self.verification_method:
+            return None
+        return self.verification_method.split("#", 1)[0]
+
+
+# XML Schema dateTimeStamp (a time zone is required), as Data Integrity asks of `created`.
+_DATETIME_STAMP = re.compile(
+    r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+)
+
+
+def verify_proof(
+    document: Mapping[str, Any],
+    resolve_key: KeyResolver,
+    *,
+    expected_purpose: str = ASSERTION_METHOD,
+) -> ProofCheck:
+    """Check ``document``'s ``eddsa-jcs-2022`` proof; never raises for bad input.
+
+    ``resolve_key`` decides which keys count: ``KeyRing.find`` accepts only
+    certflow's own keys, :func:`resolve_did_key` any ``did:key`` (then the caller
+    must decide whether it trusts that DID).
+    """
+    proof = document.get("proof")
+    if proof is None:
+        return ProofCheck(False, "missing proof")
+    if not isinstance(proof, dict):
+        return ProofCheck(False, "malformed proof: it must be one JSON object")
+    method = proof.get("verificationMethod")
+    method = method if isinstance(method, str) else None
+    if proof.get("type") != PROOF_TYPE or proof.get("cryptosuite") != CRYPTOSUITE:
+        return ProofCheck(
+            False,
+            f"unsupported cryptosuite: {proof.get('type')!s}/{proof.get('cryptosuite')!s} "
+            f"(only {PROOF_TYPE}/{CRYPTOSUITE})",
+            method,
+        )
+    if method is None:
+        return ProofCheck(False, "malformed proof: no verificationMethod")
+    if proof.get("proofPurpose") != expected_purpose:
+        return ProofCheck(
+            False, f"wrong proof purpose {proof.get('proofPurpose')!r}, expected {expected_purpose!r}", method
+        )
+    created = proof.get("created")
+    if created is not None and not (isinstance(created, str) and _DATETIME_STAMP.fullmatch(created)):
+        return ProofCheck(False, f"malformed proof: created {created!r} is not an XML dateTimeStamp", method)
+    signature = _decode_proof_value(proof.get("proofValue"))
+    if signature is None:
+        return ProofCheck(False, "malformed proofValue: not a base58btc Ed25519 signature", method)
+
+    options = {name: value for name, value in proof.items() if name != "proofValue"}
+    unsecured = {name: value for name, value in document.items() if name != "proof"}
+    if "@context" in options:
+        # §3.3.2 step 4: the document's contexts must start with the proof's.
+        proof_context = _as_list(options["@context"])
+        if _as_list(unsecured.get("@context"))[: len(proof_context)] != proof_context:
+            return ProofCheck(False, "bad signature: document @context does not start with proof @context", method)
+        unsecured["@context"] = options["@context"]
+
+    try:
+        public_key = resolve_key(method)
+    except (ValueError, LookupError):
+        public_key = None
+    if public_key is None:
+        return ProofCheck(False, f"unknown verification method {method}", method)
+
+    try:
+        data = _hash_data(options, unsecured)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return ProofCheck(False, f"malformed document: not canonicalisable JSON ({exc})", method)
+    try:
+        _public_key(public_key).verify(signature, data)
+    except (InvalidSignature, ValueError):
+        return ProofCheck(False, "bad signature", method)
+    return ProofCheck(True, f"signed by {method}", method)
+
+
+def _decode_proof_value(value: Any) -> bytes | None:
+    try:
+        signature = decode_multibase_base58btc(value)
+    except ValueError:
+        return None
+    return signature if len(signature) == 64 else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+@lru_cache(maxsize=256)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def resolve_did_key(verification_method: str) -> bytes:
+    """The Ed25519 public key a ``did:key`` verification method names, offline.
+
+    ``did:key:z6Mk…#z6Mk…``: the fragment, when present, must repeat the key (the
+    did:key method's only verification method). ``ValueError`` otherwise.
+    """
+    if not isinstance(verification_method, str) or not verification_method.startswith("did:key:"):
+        raise ValueError(f"not a did:key verification method: {verification_method!r}")
+    did, _, fragment = verification_method.partition("#")
+    multibase = did[len("did:key:") :]
+    if fragment and fragment != multibase:
+        raise ValueError(f"{verification_method!r}: the fragment must repeat the key")
+    return decode_public_key_multibase(multibase)

@@ -1,0 +1,211 @@
+"""Is this certificate genuine, current and not revoked? Every answer with a reason.
+
+A verifier page shows a person *why* a certificate fails, so each check reports
+in words, and every check runs even after one has failed (a forged *and* expired
+certificate shows both). The checks:
+
+* ``format``: a VC 2.0 credential at all (``@context``, ``type``, ``issuer``,
+  ``credentialSubject``, well-formed dates);
+* ``signature``: the ``eddsa-jcs-2022`` proof (``proof.verify_proof``);
+* ``issuer``: the signer is the issuer the credential names (otherwise anyone
+  could sign a credential in someone else's name), and, when ``trusted_issuers``
+  is given, one of them;
+* ``validFrom`` / ``expiry``: ``now`` lies within the validity period;
+* ``status``: not revoked. Unknown status (a list that cannot be had, an entry it
+  does not cover) fails verification with "status unknown": a revocation system
+  that fails open would let a revoked certificate pass whenever its list is
+  unreachable. A credential without ``credentialStatus`` passes this check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from certflow.credentials.contexts import VC_V2_CONTEXT
+from certflow.credentials.proof import KeyResolver, ProofCheck, verify_proof
+
+CheckName = Literal["format", "signature", "issuer", "validFrom", "expiry", "status"]
+#: Given one ``credentialStatus`` entry: True if revoked, False if not, None if unknown.
+StatusOf = Callable[[Mapping[str, Any]], bool | None]
+
+
+@dataclass(frozen=True)
+class Check:
+    check: CheckName
+    ok: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "ok": self.ok, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """``verified`` only when every check passed."""
+
+    checks: tuple[Check, ...]
+
+    @property
+    def verified(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.ok)
+
+    def check(self, name: CheckName) -> Check:
+        return next(check for check in self.checks if check.check == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"verified": self.verified, "checks": [check.as_dict() for check in self.checks]}
+
+
+def verify_credential(
+    credential: Mapping[str, Any],
+    *,
+    resolve_key: KeyResolver,
+    status_of: StatusOf | None,
+    now: datetime,
+    trusted_issuers: set[str] | frozenset[str] | None = None,
+) -> VerificationResult:
+    """Every check of one credential at time ``now`` (timezone-aware).
+
+    ``resolve_key`` decides which keys can sign (``KeyRing.find``: certflow's own
+    keys; ``proof.resolve_did_key``: any did:key, then narrowed by
+    ``trusted_issuers``, a set of DIDs). ``status_of`` looks a ``credentialStatus``
+    entry up (``status_list.status_lookup``); None means no status source is
+    available, which leaves a credential that has a status entry unverified.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    proof = verify_proof(credential, resolve_key)
+    return VerificationResult(
+        (
+            _format(credential),
+            Check("signature", proof.ok, proof.reason),
+            _issuer(credential, proof, trusted_issuers),
+            _valid_from(credential, now),
+            _expiry(credential, now),
+            _status(credential, status_of),
+        )
+    )
+
+
+# --- the checks -----------------------------------------------------------------------
+
+
+def _format(credential: Mapping[str, Any]) -> Check:
+    problems: list[str] = []
+    context = credential.get("@context")
+    first = context[0] if isinstance(context, list) and context else context
+    if first != VC_V2_CONTEXT:
+        problems.append(f"@context must start with {VC_V2_CONTEXT}")
+    types = credential.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "VerifiableCredential" not in types:
+        problems.append("type must include VerifiableCredential")
+    if _issuer_id(credential) is None:
+        problems.append("issuer must be a URL or an object with an id")
+    subject = credential.get("credentialSubject")
+    if not subject or not isinstance(subject, dict | list):
+        problems.append("credentialSubject is missing")
+    for name in ("validFrom", "validUntil"):
+        if name in credential and _datetime(credential[name]) is None:
+            problems.append(f"{name} {credential[name]!r} is not a date-time with a time zone")
+    if problems:
+        return Check("format", False, "; ".join(problems))
+    return Check("format", True, "a Verifiable Credential 2.0")
+
+
+def _issuer(
+    credential: Mapping[str, Any], proof: ProofCheck, trusted: set[str] | frozenset[str] | None
+) -> Check:
+    issuer = _issuer_id(credential)
+    signer = proof.did
+    if signer is None:
+        return Check("issuer", False, "no signer to compare with the issuer")
+    if not proof.ok:
+        # A proof that does not verify names its signer, but proves nothing.
+        return Check("issuer", False, f"issuer {issuer} not confirmed: the signature does not verify")
+    if issuer != signer:
+        return Check("issuer", False, f"issuer {issuer} is not the signer {signer}")
+    if trusted is not None and signer not in trusted:
+        return Check("issuer", False, f"untrusted issuer {signer}")
+    return Check("issuer", True, f"issued by {signer}" + (" (trusted)" if trusted is not None else ""))
+
+
+def _valid_from(credential: Mapping[str, Any], now: datetime) -> Check:
+    if "validFrom" not in credential:
+        return Check("validFrom", True, "no validFrom")
+    moment = _datetime(credential["validFrom"])
+    if moment is None:
+        return Check("validFrom", False, f"unreadable validFrom {credential['validFrom']!r}")
+    if moment > now:
+        return Check("validFrom", False, f"not yet valid: valid from {credential['validFrom']}")
+    return Check("validFrom", True, f"valid from {credential['validFrom']}")
+
+
+def _expiry(credential: Mapping[str, Any], now: datetime) -> Check:
+    if "validUntil" not in credential:
+        return Check("expiry", True, "does not expire")
+    moment = _datetime(credential["validUntil"])
+    if moment is None:
+        return Check("expiry", False, f"unreadable validUntil {credential['validUntil']!r}")
+    if moment <= now:
+        return Check("expiry", False, f"expired on {credential['validUntil']}")
+    return Check("expiry", True, f"valid until {credential['validUntil']}")
+
+
+def _status(credential: Mapping[str, Any], status_of: StatusOf | None) -> Check:
+    entries = credential.get("credentialStatus")
+    if entries is None:
+        return Check("status", True, "no credentialStatus")
+    entries = entries if isinstance(entries, list) else [entries]
+    if status_of is None:
+        return Check("status", False, "status unknown: no status source")
+    unknown: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            unknown.append("a credentialStatus entry that is not an object")
+            continue
+        try:
+            revoked = status_of(entry)
+        except Exception as exc:  # a status source's failure is a reason, not a crash
+            unknown.append(f"{entry.get('id', 'entry')}: {exc}")
+            continue
+        if revoked:
+            return Check("status", False, f"revoked ({entry.get('id', 'credentialStatus')})")
+        if revoked is None:
+            unknown.append(str(entry.get("id", "entry")))
+    if unknown:
+        return Check("status", False, f"status unknown: {', '.join(unknown)}")
+    return Check("status", True, "not revoked")
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _issuer_id(credential: Mapping[str, Any]) -> str | None:
+    issuer = credential.get("issuer")
+    if isinstance(issuer, dict):
+        issuer = issuer.get("id")
+    return issuer if isinstance(issuer, str) and issuer else None
+
+
+def _datetime(value: Any) -> datetime | None:
+    """An XML Schema dateTimeStamp (time zone required), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def reasons(result: VerificationResult) -> Sequence[str]:
+    """The failed checks' reasons, for a one-line message."""
+    return [f"{check.check}: {check.reason}" for check in result.failures]

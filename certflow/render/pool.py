@@ -1,0 +1,71 @@
+"""PDF and PNG on demand, off the event loop, cached.
+
+Shaping and rasterising a certificate takes tens of milliseconds of CPU, mostly in
+Python (fontTools) under the GIL, so a thread would still stall the worker's event
+loop; a separate process does not. One process is enough on a small pod and keeps
+fonts cached between requests; the LRU in front keeps repeated downloads (a learner
+fetching their certificate twice, a verifier re-checking) from rendering again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Literal
+
+from cachetools import LRUCache
+
+from certflow.render.pdf import render_pdf, render_png
+
+Format = Literal["pdf", "png"]
+
+
+def _render(svg: str, fmt: Format) -> bytes:
+    return render_pdf(svg) if fmt == "pdf" else render_png(svg)
+
+
+class RenderPool:
+    """Renders certificates in a worker process; results cached by certificate and format."""
+
+    def __init__(self, *, cache_size: int, processes: int = 1) -> None:
+        self._cache: LRUCache[tuple[str, Format], bytes] = LRUCache(maxsize=max(cache_size, 1))
+        self._processes = processes
+        self._executor: ProcessPoolExecutor | None = None
+        self._pending: dict[tuple[str, Format], asyncio.Future[bytes]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def render(self, key: str, svg: str, fmt: Format) -> bytes:
+        """The rendered certificate ``key``; concurrent requests for it share one render."""
+        slot = (key, fmt)
+        cached = self._cache.get(slot)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        pending = self._pending.get(slot)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = asyncio.ensure_future(
+                loop.run_in_executor(self._pool(), _render, svg, fmt)
+            )
+            self._pending[slot] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(slot, None))
+        rendered = await asyncio.shield(pending)
+        self._cache[slot] = rendered
+        return rendered
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # "spawn": forking a process that runs an event loop and Kafka client
+            # threads is unsafe; a fresh interpreter imports only the renderer.
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._processes, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

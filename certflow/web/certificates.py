@@ -1,0 +1,222 @@
+"""Certificates over HTTP: fetch, render, verify, revoke, and the status lists.
+
+Every route that names a certificate or a status list is answered by the worker that
+owns it (Faust's ``table_route`` forwards the request), so any worker behind a
+Service can take any request. The QR code on a certificate points at
+``{basePath}/{id}``; a browser asking that URL gets a human-readable verification
+page, a program gets JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+from yarl import URL
+
+from certflow.agents import registry
+from certflow.app import app, services, settings
+from certflow.credentials.status_list import StatusList, status_list_credential
+from certflow.credentials.verification import VerificationResult, verify_credential
+
+#: A presented credential larger than this is refused before parsing.
+MAX_PRESENTED_BYTES = 256 * 1024
+_CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
+_MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
+
+
+def _problem(view: View, status: int, code: str, message: str) -> Response:
+    """Errors are JSON with a machine-readable code, like everything else here."""
+    return view.json({"error": {"code": code, "message": message}}, status=status)
+
+
+@app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}")
+class CertificateView(View):
+    """The certificate and its status: JSON, or a verification page for browsers."""
+
+    @app.table_route(table=registry.certificates, match_info="id")
+    async def get(self, request: Request, id: str) -> Response:  # noqa: A002 - route name
+        stored = registry.certificate(id)
+        if stored is None or stored.get("record") is None:
+            return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+        record = stored["record"]
+        result = await verify_stored(record["certificate"])
+        body = {
+            "id": id,
+            "status": "revoked" if stored.get("revocation") else "active",
+            "revocation": stored.get("revocation"),
+            "verification": result.as_dict(),
+            "credential": record["certificate"],
+            "links": {fmt: f"{_base(record)}/{id}.{fmt}" for fmt in _MEDIA_TYPES},
+        }
+        if "text/html" in request.headers.get("Accept", ""):
+            return self.html(_verification_page(record, stored.get("revocation"), result))
+        return self.json(body)
+
+
+@app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}.{{fmt:svg|pdf|png}}")
+class CertificateFileView(View):
+    """The printable certificate: the filled SVG, or a PDF or PNG rendered from it."""
+
+    @app.table_route(table=registry.certificates, match_info="id")
+    async def get(self, request: Request, id: str, fmt: str) -> Response:  # noqa: A002
+        stored = registry.certificate(id)
+        if stored is None or stored.get("record") is None:
+            return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+        svg: str = stored["record"]["svg"]
+        if fmt == "svg":
+            body = svg.encode()
+        else:
+            body = await services.renderer.render(id, svg, fmt)  # type: ignore[arg-type]
+        return self.bytes(body, content_type=_MEDIA_TYPES[fmt])
+
+
+@app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}/revoke")
+class RevokeView(View):
+    """Revoke any certificate (an admin action: ``Authorization: Bearer <token>``)."""
+
+    async def post(self, request: Request, id: str) -> Response:  # noqa: A002
+        if not _is_admin(request):
+            return _problem(self, 401, "UNAUTHORIZED", "revoking needs the admin token")
+        reason = "revoked by an administrator"
+        if request.content_length:
+            try:
+                reason = str((await request.json()).get("reason") or reason)[:500]
+            except ValueError:
+                return _problem(self, 400, "MALFORMED_JSON", "the body must be JSON")
+        await registry.request_revocation(id, reason=reason)
+        return self.json({"id": id, "status": "revocation requested"}, status=202)
+
+
+@app.page("/verify")
+class VerifyView(View):
+    """Verify a presented credential: signature, status, validity period, issuer."""
+
+    async def post(self, request: Request) -> Response:
+        if (request.content_length or 0) > MAX_PRESENTED_BYTES:
+            return _problem(self, 413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
+        raw = await request.read()
+        if len(raw) > MAX_PRESENTED_BYTES:
+            return _problem(self, 413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
+        try:
+            presented = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _problem(self, 400, "MALFORMED_JSON", "the body must be a JSON credential")
+        if not isinstance(presented, dict):
+            return _problem(self, 400, "MALFORMED_JSON", "the body must be a JSON object")
+        credential = presented.get("verifiableCredential", presented)
+        result = await verify_stored(credential)
+        return self.json(result.as_dict(), status=200)
+
+
+@app.page("/status/{list:[0-9]+-[0-9]+}")
+class StatusListView(View):
+    """A signed ``BitstringStatusListCredential``: the revocation bits of one list."""
+
+    @app.table_route(table=registry.status_lists, match_info="list")
+    async def get(self, request: Request, list: str) -> Response:  # noqa: A002
+        return self.json(signed_status_list(list))
+
+
+def signed_status_list(list_id: str) -> dict[str, Any]:
+    bits = StatusList(settings.status_list_size)
+    for index in registry.revoked_indices(list_id):
+        bits.set(index, True)
+    signer = services.keys.current
+    return status_list_credential(
+        f"{settings.public_url.rstrip('/')}/status/{list_id}",
+        bits.encoded(),
+        issuer=signer.did,
+        key=signer,
+        valid_from=datetime.now(UTC),
+    )
+
+
+async def verify_stored(credential: dict[str, Any]) -> VerificationResult:
+    """Verify with this deployment's keys and the live status lists."""
+    revoked = await _revoked(credential.get("credentialStatus"))
+    return verify_credential(
+        credential,
+        resolve_key=services.keys.find,
+        status_of=lambda entry: revoked,
+        now=datetime.now(UTC),
+        trusted_issuers=services.keys.dids,
+    )
+
+
+async def _revoked(entry: dict[str, Any] | None) -> bool | None:
+    """The bit of a status entry, from the worker that owns its list; None if unknown."""
+    if not entry:
+        return None
+    try:
+        list_id = str(entry["statusListCredential"]).rsplit("/", 1)[-1]
+        index = int(entry["statusListIndex"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    owner = app.router.key_store(registry.status_lists.name, list_id.encode())
+    if _same_worker(owner):
+        return index in registry.revoked_indices(list_id)
+    async with app.http_client.get(owner.with_path(f"/status/{list_id}")) as response:
+        if response.status != 200:
+            return None
+        published = await response.json()
+    encoded = published["credentialSubject"]["encodedList"]
+    return StatusList.decode(encoded).get(index)
+
+
+def _same_worker(owner: URL) -> bool:
+    mine = URL(str(app.conf.canonical_url))
+    return (owner.host, owner.port) == (mine.host, mine.port)
+
+
+def _is_admin(request: Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    token = header.removeprefix("Bearer ").strip()
+    return bool(settings.admin_token) and hmac.compare_digest(token, settings.admin_token)
+
+
+def _base(record: dict[str, Any]) -> str:
+    return record["verifyUrl"].rsplit("/", 1)[0]
+
+
+def _verification_page(
+    record: dict[str, Any], revocation: dict[str, Any] | None, result: VerificationResult
+) -> str:
+    """What someone who scans the QR code sees: whether to trust the paper in hand."""
+    e = html.escape
+    if revocation:
+        verdict, colour = f"Revoked: {revocation.get('reason', '')}", "#b71c1c"
+    elif result.verified:
+        verdict, colour = "Valid certificate", "#1b5e20"
+    else:
+        reasons = "; ".join(c["reason"] for c in result.as_dict()["checks"] if not c["ok"])
+        verdict, colour = f"Not valid: {reasons}", "#b71c1c"
+    base = _base(record)
+    rows = [
+        ("Awarded to", record["recipient"]["name"]),
+        ("Certificate", record["certificateName"]),
+        ("Course", record["course"]["name"] or record["course"]["id"]),
+        ("Issued by", record["certificate"]["issuer"].get("name", "")),
+        ("Issued on", record["issuedDate"]),
+        ("Access code", record["accessCode"]),
+        ("Certificate id", record["id"]),
+    ]
+    table = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
+    links = " · ".join(
+        f'<a href="{e(base)}/{e(record["id"])}.{fmt}">{fmt.upper()}</a>' for fmt in _MEDIA_TYPES
+    )
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{e(record['certificateName'])}: verification</title>"
+        "<style>body{font-family:'Noto Sans',sans-serif;max-width:40rem;margin:2rem auto;"
+        "padding:0 1rem;color:#222}th{text-align:left;padding-right:1rem;color:#555}"
+        "td,th{padding:.3rem 0;vertical-align:top}.verdict{padding:1rem;border-radius:.4rem;"
+        f"color:#fff;background:{colour};font-size:1.2rem}}</style></head><body>"
+        f"<p class=\"verdict\">{e(verdict)}</p><table>{table}</table>"
+        f"<p>Download: {links}</p></body></html>"
+    )

