@@ -392,3 +392,100 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--trust", "trusted", multiple=True, metavar="DID",
+              help="Accept only these issuers (did:key DIDs); repeatable. Default: any did:key.")
+@click.option("--no-status", is_flag=True,
+              help="Do not fetch the status list (for a credential checked fully offline).")
+def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
+    """Verify a certificate: a credential JSON FILE, or a certificate URL.
+
+    Checks the signature (did:key issuers resolve offline, nothing is fetched for
+    them), the validity period, the issuer (with --trust), and revocation, by fetching
+    the credential's status list and verifying that list's own signature. Prints
+    every check as JSON; exits 0 only when the certificate is valid.
+    """
+    from certflow.credentials.proof import resolve_did_key
+    from certflow.credentials.status_list import status_lookup
+    from certflow.credentials.verification import verify_credential
+
+    async def run() -> dict[str, object]:
+        credential = _credential_in(await _load_json(source))
+        lists = {} if no_status else await _status_lists(credential)
+        result = verify_credential(
+            credential,
+            resolve_key=resolve_did_key,
+            status_of=None if no_status else status_lookup(lists),
+            now=datetime.now(UTC),
+            trusted_issuers=set(trusted) or None,
+        )
+        report = result.as_dict()
+        if no_status:
+            report["checks"] = [c for c in report["checks"] if c["check"] != "status"]
+            report["verified"] = all(c["ok"] for c in report["checks"])
+        return report
+
+    try:
+        report = asyncio.run(run())
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"cannot read {source}: {exc}") from None
+    click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    for check in report["checks"]:  # type: ignore[union-attr]
+        mark = "ok " if check["ok"] else "FAIL"
+        click.echo(f"{mark} {check['check']}: {check['reason']}", err=True)
+    sys.exit(0 if report["verified"] else 1)
+
+
+async def _load_json(source: str) -> dict[str, object]:
+    """A JSON object from a file or an http(s) URL (asking for JSON, not the HTML page)."""
+    if source.startswith(("http://", "https://")):
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(source, headers={"Accept": "application/json"}) as response:
+                response.raise_for_status()
+                document = orjson.loads(await response.read())
+    else:
+        document = orjson.loads(Path(source).read_bytes())
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    return document
+
+
+def _credential_in(document: dict[str, object]) -> dict[str, object]:
+    """The credential in what a worker serves (`credential`), a record (`certificate`), or itself."""
+    for field in ("credential", "certificate", "verifiableCredential"):
+        inner = document.get(field)
+        if isinstance(inner, dict):
+            return inner
+    return document
+
+
+async def _status_lists(credential: dict[str, object]) -> dict[str, object]:
+    """The credential's status list, fetched and checked: signed by the credential's issuer."""
+    from certflow.credentials.proof import resolve_did_key, verify_proof
+    from certflow.credentials.status_list import StatusList
+
+    entry = credential.get("credentialStatus")
+    if not isinstance(entry, dict) or not isinstance(entry.get("statusListCredential"), str):
+        return {}
+    url = entry["statusListCredential"]
+    try:
+        published = await _load_json(url)
+    except Exception as exc:  # noqa: BLE001 - an unreachable list means "status unknown"
+        click.echo(f"status list {url} unavailable: {exc}", err=True)
+        return {}
+    issuer = credential.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    list_issuer = published.get("issuer")
+    list_issuer_id = list_issuer.get("id") if isinstance(list_issuer, dict) else list_issuer
+    if not verify_proof(published, resolve_did_key).ok or list_issuer_id != issuer_id:
+        click.echo(f"status list {url} is not signed by the credential's issuer", err=True)
+        return {}
+    subject = published.get("credentialSubject")
+    encoded = subject.get("encodedList") if isinstance(subject, dict) else None
+    return {url: StatusList.decode(str(encoded))}

@@ -1,8 +1,8 @@
 """Certificates over HTTP: fetch, render, verify, revoke, and the status lists.
 
 Every route that names a certificate or a status list is answered by the worker that
-owns it (Faust's ``table_route`` forwards the request), so any worker behind a
-Service can take any request. The QR code on a certificate points at
+owns it (``owner_route`` forwards the request), so any worker behind a Service can
+take any request. The QR code on a certificate points at
 ``{basePath}/{id}``; a browser asking that URL gets a human-readable verification
 page, a program gets JSON.
 """
@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 from faust.web import Request, Response, View
-from yarl import URL
 
 from certflow.agents import registry
 from certflow.app import app, services, settings
 from certflow.credentials.status_list import StatusList, status_list_credential
 from certflow.credentials.verification import VerificationResult, verify_credential
+from certflow.render.images import inline_remote_images
+from certflow.web.routing import is_this_worker, owner_route
 
 #: A presented credential larger than this is refused before parsing.
 MAX_PRESENTED_BYTES = 256 * 1024
@@ -38,7 +39,7 @@ def _problem(view: View, status: int, code: str, message: str) -> Response:
 class CertificateView(View):
     """The certificate and its status: JSON, or a verification page for browsers."""
 
-    @app.table_route(table=registry.certificates, match_info="id")
+    @owner_route(registry.certificates, "id")
     async def get(self, request: Request, id: str) -> Response:  # noqa: A002 - route name
         stored = registry.certificate(id)
         if stored is None or stored.get("record") is None:
@@ -62,7 +63,7 @@ class CertificateView(View):
 class CertificateFileView(View):
     """The printable certificate: the filled SVG, or a PDF or PNG rendered from it."""
 
-    @app.table_route(table=registry.certificates, match_info="id")
+    @owner_route(registry.certificates, "id")
     async def get(self, request: Request, id: str, fmt: str) -> Response:  # noqa: A002
         stored = registry.certificate(id)
         if stored is None or stored.get("record") is None:
@@ -71,7 +72,8 @@ class CertificateFileView(View):
         if fmt == "svg":
             body = svg.encode()
         else:
-            body = await services.renderer.render(id, svg, fmt)  # type: ignore[arg-type]
+            printable = await inline_remote_images(svg, services.images)
+            body = await services.renderer.render(id, printable, fmt)  # type: ignore[arg-type]
         return self.bytes(body, content_type=_MEDIA_TYPES[fmt])
 
 
@@ -117,7 +119,7 @@ class VerifyView(View):
 class StatusListView(View):
     """A signed ``BitstringStatusListCredential``: the revocation bits of one list."""
 
-    @app.table_route(table=registry.status_lists, match_info="list")
+    @owner_route(registry.status_lists, "list")
     async def get(self, request: Request, list: str) -> Response:  # noqa: A002
         return self.json(signed_status_list(list))
 
@@ -158,7 +160,7 @@ async def _revoked(entry: dict[str, Any] | None) -> bool | None:
     except (KeyError, TypeError, ValueError):
         return None
     owner = app.router.key_store(registry.status_lists.name, list_id.encode())
-    if _same_worker(owner):
+    if is_this_worker(owner):
         return index in registry.revoked_indices(list_id)
     async with app.http_client.get(owner.with_path(f"/status/{list_id}")) as response:
         if response.status != 200:
@@ -166,11 +168,6 @@ async def _revoked(entry: dict[str, Any] | None) -> bool | None:
         published = await response.json()
     encoded = published["credentialSubject"]["encodedList"]
     return StatusList.decode(encoded).get(index)
-
-
-def _same_worker(owner: URL) -> bool:
-    mine = URL(str(app.conf.canonical_url))
-    return (owner.host, owner.port) == (mine.host, mine.port)
 
 
 def _is_admin(request: Request) -> bool:

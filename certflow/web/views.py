@@ -11,6 +11,7 @@ from faust.web import Request, Response, View
 
 from certflow.agents import reference
 from certflow.app import app, services
+from certflow.web.routing import owner_route
 
 
 @app.page("/health")
@@ -53,11 +54,11 @@ class Stats(View):
 class LearnerDecisions(View):
     """A learner's most recent decisions, from the worker that owns the learner.
 
-    Any worker answers: the request is routed to the worker whose partitions hold
-    the learner (Faust's ``table_route``).
+    Any worker answers: the request is forwarded to the worker whose partitions
+    hold the learner.
     """
 
-    @app.table_route(table=reference.decisions, match_info="userId")
+    @owner_route(reference.decisions, "userId")
     async def get(self, request: Request, userId: str) -> Response:  # noqa: N803 - route name
         recent = reference.decisions.get(userId.encode()) or []
         return self.json({"userId": userId, "decisions": recent})

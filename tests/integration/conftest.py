@@ -67,8 +67,11 @@ class Deployment:
         self.workers: list[LocalWorker] = []
         asyncio.run(ensure_topics(broker.url, self.topics.all(), partitions=PARTITIONS))
 
-    def start_worker(self) -> LocalWorker:
-        worker = LocalWorker(self.settings, workdir=self.workdir, name=f"worker{len(self.workers)}")
+    def start_worker(self, **settings: str) -> LocalWorker:
+        """One more worker; ``settings`` (``CERTFLOW_*``) apply to this one only."""
+        worker = LocalWorker(
+            {**self.settings, **settings}, workdir=self.workdir, name=f"worker{len(self.workers)}"
+        )
         self.workers.append(worker)
         worker.start()
         worker.wait_ready()

@@ -1,0 +1,70 @@
+"""Answer a request on the worker that owns its key, whatever worker received it.
+
+Faust's ``table_route`` does this, but forwards the owner's answer as *text*: a PDF
+or PNG comes back corrupted (or the forwarding worker fails decoding it), and the
+status code and media type are rewritten. ``owner_route`` forwards bytes, status and
+media type unchanged, and marks forwarded requests so that two workers that briefly
+disagree about ownership during a rebalance answer instead of bouncing a request
+between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from faust.types import TableT
+from faust.web import Request, Response, View
+from yarl import URL
+
+from certflow.app import app
+
+#: Set on a forwarded request: the receiver answers from what it has.
+FORWARDED_HEADER = "X-Certflow-Forwarded"
+#: Request headers that matter to the owner's answer.
+_PASSED_HEADERS = ("Accept", "Authorization", "Content-Type")
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+def owner_route(table: TableT, match_info: str) -> Callable[[Handler], Handler]:
+    """Decorate a view method keyed by ``request.match_info[match_info]`` in ``table``."""
+
+    def decorator(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def route(view: View, request: Request, **kwargs: Any) -> Response:
+            if request.headers.get(FORWARDED_HEADER):
+                return await handler(view, request, **kwargs)
+            key = request.match_info[match_info]
+            try:
+                owner = app.router.key_store(table.name, key.encode())
+            except KeyError:
+                return view.json(
+                    {"error": {"code": "NOT_READY", "message": "partitions are being assigned"}},
+                    status=503,
+                )
+            if is_this_worker(owner):
+                return await handler(view, request, **kwargs)
+            return await forward(view, request, owner)
+
+        return route
+
+    return decorator
+
+
+def is_this_worker(owner: URL) -> bool:
+    mine = URL(str(app.conf.canonical_url))
+    return (owner.host, owner.port) == (mine.host, mine.port)
+
+
+async def forward(view: View, request: Request, owner: URL) -> Response:
+    """Ask ``owner`` the same question and pass its answer on, byte for byte."""
+    headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
+    headers[FORWARDED_HEADER] = "1"
+    url = owner.with_path(request.path).with_query(request.query)
+    async with app.http_client.request(
+        request.method, url, headers=headers, data=await request.read()
+    ) as response:
+        body = await response.read()
+        return view.bytes(body, content_type=response.content_type, status=response.status)

@@ -1,0 +1,214 @@
+"""Certificates as verifiable credentials, served, verified and revoked by two workers."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from PIL import Image
+
+from certflow.broker import free_port
+from certflow.credentials.keys import KeyRing
+from certflow.credentials.proof import resolve_did_key, verify_proof
+from certflow.credentials.status_list import StatusList
+from tests.integration.conftest import FIXTURES, Deployment
+
+pytestmark = pytest.mark.integration
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def keys_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "signing-keys.json"
+    made = subprocess.run(
+        [sys.executable, "-m", "certflow", "keys", "generate", "--file", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    assert made.stdout.strip().startswith("did:key:z6Mk")
+    return path
+
+
+@pytest.fixture(scope="module")
+def deployment(broker, keys_file, tmp_path_factory) -> Iterator[Deployment]:
+    # Status lists are published under the public URL: here, worker 0's address.
+    public_port = free_port()
+    running = Deployment(broker, tmp_path_factory.mktemp("credentials"), {
+        "CERTFLOW_SIGNING_KEYS_FILE": str(keys_file),
+        "CERTFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CERTFLOW_LOG_LEVEL": "warn",
+        "CERTFLOW_PUBLIC_URL": f"http://127.0.0.1:{public_port}",
+    })
+    running.start_worker(CERTFLOW_WEB_PORT=str(public_port))
+    running.start_worker()
+    yield running
+    running.stop()
+
+
+def generate_event(batch: str, recipient: tuple[str, str], *, base_path: str, old_id: str = "") -> bytes:
+    event = orjson.loads((FIXTURES / "sunbird" / "certgen_EVENT_3_generate_certificate_no_oldId.json").read_bytes())
+    event["edata"].update(
+        svgTemplate="course-completion.svg", basePath=base_path, oldId=old_id, expiry="1y",
+        data=[{"recipientId": recipient[0], "recipientName": recipient[1]}],
+    )
+    event["edata"]["related"]["batchId"] = batch
+    return orjson.dumps(event)
+
+
+def request(worker, path: str, *, method: str = "GET", body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+    req = urllib.request.Request(worker.web_url + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status, response.read(), response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers.get("Content-Type", "")
+
+
+def until(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def issued(deployment: Deployment) -> dict:
+    """Three learners' certificates, issued through the generate flow."""
+    batch = f"vc-{uuid.uuid4().hex[:8]}"
+    base_path = f"{deployment.workers[0].web_url}/certs"
+    names = [("vc-learner-1", "प्रिया शर्मा"), ("vc-learner-2", "முருகன் செல்வம்"), ("vc-learner-3", "محمد علی")]
+    deployment.send(deployment.topics.generate_request,
+                    [generate_event(batch, name, base_path=base_path) for name in names])
+    records = deployment.collect(deployment.topics.certificate_issued, 3, lambda r: r["batchId"] == batch)
+    # Every certificate is in the registry before the tests ask for it.
+    for record in records:
+        until(lambda: request(deployment.workers[0], f"/certs/{record['id']}")[0] == 200)
+    return {"batch": batch, "base_path": base_path, "records": {r["recipient"]["id"]: r for r in records}}
+
+
+def test_every_certificate_is_a_signed_open_badge_credential(issued, keys_file) -> None:
+    ring = KeyRing.load(keys_file)
+    for record in issued["records"].values():
+        credential = record["certificate"]
+        assert credential["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+        assert credential["issuer"]["id"] == ring.current.did
+        assert credential["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+        assert verify_proof(credential, ring.find).ok
+        assert credential["credentialStatus"]["type"] == "BitstringStatusListEntry"
+        assert credential["validUntil"] > credential["validFrom"]
+
+
+def test_any_worker_serves_any_certificate_and_its_files(deployment, issued) -> None:
+    for record in issued["records"].values():
+        for worker in deployment.workers:
+            status, body, _ = request(worker, f"/certs/{record['id']}")
+            answer = orjson.loads(body)
+            assert status == 200
+            assert answer["status"] == "active"
+            assert answer["verification"]["verified"], answer["verification"]
+    record = issued["records"]["vc-learner-1"]
+    worker = deployment.workers[1]
+    status, svg, kind = request(worker, f"/certs/{record['id']}.svg")
+    assert (status, kind.split(";")[0]) == (200, "image/svg+xml") and "प्रिया शर्मा".encode() in svg
+    for worker in deployment.workers:  # the owner renders; the other forwards the bytes intact
+        status, pdf, kind = request(worker, f"/certs/{record['id']}.pdf")
+        assert (status, kind) == (200, "application/pdf") and pdf.startswith(b"%PDF")
+        status, png, kind = request(worker, f"/certs/{record['id']}.png")
+        assert (status, kind) == (200, "image/png")
+        assert Image.open(io.BytesIO(png)).size == (1684, 1190)
+    assert request(worker, "/certs/no-such-certificate")[0] == 404
+
+
+def test_the_qr_code_url_lands_on_a_human_readable_verification_page(deployment, issued) -> None:
+    record = issued["records"]["vc-learner-2"]
+    assert record["verifyUrl"] == f"{issued['base_path']}/{record['id']}"
+    status, page, kind = request(deployment.workers[1], f"/certs/{record['id']}",
+                                 headers={"Accept": "text/html"})
+    text = page.decode()
+    assert status == 200 and kind.startswith("text/html")
+    assert "Valid certificate" in text and "முருகன் செல்வம்" in text and record["accessCode"] in text
+
+
+def test_verify_accepts_a_presented_credential_and_explains_a_forged_one(deployment, issued) -> None:
+    credential = issued["records"]["vc-learner-3"]["certificate"]
+    status, body, _ = request(deployment.workers[0], "/verify", method="POST", body=orjson.dumps(credential),
+                              headers={"Content-Type": "application/json"})
+    assert status == 200 and orjson.loads(body)["verified"]
+
+    forged = json.loads(json.dumps(credential))
+    forged["credentialSubject"]["achievement"]["name"] = "Doctorate"
+    result = orjson.loads(request(deployment.workers[1], "/verify", method="POST", body=orjson.dumps(forged))[1])
+    assert not result["verified"]
+    assert [c["check"] for c in result["checks"] if not c["ok"]][0] == "signature"
+
+    too_big = request(deployment.workers[0], "/verify", method="POST", body=b"{" + b" " * 300_000 + b"}")
+    assert too_big[0] == 413 and orjson.loads(too_big[1])["error"]["code"] == "TOO_LARGE"
+
+
+def test_a_reissue_revokes_the_old_certificate_everywhere(deployment, issued, tmp_path) -> None:
+    old = issued["records"]["vc-learner-1"]
+    deployment.send(deployment.topics.generate_request, [
+        generate_event(issued["batch"], ("vc-learner-1", "प्रिया शर्मा"), base_path=issued["base_path"], old_id=old["id"])
+    ])
+    [new] = deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["oldId"] == old["id"])
+    assert new["id"] != old["id"]
+
+    revoked = until(lambda: orjson.loads(request(deployment.workers[1], f"/certs/{old['id']}")[1])["status"] == "revoked")
+    assert revoked
+    answer = orjson.loads(request(deployment.workers[0], f"/certs/{old['id']}")[1])
+    assert answer["revocation"]["replacedBy"] == new["id"]
+    # The status list says so too, signed by the issuer, for verifiers outside.
+    entry = old["certificate"]["credentialStatus"]
+    list_path = "/status/" + entry["statusListCredential"].rsplit("/", 1)[-1]
+
+    def bit_set() -> bool:
+        status_list = orjson.loads(request(deployment.workers[1], list_path)[1])
+        assert verify_proof(status_list, resolve_did_key).ok
+        return StatusList.decode(status_list["credentialSubject"]["encodedList"]).get(int(entry["statusListIndex"]))
+
+    until(bit_set)
+    result = orjson.loads(request(deployment.workers[1], "/verify", method="POST",
+                                  body=orjson.dumps(old["certificate"]))[1])
+    assert not result["verified"]
+    assert any(c["check"] == "status" and "revoked" in c["reason"] for c in result["checks"])
+
+    # `certflow verify` reaches the same verdict from a file, fetching the status list.
+    path = tmp_path / "old.json"
+    path.write_bytes(orjson.dumps(old["certificate"]))
+    cli = subprocess.run([sys.executable, "-m", "certflow", "verify", str(path)], capture_output=True, text=True)
+    assert cli.returncode == 1 and "revoked" in cli.stdout
+    path.write_bytes(orjson.dumps(new["certificate"]))
+    cli = subprocess.run([sys.executable, "-m", "certflow", "verify", str(path)], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    by_url = subprocess.run([sys.executable, "-m", "certflow", "verify", new["verifyUrl"]], capture_output=True, text=True)
+    assert by_url.returncode == 0, by_url.stdout + by_url.stderr
+
+
+def test_revoking_needs_the_admin_token(deployment, issued) -> None:
+    record = issued["records"]["vc-learner-2"]
+    path = f"/certs/{record['id']}/revoke"
+    status, body, _ = request(deployment.workers[0], path, method="POST", body=b"{}")
+    assert status == 401 and orjson.loads(body)["error"]["code"] == "UNAUTHORIZED"
+    status, _, _ = request(deployment.workers[0], path, method="POST", body=b"{}",
+                           headers={"Authorization": "Bearer wrong"})
+    assert status == 401
+    status, _, _ = request(deployment.workers[1], path, method="POST",
+                           body=orjson.dumps({"reason": "issued in error"}),
+                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"})
+    assert status == 202
+    answer = until(lambda: (a := orjson.loads(request(deployment.workers[0], f"/certs/{record['id']}")[1]))["status"] == "revoked" and a)
+    assert answer["revocation"]["reason"] == "issued in error"
+    assert not answer["verification"]["verified"] or answer["status"] == "revoked"
