@@ -4,9 +4,10 @@ Starts the embedded broker and one worker (127.0.0.1 only, stopped by PID at the
 end), loads the reference data in demo/reference/ with `certflow load` (two course
 batches and learners with Hindi, Tamil, Bengali, Urdu, Gujarati, Telugu and
 XML-special names), sends the issue requests in demo/events/ (one naming learners,
-one for a whole batch), prints every decision, writes each certificate to out/ as
-`<course>-<id>.svg` and `.json`, checks each QR code with zxing-cpp's reader, and
-measures end-to-end throughput with a generated batch.
+one for a whole batch), prints every decision, writes each certificate to out/ as `<name>-<id>.svg`,
+`.pdf` (rendered by the worker) and `.json` (record and signed credential), checks
+each QR code with zxing-cpp's reader, verifies one certificate with `certflow
+verify`, and measures end-to-end throughput with a generated batch.
 """
 
 from __future__ import annotations
@@ -111,10 +112,18 @@ def main() -> int:
     with LocalBroker(workdir / "broker") as broker:
         print(f"broker   {broker.url}  (pid {broker.pid})")
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
+        keys = workdir / "signing-keys.json"
+        print(f"$ certflow keys generate --file {keys.relative_to(ROOT)}")
+        subprocess.run([sys.executable, "-m", "certflow", "keys", "generate", "--file", str(keys)],
+                       cwd=ROOT, check=True, capture_output=True)
+        port = web_port()
         settings = {
             "CERTFLOW_BROKER": broker.url,
             "CERTFLOW_PARTITIONS": str(PARTITIONS),
-            "CERTFLOW_WEB_PORT": str(web_port()),
+            "CERTFLOW_WEB_PORT": str(port),
+            "CERTFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "CERTFLOW_BASE_PATH": f"http://127.0.0.1:{port}/certs",
+            "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
             "CERTFLOW_LOG_LEVEL": "warn",
         }
         with LocalWorker(settings, workdir=workdir) as worker:
@@ -148,10 +157,19 @@ def main() -> int:
                 (args.out / f"{stem}.svg").write_text(record["svg"], encoding="utf-8")
                 document = {key: value for key, value in record.items() if key != "svg"}
                 (args.out / f"{stem}.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+                status, pdf = worker.get(f"/certs/{record['id']}.pdf")
+                if status == 200:
+                    (args.out / f"{stem}.pdf").write_bytes(pdf)
                 scanned = qr_content(record["svg"]) == record["verifyUrl"]
                 all_scan &= scanned
                 print(f"  {record['recipient']['name']:<26} {record['course']['name']:<26} "
-                      f"{stem}.svg  {'QR ok' if scanned else 'QR WRONG'}")
+                      f"{stem}.svg|.pdf  {'QR ok' if scanned else 'QR WRONG'}")
+            sample = issued[0]
+            print(f"\nverify one: {sample['verifyUrl']} (a page in a browser, JSON for programs)")
+            print(f"$ certflow verify {sample['verifyUrl']}")
+            verified = subprocess.run([sys.executable, "-m", "certflow", "verify", sample["verifyUrl"]],
+                                      cwd=ROOT, env=env, capture_output=True, text=True)
+            print(verified.stderr.strip())
 
             if args.bulk:
                 request = bulk_batch(broker.url, topics, args.bulk)
