@@ -80,6 +80,9 @@ def create_app(settings: Settings) -> faust.App:
         # counts; an auto-created topic would get the broker's default instead.
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        producer_max_batch_size=settings.producer_max_batch_size,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_bind,

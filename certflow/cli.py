@@ -40,13 +40,21 @@ def cli() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the broker keeps its data.",
 )
-def broker(port: int, data_dir: Path) -> None:
-    """Run the embedded Kafka-protocol broker (noida-db) on loopback, in the foreground."""
+@click.option(
+    "--engine",
+    type=click.Choice(["noida", "tansu"]),
+    default="noida",
+    show_default=True,
+    help="noida-db (persistent, transactions) or Tansu (memory only, rebalances after a crash).",
+)
+def broker(port: int, data_dir: Path, engine: str) -> None:
+    """Run an embedded Kafka-protocol broker on loopback, in the foreground."""
     from certflow.broker import broker_command
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = broker_command(port=port, data_dir=data_dir)
-    click.echo(f"broker on kafka://127.0.0.1:{port}, data in {data_dir} (Ctrl-C stops it)", err=True)
+    command = broker_command(port=port, data_dir=data_dir, engine=engine)
+    where = "in memory" if engine == "tansu" else f"data in {data_dir}"
+    click.echo(f"{engine} broker on kafka://127.0.0.1:{port}, {where} (Ctrl-C stops it)", err=True)
     os.execv(command[0], command)
 
 

@@ -8,6 +8,7 @@ it is tested without Kafka and reused by ``certflow render``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from certflow.credentials.status_list import status_entry
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.generate import GenerateCertificateEdata, GenerateCertificateRequest
 from certflow.models.records import IssuedCertificate, Party
-from certflow.render.qr import new_access_code, qr_code_data_uri
+from certflow.render.qr import access_code, qr_code_data_uri
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
 
@@ -67,6 +68,12 @@ class CertificateFactory:
     #: The newest key signs; certificates name it as their issuer (a did:key).
     keys: KeyRing
 
+    @property
+    def _access_secret(self) -> bytes:
+        """The access codes' MAC key, derived from the signing key: as secret as it."""
+        material = self.keys.current.private_key_multibase.encode()
+        return hashlib.sha256(b"certflow access code\x00" + material).digest()
+
     async def issue(
         self,
         request: GenerateCertificateRequest,
@@ -75,14 +82,20 @@ class CertificateFactory:
         status_list_url: str | None = None,
         status_index: int = 0,
     ) -> IssuedCertificate:
-        """The certificate for ``request``; with a status list, revocable."""
+        """The certificate for ``request``; with a status list, revocable.
+
+        A pure function of its inputs and the signing key (Ed25519 signatures are
+        deterministic too): the same request made at the same ``now`` with the same
+        status slot gives a byte-identical certificate, which is what makes a
+        redelivered event harmless.
+        """
         edata = request.edata
         recipient = request.recipient
         template = await self.templates.get(edata.svgTemplate)
         certificate_id = request.certified_facts().certificate_id()
         base_path = (edata.basePath or self.default_base_path).rstrip("/")
         verify_url = f"{base_path}/{certificate_id}"
-        access_code = new_access_code()
+        code = access_code(self._access_secret, certificate_id)
         issued_on = edata.issued_on(now)
         expires = _valid_until(issued_on, edata.expiry)
         values = sunbird_placeholders(
@@ -91,7 +104,7 @@ class CertificateFactory:
             recipient_name=recipient.recipientName,
             issued_on=issued_on,
             expires=expires,
-            qr_code_image=qr_code_data_uri(verify_url, access_code),
+            qr_code_image=qr_code_data_uri(verify_url, code),
         )
         svg = _fill(template, values)
         signer = self.keys.current
@@ -129,7 +142,7 @@ class CertificateFactory:
         credential = sign(unsigned, signer, created=now)
         return IssuedCertificate(
             id=certificate_id,
-            accessCode=access_code,
+            accessCode=code,
             verifyUrl=verify_url,
             recipient=Party(id=recipient.recipientId, name=recipient.recipientName),
             course=Party(id=edata.related.courseId, name=edata.courseName),

@@ -97,11 +97,22 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
 
 
 async def produce(
-    broker_url: str, topic: str, events: Iterable[tuple[bytes | None, bytes]]
+    broker_url: str,
+    topic: str,
+    events: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    max_batch_size: int = 16384,
 ) -> int:
-    """Send ``(key, value)`` pairs and wait until the broker has them all."""
+    """Send ``(key, value)`` pairs and wait until the broker has them all.
+
+    ``max_batch_size=1`` sends every record in a batch of its own, for brokers that
+    misreport offsets of batched produces (Tansu).
+    """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(broker_url), linger_ms=5, acks="all"
+        bootstrap_servers=bootstrap_servers(broker_url),
+        linger_ms=5,
+        acks="all",
+        max_batch_size=max_batch_size,
     )
     await producer.start()
     try:

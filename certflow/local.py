@@ -83,14 +83,16 @@ class LocalProcess:
 
 
 class LocalBroker(LocalProcess):
-    """The embedded broker (noida-db) on a free loopback port."""
+    """An embedded broker (noida-db by default, or Tansu) on a free loopback port."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, engine: str = "noida") -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
+        self.engine = engine
         data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            broker_command(port=self.port, data_dir=data_dir), log_path=data_dir / "broker.log"
+            broker_command(port=self.port, data_dir=data_dir, engine=engine),
+            log_path=data_dir / "broker.log",
         )
 
     @property

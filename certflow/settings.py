@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     store: str = Field(
         "memory://", description="Faust table store: `memory://` or `rocksdb://`."
     )
+    session_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Consumer-group session timeout: how long a worker that stopped "
+        "heart-beating (crashed, partitioned) keeps its partitions before they move.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        3.0, gt=0, description="How often a worker tells the group it is alive."
+    )
+    producer_max_batch_size: int = Field(
+        16384,
+        ge=1,
+        description="Largest batch the producer sends at once, in bytes (Faust's "
+        "`producer_max_batch_size`). 1 works around brokers that misreport end "
+        "offsets of batched produces (Tansu).",
+    )
     max_event_bytes: int = Field(
         1_048_576,
         ge=1024,

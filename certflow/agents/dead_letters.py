@@ -36,6 +36,7 @@ def event_source(event: EventT) -> EventSource:
         partition=message.partition,
         offset=message.offset,
         key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+        timestamp=message.timestamp,
     )
 
 

@@ -99,8 +99,11 @@ async def issue_certificate(event: EventT) -> None:
             await publish_decision(_already_issued(request, existing), counted_under=topic)
             services.accounting.ended(topic, Outcome.SKIPPED)
             return
-        now = datetime.now(UTC)
-        status = registry.allocate_status(event.message.partition)
+        # Deterministic inputs only: a redelivered event re-creates this certificate
+        # byte for byte (its time is the original request's, its status slot this
+        # message's).
+        now = datetime.fromtimestamp(source.timestamp, UTC) if source.timestamp else datetime.now(UTC)
+        status = registry.StatusSlot.of_message(event.message.partition, event.message.offset)
         certificate = await services.certificates.issue(
             request, now=now, status_list_url=status.url, status_index=status.index
         )

@@ -8,8 +8,8 @@
 * ``set_status_bits`` owns the status lists: one worker per list id, so concurrent
   revocations of two certificates in one list cannot lose each other's bit.
 
-A certificate's status list entry is allocated where it is made, in the learner's
-partition (``allocate_status``): list ``{partition}-{generation}``, next free index.
+A certificate's status list entry follows from the message it was made from
+(``StatusSlot.of_message``): unique, and the same if that message is redelivered.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ status_updates = app.topic(topics.status_updates)
 
 certificates = keyed_table("certificates", "certificate id → {record, revocation}")
 status_lists = keyed_table("status_lists", "status list id → revoked indices, ascending")
-status_allocations = keyed_table("status_allocations", "p<partition> → {generation, next}")
 
 
 @dataclass(frozen=True)
@@ -44,25 +43,20 @@ class StatusSlot:
     list_id: str
     index: int
 
+    @classmethod
+    def of_message(cls, partition: int, offset: int) -> StatusSlot:
+        """The slot of a certificate made from the message at ``partition``/``offset``.
+
+        Offsets are unique in a partition and the same on every redelivery, so the
+        slot needs no allocation state and a re-created certificate gets the same
+        one: list ``{partition}-{offset // size}``, index ``offset % size``.
+        """
+        size = settings.status_list_size
+        return cls(f"{partition}-{offset // size}", offset % size)
+
     @property
     def url(self) -> str:
         return f"{settings.public_url.rstrip('/')}/status/{self.list_id}"
-
-
-def allocate_status(partition: int) -> StatusSlot:
-    """The next free status list index for a certificate made in ``partition``.
-
-    Lists are per partition, so allocation needs no coordination between workers;
-    a full list starts the partition's next generation.
-    """
-    key = f"p{partition}".encode()
-    allocation = dict(status_allocations.get(key) or {"generation": 0, "next": 0})
-    if allocation["next"] >= settings.status_list_size:
-        allocation = {"generation": allocation["generation"] + 1, "next": 0}
-    slot = StatusSlot(f"{partition}-{allocation['generation']}", allocation["next"])
-    allocation["next"] += 1
-    status_allocations[key] = allocation
-    return slot
 
 
 async def request_revocation(certificate_id: str, *, reason: str, replaced_by: str = "") -> None:

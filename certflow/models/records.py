@@ -72,6 +72,9 @@ class EventSource(BaseModel):
     partition: int
     offset: int
     key: str | None = None
+    #: When the broker received it (epoch seconds): the moment a certificate made
+    #: from it was issued, however often it is redelivered.
+    timestamp: float | None = None
 
 
 class FailedEvent(Record):

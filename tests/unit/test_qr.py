@@ -10,7 +10,7 @@ import uuid
 import zxingcpp
 from PIL import Image
 
-from certflow.render.qr import ACCESS_CODE_ALPHABET, new_access_code, qr_code_data_uri, qr_code_png
+from certflow.render.qr import ACCESS_CODE_ALPHABET, access_code, qr_code_data_uri, qr_code_png
 
 ACCESS_CODE = re.compile(r"[A-HJ-NP-Z][1-9][A-HJ-NP-Z][1-9][A-HJ-NP-Z][1-9]")
 CERT_URL = f"https://dev.sunbirded.org/certs/{uuid.UUID('5c1e3a3e-8d1b-4e0f-9a53-2f4f2b6a1d7c')}"
@@ -25,8 +25,11 @@ def test_alphabet_is_sunbirds() -> None:
     assert not set("0IO") & set(ACCESS_CODE_ALPHABET)
 
 
+SECRET = b"issuer secret"
+
+
 def test_access_codes_alternate_letter_and_digit_from_the_alphabet() -> None:
-    codes = [new_access_code() for _ in range(10_000)]
+    codes = [access_code(SECRET, f"certificate-{i}") for i in range(10_000)]
     for code in codes:
         assert ACCESS_CODE.fullmatch(code), code
         assert set(code) <= set(ACCESS_CODE_ALPHABET)
@@ -38,6 +41,12 @@ def test_access_codes_alternate_letter_and_digit_from_the_alphabet() -> None:
     assert {c for code in codes for c in code[1::2]} == set("123456789")
 
 
+def test_the_same_certificate_always_gets_the_same_code_and_others_cannot_guess_it() -> None:
+    assert access_code(SECRET, "c-1") == access_code(SECRET, "c-1")
+    others = [access_code(f"other secret {i}".encode(), "c-1") for i in range(50)]
+    assert sum(code == access_code(SECRET, "c-1") for code in others) <= 1
+
+
 def test_png_decodes_to_exactly_the_certificate_url() -> None:
     png = qr_code_png(CERT_URL, "P4L3Y9")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -45,7 +54,7 @@ def test_png_decodes_to_exactly_the_certificate_url() -> None:
 
 
 def test_png_is_small_with_room_for_the_access_code_under_the_code() -> None:
-    image = Image.open(io.BytesIO(qr_code_png(CERT_URL, new_access_code())))
+    image = Image.open(io.BytesIO(qr_code_png(CERT_URL, access_code(SECRET, CERT_URL))))
     width, height = image.size
     assert 100 <= width <= 400
     assert height > width  # the caption band
