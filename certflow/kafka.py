@@ -134,17 +134,24 @@ class Consumed:
 
 
 async def read_topic(
-    broker_url: str, topic: str, *, timeout: float, count: int | None = None
+    broker_url: str,
+    topic: str,
+    *,
+    timeout: float,
+    count: int | None = None,
+    committed_only: bool = False,
 ) -> AsyncIterator[Consumed]:
     """Every record of ``topic`` from the beginning, until ``count`` or ``timeout`` idle seconds.
 
     Reads without a consumer group (manual assignment), so tailing never disturbs
-    the offsets of the workers' group.
+    the offsets of the workers' group. ``committed_only`` skips records of aborted
+    transactions (``read_committed``), as consumers of an exactly-once deployment do.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
     await consumer.start()
     try:
@@ -186,11 +193,12 @@ async def collect_json(
     where: Callable[[dict[str, Any]], bool] = lambda record: True,
     *,
     timeout: float = 60.0,
+    committed_only: bool = False,
 ) -> list[dict[str, Any]]:
     """The first ``count`` JSON records of ``topic`` that match ``where``, read from the
     beginning; fewer only when nothing new arrived for ``timeout`` seconds."""
     found: list[dict[str, Any]] = []
-    stream = read_topic(broker_url, topic, timeout=timeout)
+    stream = read_topic(broker_url, topic, timeout=timeout, committed_only=committed_only)
     async with aclosing(stream):
         async for record in stream:
             value = orjson.loads(record.value or b"null")

@@ -1,17 +1,29 @@
-"""Dead-lettering: how every agent turns a failure into a ``*.failed`` record.
+"""How every agent settles an event: success, skipped, or dead-lettered.
 
-One function for all agents, so every failed topic carries the same record shape
-(``FailedEvent``) and every failure is logged the same way.
+One function for all agents (:func:`settle`), so every input event is counted the
+same way, every failed topic carries the same record shape (``FailedEvent``), and
+every failure is logged the same way.
+
+A failure of the *event* (bad input, a template that cannot be had, a bug that this
+event triggers) is dead-lettered and the partition moves on: a poison message never
+blocks it. A failure of the *infrastructure* (Kafka unreachable, a producer that
+cannot send, a lost transaction) is not the event's fault: dead-lettering it would
+throw a good event away (and the dead letter could not be sent either), so it is
+raised, the worker stops before committing, and the event is processed again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.types import EventT
 
-from certflow.app import app
+from certflow.accounting import Outcome
+from certflow.app import app, services
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.records import EventSource, FailedEvent
 
@@ -22,6 +34,32 @@ log = logging.getLogger(__name__)
 SOURCE_HEADER = "certflow-source"
 #: Kafka header with the error code of a failed record, for filtering without parsing.
 ERROR_CODE_HEADER = "certflow-error-code"
+
+
+#: Failures that are not the event's fault: raised, never dead-lettered.
+INFRASTRUCTURE_FAILURES: tuple[type[BaseException], ...] = (KafkaError, ProducerSendError)
+
+
+async def settle(
+    event: EventT,
+    work: Callable[[], Awaitable[Outcome]],
+    *,
+    failed_topic: str,
+    stage: str,
+) -> None:
+    """Run ``work`` for ``event`` and account for how it ended."""
+    topic = event.message.topic
+    services.accounting.received(topic)
+    try:
+        outcome = await work()
+    except INFRASTRUCTURE_FAILURES:
+        log.exception("infrastructure failure on %s event; it will be processed again", stage)
+        raise
+    except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
+        await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
+        services.accounting.ended(topic, Outcome.FAILED)
+    else:
+        services.accounting.ended(topic, outcome)
 
 
 def event_source(event: EventT) -> EventSource:

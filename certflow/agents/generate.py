@@ -22,7 +22,7 @@ from faust.types import EventT
 
 from certflow.accounting import Outcome
 from certflow.agents import reference, registry
-from certflow.agents.dead_letters import dead_letter, event_source, source_headers
+from certflow.agents.dead_letters import event_source, settle, source_headers
 from certflow.agents.issue import publish_decision
 from certflow.app import app, services, settings
 from certflow.eligibility import IssuedEntry, SkipReason, already_issued
@@ -60,82 +60,72 @@ def _parse(raw: bytes) -> GenerateCertificateRequest:
 
 async def split_request(event: EventT) -> None:
     """Validate one generate request and fan it out, one event per recipient."""
-    topic = event.message.topic
-    services.accounting.received(topic)
-    source = event_source(event)
-    try:
-        request = _parse(event.value)
-        headers = source_headers(source)
-        for single in request.per_recipient():
-            await recipient_requests.send(
-                key=single.recipient.recipientId.encode(), value=single.to_json(), headers=headers
-            )
-        services.accounting.add(topic, "recipients-emitted-count", len(request.edata.data))
-    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        await dead_letter(topics.generate_failed, event.value, exc, stage="intake", source=source)
-        services.accounting.ended(topic, Outcome.FAILED)
-    else:
-        services.accounting.ended(topic, Outcome.SUCCESS)
+    await settle(event, lambda: _split(event), failed_topic=topics.generate_failed, stage="intake")
+
+
+async def _split(event: EventT) -> Outcome:
+    request = _parse(event.value)
+    headers = source_headers(event_source(event))
+    for single in request.per_recipient():
+        await recipient_requests.send(
+            key=single.recipient.recipientId.encode(), value=single.to_json(), headers=headers
+        )
+    services.accounting.add(event.message.topic, "recipients-emitted-count", len(request.edata.data))
+    return Outcome.SUCCESS
 
 
 async def issue_certificate(event: EventT) -> None:
-    """Make one recipient's certificate and publish it with its AUDIT event.
+    """Make one recipient's certificate and publish it with its AUDIT event."""
+    await settle(event, lambda: _issue(event), failed_topic=topics.generate_failed, stage="recipient")
 
-    Sunbird's already-issued check, made atomic by running in the learner's
-    partition: a certificate whose id is already issued (a replay), or a different
-    certificate of the same name in the same batch without ``oldId``, is skipped.
+
+async def _issue(event: EventT) -> Outcome:
+    """Sunbird's already-issued check, made atomic by running in the learner's
+    partition, then the certificate. A certificate whose id is already issued (a
+    replay), or a different one of the same name without ``oldId``, is skipped.
     """
-    topic = event.message.topic
-    services.accounting.received(topic)
-    source = event_source(event)
-    request: GenerateCertificateRequest | None = None
+    request = _parse(event.value)
+    edata, recipient = request.edata, request.recipient
+    slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
+    certificate_id = request.certified_facts().certificate_id()
+    existing = reference.issued_entries(recipient.recipientId, slot).get(edata.name.lower())
+    if existing is not None and already_issued(existing, certificate_id, replaces=edata.oldId):
+        await publish_decision(_already_issued(request, existing), counted_under=event.message.topic)
+        return Outcome.SKIPPED
     try:
-        request = _parse(event.value)
-        edata, recipient = request.edata, request.recipient
-        slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
-        certificate_id = request.certified_facts().certificate_id()
-        existing = reference.issued_entries(recipient.recipientId, slot).get(edata.name.lower())
-        if existing is not None and already_issued(existing, certificate_id, replaces=edata.oldId):
-            await publish_decision(_already_issued(request, existing), counted_under=topic)
-            services.accounting.ended(topic, Outcome.SKIPPED)
-            return
-        # Deterministic inputs only: a redelivered event re-creates this certificate
-        # byte for byte (its time is the original request's, its status slot this
-        # message's).
-        now = datetime.fromtimestamp(source.timestamp, UTC) if source.timestamp else datetime.now(UTC)
-        status = registry.StatusSlot.of_message(event.message.partition, event.message.offset)
-        certificate = await services.certificates.issue(
-            request, now=now, status_list_url=status.url, status_index=status.index
-        )
-        await issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
-        audit = AuditEvent.certificate_issued(certificate, now=now)
-        await telemetry.send(key=recipient.recipientId.encode(), value=audit.to_json())
-        reference.record_issued(
-            recipient.recipientId,
-            slot,
-            IssuedEntry(
-                id=certificate.id, name=edata.name, template_id=edata.templateId,
-                old_id=edata.oldId, status="issued",
-            ),
-        )
-        if edata.oldId:
-            # A re-issue replaces the old certificate: it stops verifying.
-            await registry.request_revocation(
-                edata.oldId, reason="re-issued", replaced_by=certificate.id
-            )
-    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        if request is not None:
-            edata = request.edata
-            reference.forget_issued(
-                request.recipient.recipientId,
-                enrolment_slot(edata.related.courseId, edata.related.batchId),
-                edata.name,
-                request.certified_facts().certificate_id(),
-            )
-        await dead_letter(topics.generate_failed, event.value, exc, stage="recipient", source=source)
-        services.accounting.ended(topic, Outcome.FAILED)
-    else:
-        services.accounting.ended(topic, Outcome.SUCCESS)
+        await _make_certificate(event, request, slot)
+    except Exception:
+        # Whatever went wrong, a pending decision must not block a later retry.
+        reference.forget_issued(recipient.recipientId, slot, edata.name, certificate_id)
+        raise
+    return Outcome.SUCCESS
+
+
+async def _make_certificate(event: EventT, request: GenerateCertificateRequest, slot: str) -> None:
+    edata, recipient = request.edata, request.recipient
+    source = event_source(event)
+    # Deterministic inputs only: a redelivered event re-creates this certificate
+    # byte for byte (its time is the original request's, its status slot this
+    # message's).
+    now = datetime.fromtimestamp(source.timestamp, UTC) if source.timestamp else datetime.now(UTC)
+    status = registry.StatusSlot.of_message(event.message.partition, event.message.offset)
+    certificate = await services.certificates.issue(
+        request, now=now, status_list_url=status.url, status_index=status.index
+    )
+    await issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
+    audit = AuditEvent.certificate_issued(certificate, now=now)
+    await telemetry.send(key=recipient.recipientId.encode(), value=audit.to_json())
+    reference.record_issued(
+        recipient.recipientId,
+        slot,
+        IssuedEntry(
+            id=certificate.id, name=edata.name, template_id=edata.templateId,
+            old_id=edata.oldId, status="issued",
+        ),
+    )
+    if edata.oldId:
+        # A re-issue replaces the old certificate: it stops verifying.
+        await registry.request_revocation(edata.oldId, reason="re-issued", replaced_by=certificate.id)
 
 
 def _already_issued(request: GenerateCertificateRequest, existing: IssuedEntry) -> Decision:

@@ -21,7 +21,7 @@ from faust.types import EventT
 
 from certflow.accounting import Outcome
 from certflow.agents import reference
-from certflow.agents.dead_letters import dead_letter, event_source, source_headers
+from certflow.agents.dead_letters import dead_letter, event_source, settle, source_headers
 from certflow.app import app, services, settings
 from certflow.eligibility import (
     EligibilityDecision,
@@ -59,79 +59,75 @@ async def decide_eligibility(stream: faust.StreamT[bytes]) -> None:
 
 async def expand_request(event: EventT) -> None:
     """Validate an issue request; one job per learner, or a sweep per partition."""
-    topic = event.message.topic
-    services.accounting.received(topic)
+    await settle(event, lambda: _expand(event), failed_topic=topics.issue_failed, stage="intake")
+
+
+async def _expand(event: EventT) -> Outcome:
     source = event_source(event)
-    try:
-        request = parse_event(IssueCertificateRequest, event.value, max_bytes=settings.max_event_bytes)
-        edata = request.edata
-        batch = reference.batch_record(edata.batchId)
-        if batch is None or batch.courseId != edata.courseId:
-            raise CertflowError(
-                ErrorCode.UNKNOWN_BATCH,
-                f"no batch {edata.batchId!r} of course {edata.courseId!r} in certflow.batches",
-            )
-        problems = [
-            f"{template_id}: {template.problem()}"
-            for template_id, template in batch.certTemplates.items()
-            if template.is_svg and template.problem()
-        ]
-        if problems:
-            # The valid templates are still issued; the invalid ones are reported.
-            await dead_letter(
-                topics.issue_failed, event.value,
-                CertflowError(ErrorCode.TEMPLATE_INVALID, "; ".join(problems)),
-                stage="intake", source=source,
-            )
-        job = {
-            "batchId": edata.batchId,
-            "courseId": edata.courseId,
-            "reIssue": edata.reIssue,
-            "requestId": request.mid,
-        }
-        headers = source_headers(source)
-        learners = edata.learner_ids
-        for user_id in learners:
+    request = parse_event(IssueCertificateRequest, event.value, max_bytes=settings.max_event_bytes)
+    edata = request.edata
+    batch = reference.batch_record(edata.batchId)
+    if batch is None or batch.courseId != edata.courseId:
+        raise CertflowError(
+            ErrorCode.UNKNOWN_BATCH,
+            f"no batch {edata.batchId!r} of course {edata.courseId!r} in certflow.batches",
+        )
+    problems = [
+        f"{template_id}: {template.problem()}"
+        for template_id, template in batch.certTemplates.items()
+        if template.is_svg and template.problem()
+    ]
+    if problems:
+        # The valid templates are still issued; the invalid ones are reported.
+        await dead_letter(
+            topics.issue_failed, event.value,
+            CertflowError(ErrorCode.TEMPLATE_INVALID, "; ".join(problems)),
+            stage="intake", source=source,
+        )
+    job = {
+        "batchId": edata.batchId,
+        "courseId": edata.courseId,
+        "reIssue": edata.reIssue,
+        "requestId": request.mid,
+    }
+    headers = source_headers(source)
+    learners = edata.learner_ids
+    for user_id in learners:
+        await eligibility_jobs.send(
+            key=user_id.encode(), value=orjson.dumps({**job, "userId": user_id}), headers=headers
+        )
+    if not learners:
+        for partition in range(settings.partitions):
             await eligibility_jobs.send(
-                key=user_id.encode(), value=orjson.dumps({**job, "userId": user_id}), headers=headers
+                value=orjson.dumps({**job, "sweep": True}), partition=partition, headers=headers
             )
-        if not learners:
-            for partition in range(settings.partitions):
-                await eligibility_jobs.send(
-                    value=orjson.dumps({**job, "sweep": True}), partition=partition, headers=headers
-                )
-        services.accounting.add(topic, "eligibility-jobs-count", len(learners) or settings.partitions)
-    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        await dead_letter(topics.issue_failed, event.value, exc, stage="intake", source=source)
-        services.accounting.ended(topic, Outcome.FAILED)
-    else:
-        services.accounting.ended(topic, Outcome.SUCCESS)
+    services.accounting.add(
+        event.message.topic, "eligibility-jobs-count", len(learners) or settings.partitions
+    )
+    return Outcome.SUCCESS
 
 
 async def run_job(event: EventT) -> None:
     """Decide for one learner, or for every local learner of a batch (a sweep)."""
-    topic = event.message.topic
-    services.accounting.received(topic)
+    await settle(event, lambda: _run_job(event), failed_topic=topics.issue_failed, stage="eligibility")
+
+
+async def _run_job(event: EventT) -> Outcome:
     source = event_source(event)
-    try:
-        job: dict[str, Any] = orjson.loads(event.value)
-        batch = reference.batch_record(job["batchId"])
-        if batch is None:
-            raise CertflowError(ErrorCode.UNKNOWN_BATCH, f"batch {job['batchId']!r} disappeared")
-        if job.get("sweep"):
-            learners = list(
-                reference.enrolled_learners(batch.courseId, batch.batchId, event.message.partition)
-            )
-        else:
-            learners = [job["userId"]]
-        for user_id in learners:
-            await decide_for_learner(user_id, batch, job, source)
-        services.accounting.add(topic, "learners-evaluated-count", len(learners))
-    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        await dead_letter(topics.issue_failed, event.value, exc, stage="eligibility", source=source)
-        services.accounting.ended(topic, Outcome.FAILED)
+    job: dict[str, Any] = orjson.loads(event.value)
+    batch = reference.batch_record(job["batchId"])
+    if batch is None:
+        raise CertflowError(ErrorCode.UNKNOWN_BATCH, f"batch {job['batchId']!r} disappeared")
+    if job.get("sweep"):
+        learners = list(
+            reference.enrolled_learners(batch.courseId, batch.batchId, event.message.partition)
+        )
     else:
-        services.accounting.ended(topic, Outcome.SUCCESS)
+        learners = [job["userId"]]
+    for user_id in learners:
+        await decide_for_learner(user_id, batch, job, source)
+    services.accounting.add(event.message.topic, "learners-evaluated-count", len(learners))
+    return Outcome.SUCCESS
 
 
 async def decide_for_learner(

@@ -24,8 +24,8 @@ from faust.types import EventT
 from pydantic import BaseModel, ValidationError
 
 from certflow.accounting import Outcome
-from certflow.agents.dead_letters import dead_letter, event_source
-from certflow.app import app, services, settings
+from certflow.agents.dead_letters import settle
+from certflow.app import app, settings
 from certflow.eligibility import IssuedEntry, LearnerFacts
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.events import decode_json_object
@@ -91,28 +91,23 @@ async def _apply(event: EventT, model: type[BaseModel], store: Any) -> None:
     Reference records that fail validation go to ``issue.certificate.failed``: they
     are inputs of the issue flow, and operators watch one failed topic per flow.
     """
-    topic = event.message.topic
-    services.accounting.received(topic)
-    key = event.key.decode() if isinstance(event.key, bytes) else event.key
-    try:
+
+    async def work() -> Outcome:
+        key = event.key.decode() if isinstance(event.key, bytes) else event.key
         if event.value is None:
             if not key:
                 raise CertflowError(ErrorCode.MANDATORY_PARAMETER_MISSING, "a tombstone needs a key")
-            _delete(topic, key)
-        else:
-            document = decode_json_object(event.value, max_bytes=settings.max_event_bytes)
-            try:
-                record = model.model_validate(document)
-            except ValidationError as exc:
-                raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, _summary(exc)) from None
-            store(record, event.message.partition)
-    except Exception as exc:  # noqa: BLE001 - a bad record never stops the worker
-        await dead_letter(
-            topics.issue_failed, event.value or b"", exc, stage="reference", source=event_source(event)
-        )
-        services.accounting.ended(topic, Outcome.FAILED)
-    else:
-        services.accounting.ended(topic, Outcome.SUCCESS)
+            _delete(event.message.topic, key)
+            return Outcome.SUCCESS
+        document = decode_json_object(event.value, max_bytes=settings.max_event_bytes)
+        try:
+            record = model.model_validate(document)
+        except ValidationError as exc:
+            raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, _summary(exc)) from None
+        store(record, event.message.partition)
+        return Outcome.SUCCESS
+
+    await settle(event, work, failed_topic=topics.issue_failed, stage="reference")
 
 
 def _summary(exc: ValidationError) -> str:

@@ -23,9 +23,9 @@ import orjson
 from faust.types import EventT
 
 from certflow.accounting import Outcome
-from certflow.agents.dead_letters import dead_letter, event_source
+from certflow.agents.dead_letters import settle
 from certflow.agents.reference import keyed_table
-from certflow.app import app, services, settings
+from certflow.app import app, settings
 
 topics = settings.topics
 certificate_records = app.topic(topics.certificate_issued)
@@ -91,17 +91,9 @@ async def set_status_bits(stream: faust.StreamT[bytes]) -> None:
 
 
 async def _accounted(event: EventT, handle: Any) -> None:
-    topic = event.message.topic
-    services.accounting.received(topic)
-    try:
-        outcome = await handle(orjson.loads(event.value))
-    except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, none is fatal
-        await dead_letter(
-            topics.generate_failed, event.value, exc, stage="registry", source=event_source(event)
-        )
-        services.accounting.ended(topic, Outcome.FAILED)
-    else:
-        services.accounting.ended(topic, outcome)
+    await settle(
+        event, lambda: handle(orjson.loads(event.value)), failed_topic=topics.generate_failed, stage="registry"
+    )
 
 
 async def _store_certificate(record: dict[str, Any]) -> Outcome:

@@ -7,7 +7,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from io import BytesIO
-from pathlib import Path
 
 import orjson
 import pytest
