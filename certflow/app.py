@@ -9,6 +9,7 @@ factory that makes it, so tests and tools can build one from explicit settings.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import faust
 import mode
@@ -16,6 +17,7 @@ import mode
 from certflow.accounting import Accounting
 from certflow.credentials.keys import KeyRing
 from certflow.issuing import CertificateFactory
+from certflow.metrics import WorkerMetrics
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.images import image_data_uri
 from certflow.render.pool import RenderPool
@@ -54,6 +56,9 @@ class CertflowServices(mode.Service):
             max_bytes=settings.fetch_max_bytes,
         )
         self.renderer = RenderPool(cache_size=settings.render_cache_size)
+        self.metrics = WorkerMetrics(
+            self.accounting, lambda: {"templates": self.templates.stats, "images": self.images.stats}
+        )
         self.certificates = CertificateFactory(self.templates, settings.base_path, self.keys)
 
     async def on_stop(self) -> None:
@@ -64,6 +69,28 @@ class CertflowServices(mode.Service):
 
 def _parse_template(source: bytes, url: str) -> SvgTemplate:
     return SvgTemplate.parse(source, url=url)
+
+
+_LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}
+
+
+def logging_config(settings: Settings) -> dict[str, Any] | None:
+    """JSON lines for log pipelines (``CERTFLOW_LOG_FORMAT=json``), else Faust's own."""
+    if settings.log_format != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"level": _LEVELS[settings.log_level], "handlers": ["stdout"]},
+    }
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -91,6 +118,7 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=("certflow.agents", "certflow.web"),
         origin="certflow",
         loghandlers=[],
+        logging_config=logging_config(settings),
     )
 
 

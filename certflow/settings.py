@@ -264,6 +264,13 @@ class Settings(BaseSettings):
             return [host.strip() for host in text.split(",") if host.strip()]
         return value
 
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per line (time, level, logger, message and "
+        "the event's topic/partition/offset where there is one), for log pipelines; "
+        "`text`: Faust's coloured lines, for a terminal.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _faust_level_names(cls, value: Any) -> Any:

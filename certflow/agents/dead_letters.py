@@ -15,6 +15,7 @@ raised, the worker stops before committing, and the event is processed again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -50,6 +51,7 @@ async def settle(
     """Run ``work`` for ``event`` and account for how it ended."""
     topic = event.message.topic
     services.accounting.received(topic)
+    started = time.perf_counter()
     try:
         outcome = await work()
     except INFRASTRUCTURE_FAILURES:
@@ -60,6 +62,8 @@ async def settle(
         services.accounting.ended(topic, Outcome.FAILED)
     else:
         services.accounting.ended(topic, outcome)
+    finally:
+        services.metrics.processing.labels(stage).observe(time.perf_counter() - started)
 
 
 def event_source(event: EventT) -> EventSource:
@@ -87,12 +91,16 @@ async def dead_letter(
     failed_topic: str, raw: bytes, exc: Exception, *, stage: str, source: EventSource
 ) -> None:
     """Publish ``raw`` with the reason it was rejected; never raises for a bad event."""
+    where = {"topic": source.topic, "partition": source.partition, "offset": source.offset,
+             "stage": stage}
     if isinstance(exc, CertflowError):
         code, message = exc.code, exc.message
-        log.warning("rejected %s event at %s: %s %s", stage, source, code.value, message)
+        log.warning("rejected %s event: %s %s", stage, code.value, message,
+                    extra={**where, "errorCode": code.value})
     else:
         code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
-        log.exception("unexpected failure on %s event at %s", stage, source)
+        log.exception("unexpected failure on %s event", stage,
+                      extra={**where, "errorCode": code.value})
     record = FailedEvent.of(
         raw=raw, code=code.value, message=message, stage=stage, source=source, now=datetime.now(UTC)
     )

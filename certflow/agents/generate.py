@@ -15,6 +15,7 @@ partition moves on.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import faust
@@ -113,6 +114,8 @@ async def _make_certificate(event: EventT, request: GenerateCertificateRequest, 
         request, now=now, status_list_url=status.url, status_index=status.index
     )
     await issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
+    if source.timestamp:
+        services.metrics.certificate_latency.observe(max(0.0, time.time() - source.timestamp))
     audit = AuditEvent.certificate_issued(certificate, now=now)
     await telemetry.send(key=recipient.recipientId.encode(), value=audit.to_json())
     reference.record_issued(

@@ -225,3 +225,37 @@ def test_stats_account_for_every_event(deployment: Deployment) -> None:
         assert counts["success-events-count"] >= 1
     assert stats["topics"][deployment.topics.generate_request]["failed-events-count"] >= 1
     assert stats["templateCache"]["misses"] >= 1
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus exposition, 0 when absent."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_move_as_certificates_are_made(deployment: Deployment) -> None:
+    worker = deployment.workers[0]
+    topic = deployment.topics.generate_request
+    before = worker.get("/metrics")[1].decode()
+    batch = f"metrics-{uuid.uuid4().hex[:8]}"
+    deployment.send(topic, [orjson.dumps(event_for(batch, [("learner-m", "Meera")]))])
+    deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+
+    status, body = worker.get("/metrics")
+    after = body.decode()
+    assert status == 200
+    assert metric(after, "certflow_total_events_count_total", topic=topic) == metric(
+        before, "certflow_total_events_count_total", topic=topic) + 1
+    assert metric(after, "certflow_success_events_count_total", topic=deployment.topics.generate_recipients) > metric(
+        before, "certflow_success_events_count_total", topic=deployment.topics.generate_recipients)
+    assert metric(after, "certflow_certificate_latency_seconds_count") > metric(
+        before, "certflow_certificate_latency_seconds_count")
+    lookups = lambda text: sum(  # noqa: E731
+        metric(text, f"certflow_cache_{kind}_total", cache="templates") for kind in ("hits", "misses")
+    )
+    assert lookups(after) == lookups(before) + 1
+    assert 'certflow_event_processing_seconds_bucket{le="0.01",stage="recipient"}' in after
+    assert "certflow_consumer_lag{" in after
