@@ -131,6 +131,8 @@ class Consumed:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    #: Broker/producer timestamp, epoch milliseconds.
+    timestamp: int = 0
 
 
 async def read_topic(
@@ -167,7 +169,7 @@ async def read_topic(
                 for record in records:
                     yield Consumed(
                         record.topic, record.partition, record.offset,
-                        record.key, record.value, tuple(record.headers or ()),
+                        record.key, record.value, tuple(record.headers or ()), record.timestamp,
                     )
                     seen += 1
                     if count is not None and seen >= count:

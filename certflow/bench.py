@@ -1,0 +1,270 @@
+"""``certflow bench``: certflow measured against this machine's own ceiling, in one run.
+
+1. The in-process ceiling: making certificates (template fill, QR code, credential,
+   Ed25519 signature, the published record) in a loop on one core, no Kafka.
+2. End to end through the embedded broker: reference data for N learners, one issue
+   request for all of them, and the time until every certificate is on
+   ``certificate.issued``; with one worker and with two. Certificates/s, latency
+   from request to certificate (p50, p99), worker CPU seconds per certificate (from
+   /proc, all workers together) and worker RSS.
+3. PDF on demand from a worker: p50 and p99, cold (first render) and cached.
+
+Every end-to-end figure is also given as a ratio of the ceiling measured in the same
+run, so results from different machines compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from certflow.credentials.keys import KeyRing, SigningKey
+from certflow.issuing import CertificateFactory
+from certflow.kafka import ensure_topics, produce, read_topic
+from certflow.local import LocalBroker, LocalWorker
+from certflow.models.events import parse_event
+from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.render.fetch import FetchPolicy, SafeFetcher
+from certflow.render.svg import SvgTemplate
+from certflow.render.template_cache import TemplateCache
+from certflow.settings import Settings, TopicNames
+
+COURSE, BATCH = "do_bench_course", "bench_batch"
+PARTITIONS = 4
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, text: str = "") -> None:
+        self.lines.append(text)
+        print(text, flush=True)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# --- 1. the ceiling ------------------------------------------------------------------
+
+
+def generate_requests(count: int) -> list[GenerateCertificateRequest]:
+    requests = []
+    for i in range(count):
+        event = {
+            "eid": "BE_JOB_REQUEST", "ets": 0, "mid": f"bench-{i}",
+            "edata": {
+                "userId": f"bench-{i:06d}", "svgTemplate": "course-completion.svg", "templateId": "tmpl_bench",
+                "courseName": "डेटा विज्ञान की बुनियाद", "name": "Course Completion Certificate", "tag": BATCH,
+                "data": [{"recipientName": f"शिक्षार्थी {i}", "recipientId": f"bench-{i:06d}"}],
+                "issuer": {"name": "NCERT", "url": "https://ncert.nic.in/"},
+                "signatoryList": [{"name": "D", "id": "D", "designation": "Director", "image": "https://ncert.nic.in/d.png"}],
+                "criteria": {"narrative": "Completed"}, "basePath": "https://certs.example.org/certs",
+                "related": {"batchId": BATCH, "courseId": COURSE, "type": "course"},
+            },
+        }
+        requests.append(parse_event(
+            GenerateCertificateRequest, orjson.dumps(event), max_bytes=10**6,
+            context=validation_context(suppress_signatory_errors=True),
+        ))
+    return requests
+
+
+async def ceiling(count: int) -> float:
+    """Certificates per second on one core: issue + serialise, nothing else."""
+    settings = Settings()
+    requests = generate_requests(count)
+    async with SafeFetcher(FetchPolicy.from_settings(settings)) as fetcher:
+        templates: TemplateCache[SvgTemplate] = TemplateCache(
+            fetcher, lambda body, url: SvgTemplate.parse(body, url=url), template_root=settings.template_root
+        )
+        factory = CertificateFactory(templates, settings.base_path, KeyRing((SigningKey.generate(),)))
+        now = datetime.now(UTC)
+        await factory.issue(requests[0], now=now, status_list_url="https://x/status/0-0")  # warm up
+        started = time.process_time()
+        for index, request in enumerate(requests):
+            certificate = await factory.issue(
+                request, now=now, status_list_url="https://x/status/0-0", status_index=index
+            )
+            certificate.to_json()
+        return count / (time.process_time() - started)
+
+
+# --- 2. end to end ------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reference_data(broker_url: str, topics: TopicNames, learners: int) -> list[str]:
+    template = {
+        "identifier": "tmpl_bench", "name": "Course Completion Certificate", "url": "course-completion.svg",
+        "criteria": '{"enrollment": {"status": 2}}', "issuer": '{"name": "NCERT", "url": "https://ncert.nic.in/"}',
+        "signatoryList": '[{"name": "D", "id": "D", "designation": "Director", "image": "https://ncert.nic.in/d.png"}]',
+    }
+    ids = [f"bench-{i:06d}" for i in range(learners)]
+    asyncio.run(produce(broker_url, topics.batches, [(BATCH.encode(), orjson.dumps({
+        "batchId": BATCH, "courseId": COURSE, "courseName": "डेटा विज्ञान", "certTemplates": {"tmpl_bench": template},
+    }))]))
+    asyncio.run(produce(broker_url, topics.learners, [
+        (uid.encode(), orjson.dumps({"id": uid, "firstName": f"शिक्षार्थी {i}", "lastName": "null"}))
+        for i, uid in enumerate(ids)
+    ]))
+    asyncio.run(produce(broker_url, topics.enrolments, [
+        (uid.encode(), orjson.dumps({"userid": uid, "courseid": COURSE, "batchid": BATCH,
+                                     "active": True, "status": 2, "completedon": 1764000000000}))
+        for uid in ids
+    ]))
+    return ids
+
+
+def wait_for_tables(workers: list[LocalWorker], learners: int) -> None:
+    while True:
+        tables = [orjson.loads(w.get("/stats")[1])["tables"] for w in workers]
+        if all(t["batches"] >= 1 for t in tables) and sum(t["enrolments"] for t in tables) >= learners \
+                and sum(t["learners"] for t in tables) >= learners:
+            return
+        time.sleep(0.2)
+
+
+def issue_request(ids: list[str]) -> bytes:
+    return orjson.dumps({
+        "eid": "BE_JOB_REQUEST", "ets": 0, "mid": "LP.bench",
+        "object": {"id": f"{BATCH}_{COURSE}", "type": "CourseCertificateGeneration"},
+        "edata": {"action": "issue-certificate", "batchId": BATCH, "courseId": COURSE, "userIds": ids},
+    })
+
+
+def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
+    """Broker timestamps (seconds) of the first ``count`` records of ``topic``."""
+
+    async def run() -> list[float]:
+        return [r.timestamp / 1000 async for r in read_topic(broker_url, topic, timeout=30, count=count)]
+
+    return asyncio.run(run())
+
+
+def end_to_end(workdir: Path, learners: int, workers: int, pdf_samples: int) -> dict[str, Any]:
+    with LocalBroker(workdir / "broker") as broker:
+        topics = TopicNames("")
+        asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
+        keys = workdir / "signing-keys.json"
+        KeyRing((SigningKey.generate(),)).save(keys)
+        settings = {
+            "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS),
+            "CERTFLOW_LOG_LEVEL": "warn", "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
+        }
+        running: list[LocalWorker] = []
+        try:
+            for n in range(workers):
+                worker = LocalWorker(settings, workdir=workdir, name=f"worker{n}")
+                worker.start()
+                running.append(worker)
+            for worker in running:
+                worker.wait_ready()
+            ids = reference_data(broker.url, topics, learners)
+            wait_for_tables(running, learners)
+            cpu_before = sum(cpu_seconds(w.pid) for w in running)
+            sent = time.time()
+            asyncio.run(produce(broker.url, topics.issue_request, [(None, issue_request(ids))]))
+            times = certificate_times(broker.url, topics.certificate_issued, learners)
+            finished = max(times)
+            cpu = sum(cpu_seconds(w.pid) for w in running) - cpu_before
+            latencies = [t - sent for t in times]
+            figures: dict[str, Any] = {
+                "certificates": len(times),
+                "per_second": len(times) / (finished - sent),
+                "latency_p50": percentile(latencies, 0.5),
+                "latency_p99": percentile(latencies, 0.99),
+                "cpu_ms_per_certificate": 1000 * cpu / len(times),
+                "rss_mb": [round(rss_mb(w.pid)) for w in running],
+            }
+            if pdf_samples:
+                figures.update(pdf_timings(running[0], broker.url, topics, pdf_samples))
+            return figures
+        finally:
+            for worker in running:
+                worker.terminate()
+            for worker in running:
+                worker.stop()
+
+
+def pdf_timings(worker: LocalWorker, broker_url: str, topics: TopicNames, samples: int) -> dict[str, float]:
+    async def ids() -> list[str]:
+        return [orjson.loads(r.value)["id"]
+                async for r in read_topic(broker_url, topics.certificate_issued, timeout=10, count=samples)]
+
+    certificate_ids = asyncio.run(ids())
+    worker.get(f"/certs/{certificate_ids[0]}.pdf")  # start the render process
+
+    def timed(certificate_id: str) -> float:
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"{worker.web_url}/certs/{certificate_id}.pdf", timeout=60) as response:
+            response.read()
+        return time.perf_counter() - started
+
+    cold = [timed(cid) for cid in certificate_ids[1:]]
+    cached = [timed(cid) for cid in certificate_ids[1:]]
+    return {
+        "pdf_cold_p50_ms": 1000 * statistics.median(cold), "pdf_cold_p99_ms": 1000 * percentile(cold, 0.99),
+        "pdf_cached_p50_ms": 1000 * statistics.median(cached), "pdf_cached_p99_ms": 1000 * percentile(cached, 0.99),
+    }
+
+
+def run(learners: int, ceiling_count: int, pdf_samples: int) -> Report:
+    report = Report()
+    cpu = platform.processor() or platform.machine()
+    report.say(f"certflow bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
+               f"Python {platform.python_version()}")
+    per_core = asyncio.run(ceiling(ceiling_count))
+    report.figures["ceiling_per_core"] = per_core
+    report.say(f"1. ceiling, in process, one core: {per_core:,.0f} certificates/s "
+               f"({1000 / per_core:.2f} ms each: fill + QR + credential + Ed25519 + record)")
+    with tempfile.TemporaryDirectory(prefix="certflow-bench-") as scratch:
+        for workers in (1, 2):
+            figures = end_to_end(Path(scratch) / f"w{workers}", learners, workers, pdf_samples if workers == 1 else 0)
+            report.figures[f"end_to_end_{workers}"] = figures
+            report.say(
+                f"2. end to end, {workers} worker{'s' if workers > 1 else ''}, {figures['certificates']} learners: "
+                f"{figures['per_second']:,.0f} certificates/s = {figures['per_second'] / per_core:.0%} of the "
+                f"one-core ceiling; latency p50 {figures['latency_p50']:.1f} s, p99 {figures['latency_p99']:.1f} s; "
+                f"worker CPU {figures['cpu_ms_per_certificate']:.2f} ms per certificate "
+                f"({1000 / per_core / figures['cpu_ms_per_certificate']:.0%} of it is the ceiling's work); "
+                f"RSS {', '.join(f'{mb} MB' for mb in figures['rss_mb'])}"
+            )
+        one, two = report.figures["end_to_end_1"], report.figures["end_to_end_2"]
+        report.say(
+            f"   2 workers vs 1: {two['per_second'] / one['per_second']:.2f}× the throughput, "
+            f"{two['cpu_ms_per_certificate'] / one['cpu_ms_per_certificate']:.2f}× the CPU per certificate "
+            "(the broker shares these 2 cores)"
+        )
+        if pdf_samples:
+            report.say(
+                f"3. PDF on demand ({pdf_samples - 1} certificates): cold p50 {one['pdf_cold_p50_ms']:.0f} ms, "
+                f"p99 {one['pdf_cold_p99_ms']:.0f} ms; cached p50 {one['pdf_cached_p50_ms']:.1f} ms, "
+                f"p99 {one['pdf_cached_p99_ms']:.1f} ms"
+            )
+    return report
