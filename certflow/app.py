@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         producer_max_batch_size=settings.producer_max_batch_size,
+        producer_linger=settings.producer_linger_seconds,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
