@@ -114,6 +114,10 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
+        # Faust's generic table and router pages would serve any learner's stored
+        # data to anyone who can reach the port: certflow's own views only.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=("certflow.agents", "certflow.web"),

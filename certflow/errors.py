@@ -30,6 +30,9 @@ class ErrorCode(StrEnum):
     TEMPLATE_INVALID = "TEMPLATE_INVALID"
     #: An issue request names a batch (with that course) certflow has no record of.
     UNKNOWN_BATCH = "UNKNOWN_BATCH"
+    #: The certificate made from the request (its template, inline images) is larger
+    #: than one Kafka record can carry, so it could never be published.
+    CERTIFICATE_TOO_LARGE = "CERTIFICATE_TOO_LARGE"
     #: A bug: an exception nobody anticipated. Still dead-lettered, never fatal.
     INTERNAL_ERROR = "INTERNAL_ERROR"
 

@@ -52,9 +52,19 @@ class LocalProcess:
         return self.process is not None and self.process.poll() is None
 
     def terminate(self) -> None:
-        """SIGTERM without waiting: stop several processes at once, then :meth:`stop` each."""
+        """SIGTERM without waiting: stop several processes at once, then :meth:`stop` each.
+
+        The signal goes to the process group (each child starts its own), so a
+        launcher that runs the real program as its child (noida-db does) stops too.
+        """
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
 
     def stop(self, *, grace: float = 15.0) -> int | None:
         """SIGTERM, wait ``grace`` seconds, then SIGKILL. Returns the exit code."""
@@ -65,14 +75,19 @@ class LocalProcess:
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
+                self._signal(signal.SIGKILL)
                 self.process.wait(5)
+        # Anything the process left in its group (a launcher's child) goes with it.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         return self.process.returncode
 
     def kill(self) -> None:
-        """SIGKILL: a crash, for fault tests."""
+        """SIGKILL, to the whole process group: a crash, for fault tests."""
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             self.process.wait(5)
 
     def log_tail(self, lines: int = 40) -> str:

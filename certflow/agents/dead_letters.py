@@ -14,12 +14,13 @@ raised, the worker stops before committing, and the event is processed again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.types import EventT
 
@@ -54,9 +55,12 @@ async def settle(
     started = time.perf_counter()
     try:
         outcome = await work()
-    except INFRASTRUCTURE_FAILURES:
-        log.exception("infrastructure failure on %s event; it will be processed again", stage)
-        raise
+    except INFRASTRUCTURE_FAILURES as exc:
+        if not isinstance(exc, MessageSizeTooLargeError):  # a record too big is the event's fault
+            log.exception("infrastructure failure on %s event; it will be processed again", stage)
+            raise
+        await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
+        services.accounting.ended(topic, Outcome.FAILED)
     except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
         await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
         services.accounting.ended(topic, Outcome.FAILED)
@@ -72,14 +76,29 @@ def event_source(event: EventT) -> EventSource:
     if header:
         return EventSource.model_validate_json(header)
     message = event.message
-    key = message.key
     return EventSource(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+        key=_printable_key(message.key),
         timestamp=message.timestamp,
     )
+
+
+#: Longest key copied onto failed records and derived events' headers.
+MAX_KEY_CHARS = 256
+
+
+def _printable_key(key: bytes | str | None) -> str | None:
+    """The key as text, a long one cut and marked with its hash: a megabyte key must
+    not make the failed record (or every derived event's header) too big to send."""
+    if key is None:
+        return None
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+    if len(text) <= MAX_KEY_CHARS:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[:200]}…sha256:{digest}"
 
 
 def source_headers(source: EventSource) -> dict[str, bytes]:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -32,6 +33,7 @@ from certflow.eligibility import (
 )
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.events import parse_event
+from certflow.models.generate import GenerateCertificateRequest, validation_context
 from certflow.models.issue import IssueCertificateRequest
 from certflow.models.records import Decision, EventSource
 from certflow.models.reference import BatchRecord, enrolment_slot
@@ -43,6 +45,7 @@ generate_requests = app.topic(topics.generate_request)
 decision_log = app.topic(topics.decisions)
 
 _CONTENT_TYPES = frozenset(settings.assessment_content_types)
+_VALIDATION = validation_context(suppress_signatory_errors=settings.suppress_signatory_errors)
 
 
 @app.agent(issue_requests, name="certflow.issue.expand")
@@ -150,17 +153,24 @@ async def decide_for_learner(
             batch, template, facts, reissue=bool(job["reIssue"]), content_types=_CONTENT_TYPES
         )
         if decision.issue:
-            generate = generate_request(
+            generate = orjson.dumps(generate_request(
                 decision, batch, template, facts,
                 base_path=settings.base_path,
                 cloud_base_path=settings.cloud_base_path,
                 content_types=_CONTENT_TYPES,
                 request_mid=job["requestId"],
                 now=reference.now(),
-            )
-            await generate_requests.send(
-                key=user_id.encode(), value=orjson.dumps(generate), headers=source_headers(source)
-            )
+            ))
+            refusal = _generate_refusal(generate)
+            if refusal is not None:
+                # The generate flow would refuse it: skip now, rather than record a
+                # pending certificate that can never be made.
+                await _record(
+                    replace(decision, reason=SkipReason.INVALID_TEMPLATE, certificate_id="", detail=refusal),
+                    job,
+                )
+                continue
+            await generate_requests.send(key=user_id.encode(), value=generate, headers=source_headers(source))
             reference.record_issued(
                 user_id,
                 slot,
@@ -170,6 +180,17 @@ async def decide_for_learner(
                 ),
             )
         await _record(decision, job)
+
+
+def _generate_refusal(event: bytes) -> str | None:
+    """Why the generate flow would refuse this event, or None if it would accept it."""
+    try:
+        parse_event(
+            GenerateCertificateRequest, event, max_bytes=settings.max_event_bytes, context=_VALIDATION
+        )
+    except CertflowError as exc:
+        return f"the generate event would be refused: {exc.code.value}: {exc.message}"
+    return None
 
 
 async def _record(decision: EligibilityDecision, job: dict[str, Any]) -> None:

@@ -13,17 +13,26 @@ import unicodedata
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import CertflowError, ErrorCode
 
 #: Unicode categories that never belong in a name or title on a certificate:
-#: controls, surrogates, private-use and unassigned code points. Format characters
-#: (Cf) are refused too, except the few below: the rest reorder or hide text
-#: (bidi overrides and isolates, invisible separators), the classic way to make a
-#: credential read differently from what was issued.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
+#: controls, surrogates, private-use and unassigned code points, and the line and
+#: paragraph separators (U+2028, U+2029: a name is one line, as with ``\n``).
+#: Format characters (Cf) are refused too, except the few below: the rest reorder or
+#: hide text (bidi overrides and isolates, invisible separators), the classic way to
+#: make a credential read differently from what was issued.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
 #: Format characters names need: ZWNJ/ZWJ shape Indic conjuncts, Persian words and
 #: emoji sequences; LRM, RLM and the Arabic letter mark only set direction of
 #: neutral characters; the soft hyphen is harmless.
@@ -32,6 +41,28 @@ _ALLOWED_FORMAT = frozenset({"\u200c", "\u200d", "\u200e", "\u200f", "\u061c", "
 #: longer value is a mistake or an attack on the renderer, and is refused whole
 #: rather than cut (a truncated name on a credential is a wrong name).
 MAX_DISPLAY_CHARS = 512
+#: Problems named in one rejection message. A 10,000-recipient event without names
+#: has 10,000 problems; the message (logged, and carried by the failed record next
+#: to the payload) must stay small, and the first few say what is wrong.
+MAX_REPORTED_PROBLEMS = 20
+#: Characters of an offending value quoted in a message: enough to recognise it,
+#: never a megabyte of it.
+MAX_QUOTED_CHARS = 80
+
+
+def quoted(value: object) -> str:
+    """``repr(value)``, cut to :data:`MAX_QUOTED_CHARS` so a huge value cannot bloat a message."""
+    shown = repr(value)
+    if len(shown) <= MAX_QUOTED_CHARS:
+        return shown
+    return f"{shown[:MAX_QUOTED_CHARS]}… ({len(shown)} characters)"
+
+
+def summarise(messages: list[str]) -> str:
+    """Join problem messages, naming at most :data:`MAX_REPORTED_PROBLEMS` of them."""
+    shown = " ".join(messages[:MAX_REPORTED_PROBLEMS])
+    hidden = len(messages) - MAX_REPORTED_PROBLEMS
+    return f"{shown} … and {hidden} more problems." if hidden > 0 else shown
 
 
 def clean_text(value: str) -> str:
@@ -71,6 +102,22 @@ class SunbirdModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    @model_serializer(mode="wrap")
+    def _omit_unset_nulls(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Leave out declared fields that are null only because they were absent.
+
+        Re-serialised events should say what the producer said: an optional field the
+        producer never sent stays absent (Sunbird's consumers treat absent and null
+        alike), while a null the producer did send, above all in an unknown field, is
+        kept, so unknown fields really do round-trip.
+        """
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in type(self).model_fields:
+                if name not in self.model_fields_set and data.get(name, 0) is None:
+                    del data[name]
+        return data
+
 
 class Actor(SunbirdModel):
     id: str = ""
@@ -96,11 +143,17 @@ EdataT = TypeVar("EdataT", bound=BaseModel)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+#: An integer Kafka-borne JSON can carry back out. orjson reads a larger literal as
+#: a float, which pydantic then accepts as an ``int`` that orjson cannot write:
+#: re-serialising the event would fail half-way through an agent.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
 class JobRequest(SunbirdModel, Generic[EdataT]):
     """Sunbird's ``BE_JOB_REQUEST`` envelope around a flow's ``edata``."""
 
     eid: str = "BE_JOB_REQUEST"
-    ets: int = 0
+    ets: Int64 = 0
     mid: str = ""
     actor: Actor = Field(default_factory=Actor)
     context: EventContext = Field(default_factory=EventContext)
@@ -109,7 +162,7 @@ class JobRequest(SunbirdModel, Generic[EdataT]):
 
     def to_json(self) -> bytes:
         """Serialise with Sunbird's field names, as the next stage expects them."""
-        return orjson.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return orjson.dumps(self.model_dump(mode="json", by_alias=True))
 
 
 def decode_json_object(raw: bytes, *, max_bytes: int) -> dict[str, Any]:
@@ -136,7 +189,8 @@ def rejection(exc: ValidationError) -> CertflowError:
 
     Our own rules raise errors whose type *is* the Sunbird code; pydantic's built-in
     ones map to ``MANDATORY_PARAMETER_MISSING`` (absent) or ``INVALID_PARAM_VALUE``.
-    The message lists every problem so a producer can fix them in one round.
+    The message lists the problems (up to :data:`MAX_REPORTED_PROBLEMS`) so a
+    producer can fix them in one round.
     """
     codes: list[ErrorCode] = []
     messages: list[str] = []
@@ -148,7 +202,7 @@ def rejection(exc: ValidationError) -> CertflowError:
             code = ErrorCode.MANDATORY_PARAMETER_MISSING
         else:
             code = ErrorCode.INVALID_PARAM_VALUE
-        location = ".".join(str(part) for part in error["loc"])
+        location = ".".join(str(part) for part in error["loc"])[:MAX_QUOTED_CHARS]
         codes.append(code)
         if kind in ErrorCode.__members__ and error["loc"] and error["loc"][-1] != "edata":
             messages.append(f"{location}: {error['msg']}.")
@@ -158,15 +212,19 @@ def rejection(exc: ValidationError) -> CertflowError:
             messages.append(f"Mandatory parameter {location} is missing.")
         else:
             messages.append(f"Invalid value for parameter {location}: {error['msg']}.")
-    return CertflowError(codes[0], " ".join(messages))
+    return CertflowError(codes[0], summarise(messages))
 
 
 def parse_event(
     model: type[ModelT], raw: bytes, *, max_bytes: int, context: dict[str, Any] | None = None
 ) -> ModelT:
-    """Bytes from Kafka to a validated model, or a :class:`CertflowError` saying why not."""
+    """Bytes from Kafka to a validated model, or a :class:`CertflowError` saying why not.
+
+    The event's size is passed to validators as ``event_bytes`` in the context, for
+    rules about what the event turns into downstream.
+    """
     document = decode_json_object(raw, max_bytes=max_bytes)
     try:
-        return model.model_validate(document, context=context)
+        return model.model_validate(document, context={**(context or {}), "event_bytes": len(raw)})
     except ValidationError as exc:
         raise rejection(exc) from None

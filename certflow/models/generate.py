@@ -19,14 +19,28 @@ from pydantic_core import PydanticCustomError
 from certflow.credentials.expiry import valid_until
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
-from certflow.models.events import DisplayText, JobRequest, SunbirdModel
+from certflow.models.events import DisplayText, JobRequest, SunbirdModel, quoted, summarise
+from certflow.models.records import MAX_PUBLISHED_BYTES
 
 #: Image references a certificate may carry into a browser: web URLs or inline images.
 #: Anything else (``javascript:``, ``file:``, ``data:text/html``) is refused.
 _IMAGE_REFERENCE = re.compile(r"^(https?://|data:image/)", re.IGNORECASE)
 #: Sunbird rejects a tag containing any of these (it becomes a storage path segment).
-_TAG_FORBIDDEN = re.compile(r"""[!@#$%^&*()+=,.?/":;'{}|<>\s-]""")
+TAG_FORBIDDEN = re.compile(r"""[!@#$%^&*()+=,.?/":;'{}|<>\s-]""")
 _ISSUED_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ")
+#: Most bytes the split of one event into single-recipient requests may write. Each
+#: copy repeats everything but the other recipients, so a 1 MB event naming 10,000
+#: recipients next to a large shared part (unknown fields are kept) would otherwise
+#: turn into gigabytes on the recipients topic. Real events (a couple of KB shared,
+#: a few hundred recipients) stay far below it.
+MAX_SPLIT_BYTES = 64 * 1024 * 1024
+#: Largest single-recipient request the split may forward. The worker's producer
+#: refuses records over 1,000,000 bytes (Faust's ``producer_max_request_size``
+#: default) and the broker over 1,048,588, yet ``CERTFLOW_MAX_EVENT_BYTES`` defaults
+#: to 1 MiB: an event between the two would pass the size check and then fail to be
+#: forwarded, half-way through the agent, as an ``INTERNAL_ERROR``. Refused up front
+#: instead, as too large, with room left for the key and the headers.
+MAX_FORWARDED_BYTES = MAX_PUBLISHED_BYTES
 
 
 class Recipient(SunbirdModel):
@@ -114,7 +128,7 @@ class GenerateCertificateEdata(SunbirdModel):
 
         def invalid(value: object, parameter: str) -> None:
             problems.append(
-                (ErrorCode.INVALID_PARAM_VALUE, f"Invalid value {value!r} for parameter {parameter}.")
+                (ErrorCode.INVALID_PARAM_VALUE, f"Invalid value {quoted(value)} for parameter {parameter}.")
             )
 
         if not self.name:
@@ -141,12 +155,12 @@ class GenerateCertificateEdata(SunbirdModel):
                         missing(f"signatoryList[{index}].{field}")
         for index, signatory in enumerate(self.signatoryList):
             if signatory.image.strip() and not _IMAGE_REFERENCE.match(signatory.image.strip()):
-                invalid(signatory.image[:80], f"signatoryList[{index}].image")
+                invalid(signatory.image, f"signatoryList[{index}].image")
         if self.logo.strip() and not _IMAGE_REFERENCE.match(self.logo.strip()):
-            invalid(self.logo[:80], "logo")
+            invalid(self.logo, "logo")
         if not self.criteria.narrative:
             missing("criteria.narrative")
-        if self.tag and _TAG_FORBIDDEN.search(self.tag):
+        if self.tag and TAG_FORBIDDEN.search(self.tag):
             invalid(self.tag, "tag")
         if self.basePath and not re.match(r"^https?://[^\s/]+", self.basePath):
             invalid(self.basePath, "basePath")
@@ -161,7 +175,7 @@ class GenerateCertificateEdata(SunbirdModel):
                 invalid(self.expiry, "expiry")
         if problems:
             raise PydanticCustomError(
-                problems[0][0].value, " ".join(message for _, message in problems)
+                problems[0][0].value, summarise([message for _, message in problems])
             )
         return self
 
@@ -186,6 +200,50 @@ def _parse_issued_date(value: str) -> datetime | None:
 
 class GenerateCertificateRequest(JobRequest[GenerateCertificateEdata]):
     """A whole generate-certificate event, envelope included."""
+
+    @model_validator(mode="after")
+    def _bounded_split(self, info: ValidationInfo) -> GenerateCertificateRequest:
+        """Refuse an event whose split would write more than :data:`MAX_SPLIT_BYTES`,
+        or a single-recipient request over :data:`MAX_FORWARDED_BYTES`.
+
+        Checked here, before anything is sent, so an event is split completely or
+        not at all. Sizes are measured only when they could matter (the event's size,
+        from :func:`parse_event`, bounds a single-recipient request).
+        """
+        count = len(self.edata.data)
+        event_bytes = (info.context or {}).get("event_bytes")
+        if count == 1:
+            if event_bytes is not None and event_bytes > MAX_FORWARDED_BYTES:
+                size = len(self.to_json())
+                if size > MAX_FORWARDED_BYTES:
+                    raise PydanticCustomError(
+                        ErrorCode.EVENT_TOO_LARGE.value,
+                        f"its single-recipient request would be {size} bytes; at most "
+                        f"{MAX_FORWARDED_BYTES} can be forwarded",
+                    )
+            return self
+        if count > 1:
+            shared = len(
+                self.model_copy(
+                    update={"edata": self.edata.model_copy(update={"data": []})}
+                ).to_json()
+            )
+            sizes = [len(r.model_dump_json()) for r in self.edata.data]
+            if shared + max(sizes) > MAX_FORWARDED_BYTES:
+                raise PydanticCustomError(
+                    ErrorCode.EVENT_TOO_LARGE.value,
+                    f"its single-recipient requests would be up to {shared + max(sizes)} bytes; "
+                    f"at most {MAX_FORWARDED_BYTES} can be forwarded",
+                )
+            total = count * shared + sum(sizes)
+            if total > MAX_SPLIT_BYTES:
+                raise PydanticCustomError(
+                    ErrorCode.EVENT_TOO_LARGE.value,
+                    f"splitting this event into {count} single-recipient requests of "
+                    f"{shared} shared bytes each would write {total} bytes; the limit is "
+                    f"{MAX_SPLIT_BYTES}",
+                )
+        return self
 
     def per_recipient(self) -> Iterator[GenerateCertificateRequest]:
         """One request per ``data`` element, each a valid Sunbird event on its own.

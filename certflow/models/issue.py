@@ -12,7 +12,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import ErrorCode
-from certflow.models.events import JobRequest, SunbirdModel
+from certflow.models.events import Int64, JobRequest, SunbirdModel
 
 ISSUE_CERTIFICATE_ACTION = "issue-certificate"
 
@@ -26,7 +26,7 @@ class IssueCertificateEdata(SunbirdModel):
     userIds: list[str] = Field(default_factory=list)
     #: Sunbird producers have spelt this ``resIssue`` too; both are accepted.
     reIssue: bool = Field(False, validation_alias=AliasChoices("reIssue", "resIssue"))
-    iteration: int | None = None
+    iteration: Int64 | None = None
     trigger: str | None = None
     attemptId: str | None = None
 

@@ -12,7 +12,16 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from certflow.errors import CertflowError, ErrorCode
+
+#: Largest record certflow publishes. The worker's producer refuses anything over
+#: 1,000,000 bytes (Faust's ``producer_max_request_size`` default; brokers refuse
+#: over 1,048,588 by default), and a refused send is not the event's fault in the
+#: agents' eyes: it would stop the agent instead of dead-lettering the event. Room is
+#: left for the key, the headers, and a table's wrapper around a record it keeps.
+MAX_PUBLISHED_BYTES = 960 * 1024
 
 
 class Record(BaseModel):
@@ -62,6 +71,23 @@ class IssuedCertificate(Record):
     #: The certificate as JSON: a W3C Verifiable Credential (Open Badges 3.0).
     certificate: dict[str, Any]
 
+    @model_validator(mode="after")
+    def _publishable(self) -> IssuedCertificate:
+        """Refuse, as the request's fault, a certificate no broker would take.
+
+        A template near the fetch limit, or signatures inlined as large ``data:``
+        images (they appear in both the SVG and the credential), can make one. A
+        ``CertflowError`` (not a validation error) so that it reaches the agent as is.
+        """
+        size = len(self.to_json())
+        if size > MAX_PUBLISHED_BYTES:
+            raise CertflowError(
+                ErrorCode.CERTIFICATE_TOO_LARGE,
+                f"the certificate would be {size} bytes (SVG {len(self.svg)} characters); "
+                f"at most {MAX_PUBLISHED_BYTES} can be published",
+            )
+        return self
+
 
 class EventSource(BaseModel):
     """Where a rejected event was read from, so an operator can find and replay it."""
@@ -77,6 +103,20 @@ class EventSource(BaseModel):
     timestamp: float | None = None
 
 
+#: Most bytes the ``payload`` of a failed record takes once serialised. A failed
+#: record must always be publishable, or the rejection itself fails and takes the
+#: agent down with it: producers refuse records over about 1 MB (Faust's
+#: ``producer_max_request_size`` is 1,000,000, the broker's ``max.message.bytes``
+#: 1,048,588), and the event being rejected may be larger (``EVENT_TOO_LARGE``) or,
+#: escaped as JSON text, become larger. This leaves room for the message, the
+#: source and the record's framing; larger payloads keep their first bytes only.
+MAX_FAILED_PAYLOAD_BYTES = 900_000
+#: Most characters of ``errorMessage``; messages name the problems, not the data.
+MAX_ERROR_MESSAGE_CHARS = 4096
+#: Most characters of the source key repeated in a failed record.
+MAX_SOURCE_KEY_CHARS = 1024
+
+
 class FailedEvent(Record):
     """A rejected event on a ``*.failed`` topic: never silently dropped."""
 
@@ -86,10 +126,17 @@ class FailedEvent(Record):
     #: recipient's certificate).
     stage: str
     source: EventSource
-    #: The original bytes: as text when they are UTF-8, else base64.
+    #: The original bytes: as text when they are UTF-8, else base64; only their
+    #: beginning when ``payloadTruncated``.
     payload: str
     payloadEncoding: str
     failedAt: str
+    #: Size of the original event in bytes.
+    payloadBytes: int = 0
+    #: True when the event was too large to carry whole (see
+    #: :data:`MAX_FAILED_PAYLOAD_BYTES`): ``payload`` is its beginning, for diagnosis,
+    #: and the event cannot be replayed from this record.
+    payloadTruncated: bool = False
 
     @classmethod
     def of(
@@ -102,25 +149,65 @@ class FailedEvent(Record):
         source: EventSource,
         now: datetime,
     ) -> FailedEvent:
-        try:
-            payload, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            payload, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        payload, encoding, truncated = _bounded_payload(raw, MAX_FAILED_PAYLOAD_BYTES)
+        if source.key is not None and len(source.key) > MAX_SOURCE_KEY_CHARS:
+            source = source.model_copy(update={"key": source.key[:MAX_SOURCE_KEY_CHARS]})
         return cls(
             errorCode=code,
-            errorMessage=message,
+            errorMessage=_bounded_message(message),
             stage=stage,
             source=source,
             payload=payload,
             payloadEncoding=encoding,
             failedAt=now.isoformat(),
+            payloadBytes=len(raw),
+            payloadTruncated=truncated,
         )
 
     def original_bytes(self) -> bytes:
-        """The payload exactly as it arrived, for replay."""
+        """The payload exactly as it arrived, for replay.
+
+        Raises ``ValueError`` for a truncated payload: replaying the beginning of an
+        event would be a different event.
+        """
+        if self.payloadTruncated:
+            raise ValueError(
+                f"the payload was truncated (the event was {self.payloadBytes} bytes); "
+                "it cannot be replayed from this record"
+            )
         if self.payloadEncoding == "base64":
             return base64.b64decode(self.payload)
         return self.payload.encode("utf-8")
+
+
+def _bounded_payload(raw: bytes, budget: int) -> tuple[str, str, bool]:
+    """``raw`` as (text, encoding, truncated), at most ``budget`` bytes once in JSON.
+
+    Text is measured as orjson writes it, because escaping can make a string up to
+    six times longer (a control character becomes ``\\u0007``); a prefix is cut at a
+    character boundary and shortened until it fits.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(raw) * 4 // 3 + 4 <= budget:
+            return base64.b64encode(raw).decode("ascii"), "base64", False
+        return base64.b64encode(raw[: budget * 3 // 4 - 4]).decode("ascii"), "base64", True
+    if len(raw) <= budget and len(orjson.dumps(text)) <= budget:
+        return text, "utf-8", False
+    keep = budget
+    while True:
+        prefix = raw[:keep].decode("utf-8", "ignore")
+        size = len(orjson.dumps(prefix))
+        if size <= budget:
+            return prefix, "utf-8", True
+        keep = max(0, keep * budget // size - 8)  # shrink by how much it overshot
+
+
+def _bounded_message(message: str) -> str:
+    if len(message) <= MAX_ERROR_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_ERROR_MESSAGE_CHARS]}… ({len(message)} characters in all)"
 
 
 class Decision(Record):

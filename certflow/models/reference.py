@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import (
@@ -21,9 +22,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from certflow.errors import ErrorCode
+from certflow.models.events import MAX_DISPLAY_CHARS, DisplayText, rejection
+from certflow.models.generate import TAG_FORBIDDEN, GenerateCertificateEdata, validation_context
 
 #: Sunbird's criteria keys. Sunbird's validator checks ``users`` but its evaluator
 #: reads ``user`` (a template with only user criteria was always rejected); both are
@@ -104,7 +111,19 @@ class CertTemplate(ReferenceModel):
         return ".svg" in self.url
 
     def problem(self) -> str | None:
-        """Why Sunbird would call this template invalid, or ``None`` if it is usable."""
+        """Why this template cannot be issued from, or ``None`` if it is usable.
+
+        Sunbird's checks, plus what the generate flow will require of the event made
+        from it (a name, an issuer, signatories it accepts, criteria eligibility can
+        evaluate). A template that passed here but whose generate event were refused
+        would leave every eligible learner recorded as *being issued* a certificate
+        that is never made, and skipped as already issued ever after. Judged once
+        per template (eligibility asks for every learner).
+        """
+        return self._problem
+
+    @cached_property
+    def _problem(self) -> str | None:
         if not self.url.strip():
             return f"template {self.identifier or self.name!r} has no url"
         if not self.criteria:
@@ -130,6 +149,34 @@ class CertTemplate(ReferenceModel):
         enrollment = self.criteria.get("enrollment")
         if enrollment is not None and not isinstance(enrollment, dict):
             return "enrollment criteria must be an object"
+        status = enrollment.get("status", 2) if isinstance(enrollment, dict) else 2
+        if not _is_whole(status):
+            return f"enrollment.status {status!r} is not a whole number"
+        for key in ("user", "users"):
+            if self.criteria.get(key) and not isinstance(self.criteria[key], dict):
+                return f"{key} criteria must be an object of profile field → value"
+        return self._generate_problem()
+
+    def _generate_problem(self) -> str | None:
+        """What the generate flow would say about the event eligibility makes from this
+        template (``certflow.eligibility.generate_request``), for any learner."""
+        probe = {
+            "name": self.name,
+            "svgTemplate": self.url,
+            "data": [{"recipientName": "probe", "recipientId": "probe"}],
+            "issuer": self.issuer,
+            "signatoryList": self.signatoryList,
+            "criteria": {"narrative": self.name},
+        }
+        try:
+            GenerateCertificateEdata.model_validate(
+                probe, context=validation_context(suppress_signatory_errors=True)
+            )
+        except ValidationError as exc:
+            return (
+                f"template {self.identifier or self.name!r} would make invalid certificates: "
+                f"{rejection(exc).message}"
+            )
         return None
 
 
@@ -137,12 +184,34 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_whole(value: Any) -> bool:
+    """What ``int()`` turns into the intended status: 2, 2.0 or "2"."""
+    if isinstance(value, str):
+        return value.strip().isdecimal()
+    if isinstance(value, float):
+        return value.is_integer()  # False for inf and nan too
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tag_safe(value: str) -> str:
+    """A batch id becomes the ``tag`` of every generate event made for the batch."""
+    if TAG_FORBIDDEN.search(value):
+        raise ValueError(
+            f"{value!r} cannot be used: certificates are tagged with the batch id, and a tag "
+            "must not contain spaces or any of !@#$%^&*()+=,.?/\":;'{}|<>-"
+        )
+    return value
+
+
 class BatchRecord(ReferenceModel):
     """A course batch with its certificate templates (topic ``certflow.batches``, key batchId)."""
 
-    batchId: RequiredId = Field(validation_alias=AliasChoices("batchId", "batchid"))
+    batchId: Annotated[RequiredId, AfterValidator(_tag_safe)] = Field(
+        validation_alias=AliasChoices("batchId", "batchid")
+    )
     courseId: RequiredId = Field(validation_alias=AliasChoices("courseId", "courseid"))
-    courseName: str = ""
+    #: Printed on every certificate of the batch: checked like every printed text.
+    courseName: DisplayText = ""
     name: str = ""
     certTemplates: dict[str, CertTemplate] = Field(
         default_factory=dict, validation_alias=AliasChoices("certTemplates", "cert_templates")
@@ -171,7 +240,12 @@ def _timestamp(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            # Only ValueError becomes a validation error; the platform's
+            # OverflowError/OSError for a far-off instant would escape as a crash.
+            raise ValueError(f"{value!r} is not a timestamp in milliseconds") from None
     text = str(value).strip().replace("Z", "+00:00")
     for pattern in ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z"):
         try:
@@ -254,10 +328,30 @@ class LearnerProfile(ReferenceModel):
     """
 
     userId: RequiredId = Field(validation_alias=AliasChoices("userId", "id", "identifier", "userid"))
-    firstName: str | None = None
-    lastName: str | None = None
+    #: Checked like every name on a certificate (NFC, trimmed, no control or bidi
+    #: override characters): the issue flow prints them, and a profile the generate
+    #: flow would refuse must be refused here, on load, with a reason. Otherwise the
+    #: learner is recorded as being issued a certificate that can never be made.
+    firstName: DisplayText | None = None
+    lastName: DisplayText | None = None
     rootOrgId: str | None = None
     userLocations: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _printable_name(self) -> LearnerProfile:
+        name = self.recipient_name
+        if not name:
+            raise PydanticCustomError(
+                ErrorCode.MANDATORY_PARAMETER_MISSING.value,
+                "the learner has no name (firstName and lastName are empty) to put on a certificate",
+            )
+        if len(name) > MAX_DISPLAY_CHARS:
+            raise PydanticCustomError(
+                ErrorCode.INVALID_PARAM_VALUE.value,
+                f"the name (first name and last name) is {len(name)} characters long; "
+                f"at most {MAX_DISPLAY_CHARS} are allowed on a certificate",
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import struct
 from typing import Protocol
 
 from lxml import etree
@@ -34,9 +35,14 @@ class ImageSource(Protocol):
 
 
 def image_data_uri(body: bytes, url: str) -> str:
-    """A fetched image as a PNG ``data:`` URI, or TEMPLATE_INVALID if it is not one."""
+    """A fetched image as a PNG ``data:`` URI, or TEMPLATE_INVALID if it is not one.
+
+    Only the decoders of the accepted formats are tried: Pillow otherwise probes the
+    bytes with every plugin it has (TIFF, PSD, EPS …), each a parser a hostile server
+    would get to exercise for nothing.
+    """
     try:
-        with Image.open(io.BytesIO(body)) as image:
+        with Image.open(io.BytesIO(body), formats=sorted(_RASTER_FORMATS)) as image:
             if image.format not in _RASTER_FORMATS:
                 raise CertflowError(ErrorCode.TEMPLATE_INVALID, f"{url} is {image.format}, not a raster image")
             if image.width * image.height > MAX_IMAGE_PIXELS:
@@ -47,7 +53,19 @@ def image_data_uri(body: bytes, url: str) -> str:
             image.load()
             out = io.BytesIO()
             image.convert("RGBA").save(out, format="PNG")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise CertflowError(
+            ErrorCode.TEMPLATE_INVALID,
+            f"{url} is not a {', '.join(sorted(_RASTER_FORMATS)[:-1])} or "
+            f"{sorted(_RASTER_FORMATS)[-1]} image",
+        ) from None
+    except (
+        OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error,
+        Image.DecompressionBombError,
+    ) as exc:
+        # What Pillow raises for damaged or hostile data varies by format and by
+        # where the damage is; all of it means "not a usable image", none of it may
+        # escape into the renderer.
         raise CertflowError(ErrorCode.TEMPLATE_INVALID, f"{url} is not a usable image: {exc}") from None
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 

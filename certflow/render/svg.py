@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+import orjson
 from lxml import etree
 
 from certflow.errors import CertflowError, ErrorCode
@@ -24,6 +25,11 @@ __all__ = ["DEFAULT_MAX_BYTES", "SvgTemplate"]
 
 #: Larger than any real certificate template (a few KB of markup plus embedded logos).
 DEFAULT_MAX_BYTES = 2_097_152
+#: Largest sanitised template, measured as a JSON string (quotes escaped), that still
+#: makes certificates that fit in one Kafka record (about 1 MB) next to their QR code
+#: (about 15 KB), credential and values. A larger one is refused as a template, once,
+#: rather than failing every certificate made from it.
+MAX_CERTIFICATE_MARKUP_BYTES = 768 * 1024
 
 _SVG_ROOT = "{http://www.w3.org/2000/svg}svg"
 
@@ -45,6 +51,16 @@ _URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
 #: SMIL elements that can set an attribute at run time, e.g.
 #: ``<set attributeName="href" to="javascript:...">``.
 _ANIMATION_ELEMENTS = frozenset({"set", "animate", "animatemotion", "animatetransform"})
+
+#: Prefix given to a placeholder that decides the scheme of a link (``href="${x}"``),
+#: so that :meth:`SvgTemplate.fill` checks the value it puts there. Placeholder names
+#: are ``[A-Za-z_][A-Za-z0-9_]*``; a template spelling this prefix itself only makes
+#: its own placeholder a checked one.
+_URL_SLOT = "certflow_url__"
+
+#: What may follow a scheme-deciding placeholder in a link: nothing, or the start of a
+#: path, query or fragment, none of which can turn a safe value into a scheme.
+_URL_SLOT_SUFFIX = re.compile(r"^[/?#]|^$")
 
 #: Characters XML 1.0 forbids anywhere in a document (the caller should have removed
 #: them already; ``fill`` refuses rather than emit a document no parser accepts).
@@ -79,10 +95,40 @@ def _local_name(qualified: str) -> str:
 
 
 def _is_dangerous_url(value: str) -> bool:
-    """True for hrefs a browser would execute or resolve against the local disk."""
-    if _PLACEHOLDER.fullmatch(value.strip()):
-        return False
-    return _URL_NOISE.sub("", value).lower().startswith(_DANGEROUS_SCHEMES)
+    """True for hrefs a browser would execute or resolve against the local disk.
+
+    Only the start decides, so a 10 KB ``data:`` URI is judged by its first bytes;
+    the whole value is scanned only when noise might be hiding the scheme.
+    """
+    head = _URL_NOISE.sub("", value[:64])
+    if len(head) < 16 and len(value) > 64:
+        head = _URL_NOISE.sub("", value)
+    return head.lower().startswith(_DANGEROUS_SCHEMES)
+
+
+def _placeholder_link(value: str) -> str | None:
+    """An href that contains placeholders, made safe to fill; ``None`` to drop it.
+
+    A link whose literal start already fixes the scheme (``https://…/${id}``) or
+    makes it relative (``/certs/${id}``, ``#${id}``) cannot be turned into
+    ``javascript:`` by any value. One whose scheme a placeholder decides
+    (``${signatory0Image}``, Sunbird's usual form) gets that placeholder marked, so
+    ``fill`` refuses dangerous values there: a learner named ``javascript:alert(1)``
+    must not become a clickable script. Anything more contrived (``java${x}``,
+    ``${a}${b}``) is dropped.
+    """
+    first = _PLACEHOLDER.search(value)
+    assert first is not None
+    prefix = _URL_NOISE.sub("", value[: first.start()])
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", prefix) or prefix[:1] in ("/", "?", "#", "."):
+        return value  # the literal start decides; it was checked as a literal already
+    if prefix and not re.fullmatch(r"[A-Za-z0-9+.-]*", prefix):
+        return value  # e.g. "a/${x}": a relative path, whatever follows
+    suffix = value[first.end() :]
+    if prefix or not _URL_SLOT_SUFFIX.match(_URL_NOISE.sub("", suffix)):
+        return None
+    marked = "${" + _URL_SLOT + first.group(1).removeprefix(_URL_SLOT) + "}"
+    return value[: first.start()] + marked + suffix
 
 
 def _remove_element(element: etree._Element) -> None:
@@ -110,8 +156,10 @@ def _should_remove_element(element: etree._Element) -> bool:
         hrefs = [v for k, v in element.attrib.items() if _local_name(k) == "href"]
         return any(not v.strip().startswith("#") for v in hrefs)
     if name in _ANIMATION_ELEMENTS:
-        target = _local_name(element.get("attributeName", ""))
-        return target == "href" or target.startswith("on")
+        attribute = element.get("attributeName", "")
+        target = _local_name(attribute)
+        # A placeholder there would let a value choose the attribute to animate.
+        return target == "href" or target.startswith("on") or "${" in attribute
     return False
 
 
@@ -129,11 +177,17 @@ def _sanitise(root: etree._Element) -> int:
     for element in root.iter():
         for key in list(element.attrib):
             name = _local_name(key)
-            if name.startswith("on") or (
-                name == "href" and _is_dangerous_url(element.attrib[key])
-            ):
+            value = element.attrib[key]
+            if name.startswith("on") or (name == "href" and _is_dangerous_url(value)):
                 del element.attrib[key]
                 removed += 1
+            elif name == "href" and _PLACEHOLDER.search(value):
+                link = _placeholder_link(value)
+                if link is None:
+                    del element.attrib[key]
+                    removed += 1
+                elif link != value:
+                    element.attrib[key] = link
     return removed
 
 
@@ -165,7 +219,7 @@ class SvgTemplate:
     tasks and threads, so a worker can cache it per template URL.
     """
 
-    __slots__ = ("url", "removed", "_parts", "_slots", "_placeholders")
+    __slots__ = ("url", "removed", "_parts", "_slots", "_placeholders", "_url_slots")
 
     url: str
     #: How many elements and attributes sanitising removed; worth logging when > 0.
@@ -180,12 +234,21 @@ class SvgTemplate:
         # name slots are overwritten with escaped values on every fill.
         self._parts: tuple[str, ...] = tuple(pieces)
         by_name: dict[str, list[int]] = {}
+        in_links: dict[str, list[int]] = {}
         for index in range(1, len(pieces), 2):
-            by_name.setdefault(pieces[index], []).append(index)
+            name = pieces[index]
+            if name.startswith(_URL_SLOT):
+                in_links.setdefault(name.removeprefix(_URL_SLOT), []).append(index)
+            else:
+                by_name.setdefault(name, []).append(index)
         self._slots: tuple[tuple[str, tuple[int, ...]], ...] = tuple(
             (name, tuple(indices)) for name, indices in by_name.items()
         )
-        self._placeholders = frozenset(by_name)
+        #: Placeholders that decide a link's scheme: filled only with safe values.
+        self._url_slots: tuple[tuple[str, tuple[int, ...]], ...] = tuple(
+            (name, tuple(indices)) for name, indices in in_links.items()
+        )
+        self._placeholders = frozenset(by_name) | frozenset(in_links)
 
     @classmethod
     def parse(
@@ -222,6 +285,13 @@ class SvgTemplate:
         removed = _sanitise(root)
         # Serialising the root element alone drops any DOCTYPE and XML declaration.
         markup = etree.tostring(root, encoding="unicode", with_tail=False)
+        size = len(orjson.dumps(markup))
+        if size > MAX_CERTIFICATE_MARKUP_BYTES:
+            raise _invalid(
+                url,
+                f"is {size} bytes as certificate markup; at most {MAX_CERTIFICATE_MARKUP_BYTES} fit "
+                "in a published certificate (link large images instead of embedding them)",
+            )
         return cls(url, markup, removed)
 
     @property
@@ -235,28 +305,37 @@ class SvgTemplate:
         Values are inserted as literal text, XML-escaped, and never re-scanned for
         placeholders, so a learner named ``${courseName}`` gets exactly that name. A
         placeholder without a value becomes empty rather than showing ``${...}`` on a
-        certificate. Raises ``ValueError`` if a value holds a character XML 1.0
-        forbids, since the output would not parse anywhere.
+        certificate. A placeholder that decides a link's scheme is left empty
+        when its value is a ``javascript:``, ``vbscript:`` or ``file:`` URL. Raises
+        ``ValueError`` if a value holds a character XML 1.0 forbids, since the output
+        would not parse anywhere.
         """
         parts = list(self._parts)
         for name, indices in self._slots:
+            escaped = _escaped_value(name, values.get(name))
+            for index in indices:
+                parts[index] = escaped
+        for name, indices in self._url_slots:
             value = values.get(name)
-            if not value:
-                escaped = ""
-            else:
-                # isprintable() is a fast C scan that is True for almost every real
-                # value; only the rest pay for the regex.
-                if not value.isprintable() and _XML_ILLEGAL.search(value):
-                    raise ValueError(
-                        f"value for placeholder {name!r} contains a character not allowed in XML"
-                    )
-                escaped = _escape(value)
+            escaped = "" if value and _is_dangerous_url(value) else _escaped_value(name, value)
             for index in indices:
                 parts[index] = escaped
         return "".join(parts)
 
     def __repr__(self) -> str:
         return f"SvgTemplate(url={self.url!r}, placeholders={sorted(self._placeholders)!r})"
+
+
+def _escaped_value(name: str, value: str | None) -> str:
+    if not value:
+        return ""
+    # isprintable() is a fast C scan that is True for almost every real value; only
+    # the rest pay for the regex.
+    if not value.isprintable() and _XML_ILLEGAL.search(value):
+        raise ValueError(
+            f"value for placeholder {name!r} contains a character not allowed in XML"
+        )
+    return _escape(value)
 
 
 def _invalid(url: str, problem: str) -> CertflowError:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import html
+import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +26,13 @@ from certflow.credentials.verification import VerificationResult, verify_credent
 from certflow.render.images import inline_remote_images
 from certflow.web.routing import is_this_worker, owner_route
 
+log = logging.getLogger(__name__)
+
 #: A presented credential larger than this is refused before parsing.
 MAX_PRESENTED_BYTES = 256 * 1024
+#: An admin's revocation body: a reason, nothing more.
+MAX_REVOCATION_BYTES = 16 * 1024
+_STATUS_LIST_ID = re.compile(r"[0-9]+-[0-9]+")
 _CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
 _MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
 
@@ -85,11 +92,17 @@ class RevokeView(View):
         if not _is_admin(request):
             return _problem(self, 401, "UNAUTHORIZED", "revoking needs the admin token")
         reason = "revoked by an administrator"
-        if request.content_length:
+        raw = await read_at_most(request, MAX_REVOCATION_BYTES)
+        if raw is None:
+            return _problem(self, 413, "TOO_LARGE", f"the body is at most {MAX_REVOCATION_BYTES} bytes")
+        if raw.strip():
             try:
-                reason = str((await request.json()).get("reason") or reason)[:500]
-            except ValueError:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
                 return _problem(self, 400, "MALFORMED_JSON", "the body must be JSON")
+            if not isinstance(body, dict):
+                return _problem(self, 400, "MALFORMED_JSON", 'the body must be a JSON object: {"reason": "…"}')
+            reason = str(body.get("reason") or reason)[:500]
         await registry.request_revocation(id, reason=reason)
         return self.json({"id": id, "status": "revocation requested"}, status=202)
 
@@ -99,10 +112,8 @@ class VerifyView(View):
     """Verify a presented credential: signature, status, validity period, issuer."""
 
     async def post(self, request: Request) -> Response:
-        if (request.content_length or 0) > MAX_PRESENTED_BYTES:
-            return _problem(self, 413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
-        raw = await request.read()
-        if len(raw) > MAX_PRESENTED_BYTES:
+        raw = await read_at_most(request, MAX_PRESENTED_BYTES)
+        if raw is None:
             return _problem(self, 413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
         try:
             presented = orjson.loads(raw)
@@ -111,6 +122,10 @@ class VerifyView(View):
         if not isinstance(presented, dict):
             return _problem(self, 400, "MALFORMED_JSON", "the body must be a JSON object")
         credential = presented.get("verifiableCredential", presented)
+        if not isinstance(credential, dict):
+            return _problem(
+                self, 400, "MALFORMED_JSON", "verifiableCredential must be a JSON object (one credential)"
+            )
         result = await verify_stored(credential)
         return self.json(result.as_dict(), status=200)
 
@@ -150,30 +165,72 @@ async def verify_stored(credential: dict[str, Any]) -> VerificationResult:
     )
 
 
-async def _revoked(entry: dict[str, Any] | None) -> bool | None:
-    """The bit of a status entry, from the worker that owns its list; None if unknown."""
-    if not entry:
+async def _revoked(entry: Any) -> bool | None:
+    """The bit of a status entry, from the worker that owns its list; None if unknown.
+
+    The entry may come from a credential anyone can POST to ``/verify``: only a list
+    id of this deployment's shape is looked up (never a path of the caller's choosing
+    on another worker), and whatever goes wrong asking the owner means "unknown".
+    """
+    if not isinstance(entry, dict):
         return None
     try:
         list_id = str(entry["statusListCredential"]).rsplit("/", 1)[-1]
         index = int(entry["statusListIndex"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    owner = app.router.key_store(registry.status_lists.name, list_id.encode())
+    if not _STATUS_LIST_ID.fullmatch(list_id) or not 0 <= index < settings.status_list_size:
+        return None
+    try:
+        owner = app.router.key_store(registry.status_lists.name, list_id.encode())
+    except KeyError:
+        return None  # partitions are being assigned
     if is_this_worker(owner):
         return index in registry.revoked_indices(list_id)
-    async with app.http_client.get(owner.with_path(f"/status/{list_id}")) as response:
-        if response.status != 200:
+    try:
+        async with app.http_client.get(owner.with_path(f"/status/{list_id}")) as response:
+            if response.status != 200:
+                return None
+            published = await response.json()
+        return StatusList.decode(published["credentialSubject"]["encodedList"]).get(index)
+    except Exception as exc:  # noqa: BLE001 - an unreachable or odd owner means "unknown"
+        log.warning("status list %s could not be read from %s: %r", list_id, owner, exc)
+        return None
+
+
+async def read_at_most(request: Request, limit: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it proves longer than ``limit``.
+
+    A declared ``Content-Length`` is checked first; a chunked body (no length) is
+    read piece by piece and abandoned at ``limit + 1`` bytes, so a client cannot make
+    the worker hold more than ``limit`` bytes of it (``request.read()`` would buffer
+    up to aiohttp's 1 MiB ``client_max_size`` and then fail with a text error).
+    """
+    if (request.content_length or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        chunk = await request.content.read(min(65_536, limit + 1 - received))
+        if not chunk:
+            return b"".join(chunks)
+        received += len(chunk)
+        if received > limit:
             return None
-        published = await response.json()
-    encoded = published["credentialSubject"]["encodedList"]
-    return StatusList.decode(encoded).get(index)
+        chunks.append(chunk)
 
 
 def _is_admin(request: Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    token = header.removeprefix("Bearer ").strip()
-    return bool(settings.admin_token) and hmac.compare_digest(token, settings.admin_token)
+    """``Authorization: Bearer <CERTFLOW_ADMIN_TOKEN>``, compared in constant time.
+
+    Compared as bytes: ``hmac.compare_digest`` raises ``TypeError`` for a ``str``
+    with non-ASCII characters, which a client controls.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if not settings.admin_token or scheme.lower() != "bearer":
+        return False
+    presented = token.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(presented, settings.admin_token.encode("utf-8"))
 
 
 def _base(record: dict[str, Any]) -> str:

@@ -63,8 +63,9 @@ async def forward(view: View, request: Request, owner: URL) -> Response:
     headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
     headers[FORWARDED_HEADER] = "1"
     url = owner.with_path(request.path).with_query(request.query)
-    async with app.http_client.request(
-        request.method, url, headers=headers, data=await request.read()
-    ) as response:
+    # Only GETs are routed to owners; a body sent with one means nothing to the
+    # owner, and relaying it would let any client make workers copy it around.
+    payload = None if request.method in ("GET", "HEAD") else await request.read()
+    async with app.http_client.request(request.method, url, headers=headers, data=payload) as response:
         body = await response.read()
         return view.bytes(body, content_type=response.content_type, status=response.status)
