@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         producer_max_batch_size=settings.producer_max_batch_size,
         producer_linger=settings.producer_linger_seconds,
+        recovery_consistency_check=settings.recovery_consistency_check,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_bind,

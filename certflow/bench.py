@@ -39,6 +39,7 @@ from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings, TopicNames
+from certflow.synthetic import issue_requests, load_batch
 
 COURSE, BATCH = "do_bench_course", "bench_batch"
 PARTITIONS = 4
@@ -119,28 +120,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def reference_data(broker_url: str, topics: TopicNames, learners: int) -> list[str]:
-    template = {
-        "identifier": "tmpl_bench", "name": "Course Completion Certificate", "url": "course-completion.svg",
-        "criteria": '{"enrollment": {"status": 2}}', "issuer": '{"name": "NCERT", "url": "https://ncert.nic.in/"}',
-        "signatoryList": '[{"name": "D", "id": "D", "designation": "Director", "image": "https://ncert.nic.in/d.png"}]',
-    }
-    ids = [f"bench-{i:06d}" for i in range(learners)]
-    asyncio.run(produce(broker_url, topics.batches, [(BATCH.encode(), orjson.dumps({
-        "batchId": BATCH, "courseId": COURSE, "courseName": "डेटा विज्ञान", "certTemplates": {"tmpl_bench": template},
-    }))]))
-    asyncio.run(produce(broker_url, topics.learners, [
-        (uid.encode(), orjson.dumps({"id": uid, "firstName": f"शिक्षार्थी {i}", "lastName": "null"}))
-        for i, uid in enumerate(ids)
-    ]))
-    asyncio.run(produce(broker_url, topics.enrolments, [
-        (uid.encode(), orjson.dumps({"userid": uid, "courseid": COURSE, "batchid": BATCH,
-                                     "active": True, "status": 2, "completedon": 1764000000000}))
-        for uid in ids
-    ]))
-    return ids
-
-
 def wait_for_tables(workers: list[LocalWorker], learners: int) -> None:
     while True:
         tables = [orjson.loads(w.get("/stats")[1])["tables"] for w in workers]
@@ -148,14 +127,6 @@ def wait_for_tables(workers: list[LocalWorker], learners: int) -> None:
                 and sum(t["learners"] for t in tables) >= learners:
             return
         time.sleep(0.2)
-
-
-def issue_request(ids: list[str]) -> bytes:
-    return orjson.dumps({
-        "eid": "BE_JOB_REQUEST", "ets": 0, "mid": "LP.bench",
-        "object": {"id": f"{BATCH}_{COURSE}", "type": "CourseCertificateGeneration"},
-        "edata": {"action": "issue-certificate", "batchId": BATCH, "courseId": COURSE, "userIds": ids},
-    })
 
 
 def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
@@ -185,11 +156,12 @@ def end_to_end(workdir: Path, learners: int, workers: int, pdf_samples: int) -> 
                 running.append(worker)
             for worker in running:
                 worker.wait_ready()
-            ids = reference_data(broker.url, topics, learners)
+            ids = load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=learners, prefix="bench")
             wait_for_tables(running, learners)
+            [request] = issue_requests(COURSE, BATCH, ids, chunk=len(ids), mid="LP.bench")
             cpu_before = sum(cpu_seconds(w.pid) for w in running)
             sent = time.time()
-            asyncio.run(produce(broker.url, topics.issue_request, [(None, issue_request(ids))]))
+            asyncio.run(produce(broker.url, topics.issue_request, [(None, request)]))
             times = certificate_times(broker.url, topics.certificate_issued, learners)
             finished = max(times)
             cpu = sum(cpu_seconds(w.pid) for w in running) - cpu_before

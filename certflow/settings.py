@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         "`producer_max_batch_size`). 1 works around brokers that misreport end "
         "offsets of batched produces (Tansu).",
     )
+    recovery_consistency_check: bool = Field(
+        True,
+        description="Stop a worker whose table store is ahead of its changelog topic "
+        "(the broker lost acknowledged writes). Keep it on with Kafka; off, the worker "
+        "keeps its own copy and carries on (for brokers known to lose writes across a "
+        "restart, such as noida-db 0.2.3).",
+    )
     max_event_bytes: int = Field(
         1_048_576,
         ge=1024,

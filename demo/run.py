@@ -33,10 +33,12 @@ from PIL import Image
 from certflow.kafka import collect_json, ensure_topics, produce
 from certflow.local import LocalBroker, LocalWorker
 from certflow.settings import TopicNames
+from certflow.synthetic import issue_requests, load_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
 PARTITIONS = 4
+BULK_BATCH = "0140000000000000099"
 
 
 def web_port() -> int:
@@ -68,31 +70,6 @@ def wait_for(worker: LocalWorker, ready: Callable[[dict], bool], timeout: float 
         if time.monotonic() > deadline:
             raise TimeoutError("the worker's tables did not fill")
         time.sleep(0.2)
-
-
-def bulk_batch(broker_url: str, topics: TopicNames, learners: int) -> bytes:
-    """Reference data for a generated batch; returns the issue request for all of it."""
-    course, batch = "do_demo_bulk", "0140000000000000099"
-    template = orjson.loads((DEMO / "reference" / "batches.jsonl").read_bytes().splitlines()[1])
-    template.update(batchid=batch, courseid=course, courseName="Bulk course", name="Bulk batch")
-    ids = [f"bulk-{i:05d}" for i in range(learners)]
-    asyncio.run(produce(broker_url, topics.batches, [(batch.encode(), orjson.dumps(template))]))
-    asyncio.run(produce(broker_url, topics.learners, [
-        (uid.encode(), orjson.dumps({"id": uid, "firstName": f"शिक्षार्थी {i}", "lastName": "null"}))
-        for i, uid in enumerate(ids)
-    ]))
-    asyncio.run(produce(broker_url, topics.enrolments, [
-        (uid.encode(), orjson.dumps({"userid": uid, "courseid": course, "batchid": batch,
-                                     "active": True, "status": 2, "completedon": 1764000000000}))
-        for uid in ids
-    ]))
-    return orjson.dumps({
-        "eid": "BE_JOB_REQUEST", "ets": 1764000000000, "mid": "LP.demo-bulk",
-        "actor": {"id": "Course Certificate Generator", "type": "System"},
-        "context": {"pdata": {"ver": "1.0", "id": "org.sunbird.platform"}},
-        "object": {"id": f"{batch}_{course}", "type": "CourseCertificateGeneration"},
-        "edata": {"action": "issue-certificate", "batchId": batch, "courseId": course, "userIds": ids},
-    })
 
 
 def main() -> int:
@@ -172,13 +149,15 @@ def main() -> int:
             print(verified.stderr.strip())
 
             if args.bulk:
-                request = bulk_batch(broker.url, topics, args.bulk)
+                ids = load_batch(broker.url, topics, course="do_demo_bulk", batch=BULK_BATCH,
+                                 learners=args.bulk, prefix="bulk")
+                [request] = issue_requests("do_demo_bulk", BULK_BATCH, ids, chunk=len(ids), mid="LP.demo-bulk")
                 wait_for(worker, lambda t: t["batches"] >= 3 and t["enrolments"] >= 8 + args.bulk)
                 before = time.perf_counter()
                 asyncio.run(produce(broker.url, topics.issue_request, [(None, request)]))
                 done = asyncio.run(collect_json(
                     broker.url, topics.certificate_issued, args.bulk,
-                    lambda r: r["batchId"] == "0140000000000000099",
+                    lambda r: r["batchId"] == BULK_BATCH,
                 ))
                 elapsed = time.perf_counter() - before
                 print(f"\nthroughput: one issue request for {args.bulk} learners → {len(done)} certificates "

@@ -36,6 +36,7 @@ from lxml import etree
 
 from certflow.render.fonts import FontBook, default_font_book
 from certflow.render.shaping import RTL_SCRIPTS, GlyphRun, itemize, line_width, shape_runs
+from certflow.render.svg import remove_element
 
 __all__ = [
     "MIN_SHRINK",
@@ -568,16 +569,7 @@ def drop_remote_images(root: etree._Element) -> int:
         if not href.strip().lower().startswith("data:"):
             doomed.append(element)
     for element in doomed:
-        parent = element.getparent()
-        if parent is None:
-            continue
-        if element.tail:
-            previous = element.getprevious()
-            if previous is not None:
-                previous.tail = (previous.tail or "") + element.tail
-            else:
-                parent.text = (parent.text or "") + element.tail
-        parent.remove(element)
+        remove_element(element)
     return len(doomed)
 
 

@@ -131,7 +131,7 @@ def _placeholder_link(value: str) -> str | None:
     return value[: first.start()] + marked + suffix
 
 
-def _remove_element(element: etree._Element) -> None:
+def remove_element(element: etree._Element) -> None:
     """Detach ``element`` but keep its tail text, which belongs to the parent."""
     parent = element.getparent()
     if parent is None:
@@ -172,7 +172,7 @@ def _sanitise(root: etree._Element) -> int:
         # A doomed element inside another doomed one is already gone with its parent.
         if any(ancestor in doomed_set for ancestor in element.iterancestors()):
             continue
-        _remove_element(element)
+        remove_element(element)
         removed += 1
     for element in root.iter():
         for key in list(element.attrib):
