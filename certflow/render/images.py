@@ -21,6 +21,7 @@ from lxml import etree
 from PIL import Image, UnidentifiedImageError
 
 from certflow.errors import CertflowError, ErrorCode
+from certflow.render.svg import hardened_parser
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ async def inline_remote_images(svg: str, images: ImageSource) -> str:
     """``svg`` with every http(s) ``<image>`` replaced by its inlined copy, if it can be had."""
     if "http" not in svg:
         return svg
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    parser = hardened_parser()
     root = etree.fromstring(svg.encode(), parser)
     changed = False
     for element in root.iter("{http://www.w3.org/2000/svg}image"):

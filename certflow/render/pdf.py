@@ -36,7 +36,7 @@ from lxml import etree
 
 from certflow.render.fonts import FontBook, default_font_book
 from certflow.render.shaping import RTL_SCRIPTS, GlyphRun, itemize, line_width, shape_runs
-from certflow.render.svg import remove_element
+from certflow.render.svg import hardened_parser, remove_element
 
 __all__ = [
     "MIN_SHRINK",
@@ -88,23 +88,9 @@ _FONT_SIZE_KEYWORDS = {
 _DEFAULT_FONT_SIZE = 16.0
 
 
-def _parser() -> etree.XMLParser:
-    """No entity expansion, DTD loading or network, as for templates: the markup
-    comes from an administrator's template plus learners' names."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def _parse(svg: str) -> etree._Element:
     # Encoded first: lxml refuses a str that carries an encoding declaration.
-    return etree.fromstring(svg.encode("utf-8"), _parser())
+    return etree.fromstring(svg.encode("utf-8"), hardened_parser())
 
 
 def _local(tag: object) -> str:

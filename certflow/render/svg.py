@@ -67,8 +67,10 @@ _URL_SLOT_SUFFIX = re.compile(r"^[/?#]|^$")
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def _xml_parser() -> etree.XMLParser:
-    """A parser that never expands entities, loads a DTD or touches the network.
+def hardened_parser() -> etree.XMLParser:
+    """A parser that never expands entities, loads a DTD or touches the network: for
+    templates, and for every later parse of a filled certificate (rendering,
+    inlining images), whose markup is a template plus learners' names.
 
     Built per call: a template is parsed once, so construction is cheap enough, and a
     fresh parser shares no state between templates or threads.
@@ -269,7 +271,7 @@ class SvgTemplate:
         if b"<!ENTITY" in source:
             raise _invalid(url, "declares XML entities in its DOCTYPE, which is not allowed")
         try:
-            root = etree.fromstring(source, _xml_parser())
+            root = etree.fromstring(source, hardened_parser())
         except etree.XMLSyntaxError as exc:
             raise _invalid(url, f"is not well-formed XML: {exc}") from None
 
