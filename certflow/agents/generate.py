@@ -24,11 +24,10 @@ from faust.types import EventT
 from certflow.accounting import Outcome
 from certflow.agents import reference, registry
 from certflow.agents.dead_letters import event_source, settle, source_headers
-from certflow.agents.issue import publish_decision
+from certflow.agents.issue import parse_generate_request, publish_decision
 from certflow.app import app, services, settings
 from certflow.eligibility import IssuedEntry, SkipReason, already_issued
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.models.generate import GenerateCertificateRequest
 from certflow.models.records import AuditEvent, Decision
 from certflow.models.reference import enrolment_slot
 
@@ -38,7 +37,6 @@ recipient_requests = app.topic(topics.generate_recipients, partitions=settings.p
 issued_certificates = app.topic(topics.certificate_issued)
 telemetry = app.topic(topics.telemetry)
 
-_VALIDATION = validation_context(suppress_signatory_errors=settings.suppress_signatory_errors)
 
 
 @app.agent(generate_requests, name="certflow.generate.split")
@@ -53,19 +51,13 @@ async def issue_certificates(stream: faust.StreamT[bytes]) -> None:
         await issue_certificate(event)
 
 
-def _parse(raw: bytes) -> GenerateCertificateRequest:
-    return parse_event(
-        GenerateCertificateRequest, raw, max_bytes=settings.max_event_bytes, context=_VALIDATION
-    )
-
-
 async def split_request(event: EventT) -> None:
     """Validate one generate request and fan it out, one event per recipient."""
     await settle(event, lambda: _split(event), failed_topic=topics.generate_failed, stage="intake")
 
 
 async def _split(event: EventT) -> Outcome:
-    request = _parse(event.value)
+    request = parse_generate_request(event.value)
     headers = source_headers(event_source(event))
     for single in request.per_recipient():
         await recipient_requests.send(
@@ -85,7 +77,7 @@ async def _issue(event: EventT) -> Outcome:
     partition, then the certificate. A certificate whose id is already issued (a
     replay), or a different one of the same name without ``oldId``, is skipped.
     """
-    request = _parse(event.value)
+    request = parse_generate_request(event.value)
     edata, recipient = request.edata, request.recipient
     slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
     certificate_id = request.certified_facts().certificate_id()

@@ -182,12 +182,18 @@ async def decide_for_learner(
         await _record(decision, job)
 
 
+def parse_generate_request(raw: bytes) -> GenerateCertificateRequest:
+    """A generate request as the generate flow accepts it: one rule for both flows,
+    so the issue flow never records a certificate the generate flow would refuse."""
+    return parse_event(
+        GenerateCertificateRequest, raw, max_bytes=settings.max_event_bytes, context=_VALIDATION
+    )
+
+
 def _generate_refusal(event: bytes) -> str | None:
     """Why the generate flow would refuse this event, or None if it would accept it."""
     try:
-        parse_event(
-            GenerateCertificateRequest, event, max_bytes=settings.max_event_bytes, context=_VALIDATION
-        )
+        parse_generate_request(event)
     except CertflowError as exc:
         return f"the generate event would be refused: {exc.code.value}: {exc.message}"
     return None
