@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from certflow.credentials.document import CredentialFacts, SignatoryFacts, open_badge_credential
 from certflow.credentials.expiry import valid_until
@@ -68,9 +69,10 @@ class CertificateFactory:
     #: The newest key signs; certificates name it as their issuer (a did:key).
     keys: KeyRing
 
-    @property
+    @cached_property
     def _access_secret(self) -> bytes:
-        """The access codes' MAC key, derived from the signing key: as secret as it."""
+        """The access codes' MAC key, derived from the signing key: as secret as it
+        (derived once: encoding the key costs more than the MAC)."""
         material = self.keys.current.private_key_multibase.encode()
         return hashlib.sha256(b"certflow access code\x00" + material).digest()
 

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(
         3.0, gt=0, description="How often a worker tells the group it is alive."
     )
+    consumer_idle_backoff_ms: float = Field(
+        10.0,
+        ge=0,
+        description="Pause after a fetch that brought no records, before the next "
+        "one. Kafka holds an empty fetch itself (long polling); a broker that answers "
+        "at once (noida-db) otherwise makes an idle worker spin a whole core. A busy "
+        "worker never pauses; 0 turns it off.",
+    )
     producer_linger_seconds: float = Field(
         0.0,
         ge=0,

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -42,6 +43,21 @@ ERROR_CODE_HEADER = "certflow-error-code"
 INFRASTRUCTURE_FAILURES: tuple[type[BaseException], ...] = (KafkaError, ProducerSendError)
 
 
+#: Attribute naming the stage a failure happened in, when not the settling agent's.
+_STAGE_ATTRIBUTE = "certflow_stage"
+
+
+@contextmanager
+def failures_at(stage: str) -> Iterator[None]:
+    """Report failures raised inside as happening at ``stage``: for an agent that
+    does a later stage's work itself (a generate request made where it was read)."""
+    try:
+        yield
+    except Exception as exc:
+        setattr(exc, _STAGE_ATTRIBUTE, stage)
+        raise
+
+
 async def settle(
     event: EventT,
     work: Callable[[], Awaitable[Outcome]],
@@ -59,15 +75,19 @@ async def settle(
         if not isinstance(exc, MessageSizeTooLargeError):  # a record too big is the event's fault
             log.exception("infrastructure failure on %s event; it will be processed again", stage)
             raise
-        await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
-        services.accounting.ended(topic, Outcome.FAILED)
+        await _reject(event, exc, failed_topic, stage)
     except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
-        await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
-        services.accounting.ended(topic, Outcome.FAILED)
+        await _reject(event, exc, failed_topic, stage)
     else:
         services.accounting.ended(topic, outcome)
     finally:
         services.metrics.processing.labels(stage).observe(time.perf_counter() - started)
+
+
+async def _reject(event: EventT, exc: Exception, failed_topic: str, stage: str) -> None:
+    stage = getattr(exc, _STAGE_ATTRIBUTE, stage)
+    await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
+    services.accounting.ended(event.message.topic, Outcome.FAILED)
 
 
 def event_source(event: EventT) -> EventSource:

@@ -2,11 +2,15 @@
 
 Two agents, thin glue around :mod:`certflow.issuing`:
 
-* ``split_generate_requests`` reads Sunbird generate requests (raw bytes, any key),
-  validates them, and re-publishes one request per recipient keyed by recipient id,
-  so every learner's certificates are made in that learner's partition.
-* ``issue_certificates`` makes each recipient's certificate and publishes it, with
-  Sunbird's AUDIT telemetry.
+* ``split_generate_requests`` reads Sunbird generate requests (raw bytes, any key)
+  and validates them. A request for one recipient that is already in that
+  learner's partition (every request the issue flow makes is keyed by learner) is
+  made right there; any other is re-published, one request per recipient keyed by
+  recipient id, so every learner's certificates are made in that learner's
+  partition.
+* ``issue_certificates`` makes each forwarded recipient's certificate.
+
+A certificate is published with Sunbird's AUDIT telemetry.
 
 Nothing that is wrong with an event stops an agent: it is dead-lettered to
 ``generate.certificate.failed`` with its original bytes and an error code, and the
@@ -23,7 +27,12 @@ from faust.types import EventT
 
 from certflow.accounting import Outcome
 from certflow.agents import reference, registry
-from certflow.agents.dead_letters import event_source, settle, source_headers
+from certflow.agents.dead_letters import (
+    event_source,
+    failures_at,
+    settle,
+    source_headers,
+)
 from certflow.agents.issue import parse_generate_request, publish_decision
 from certflow.app import app, services, settings
 from certflow.eligibility import IssuedEntry, SkipReason, already_issued
@@ -58,6 +67,10 @@ async def split_request(event: EventT) -> None:
 
 async def _split(event: EventT) -> Outcome:
     request = parse_generate_request(event.value)
+    if _in_learners_partition(event, request):
+        # A second hop would cost more than the certificate itself (measured).
+        with failures_at("recipient"):
+            return await _issue(event, request)
     headers = source_headers(event_source(event))
     for single in request.per_recipient():
         await recipient_requests.send(
@@ -67,17 +80,31 @@ async def _split(event: EventT) -> Outcome:
     return Outcome.SUCCESS
 
 
+def _in_learners_partition(event: EventT, request: GenerateCertificateRequest) -> bool:
+    """Whether this request is for one learner whose tables this partition holds."""
+    message = event.message
+    return (
+        len(request.edata.data) == 1
+        and app.consumer.topic_partitions(message.topic) == settings.partitions
+        and reference.learner_partition(request.recipient.recipientId) == message.partition
+    )
+
+
 async def issue_certificate(event: EventT) -> None:
     """Make one recipient's certificate and publish it with its AUDIT event."""
-    await settle(event, lambda: _issue(event), failed_topic=topics.generate_failed, stage="recipient")
+    await settle(
+        event,
+        lambda: _issue(event, parse_generate_request(event.value)),
+        failed_topic=topics.generate_failed,
+        stage="recipient",
+    )
 
 
-async def _issue(event: EventT) -> Outcome:
+async def _issue(event: EventT, request: GenerateCertificateRequest) -> Outcome:
     """Sunbird's already-issued check, made atomic by running in the learner's
     partition, then the certificate. A certificate whose id is already issued (a
     replay), or a different one of the same name without ``oldId``, is skipped.
     """
-    request = parse_generate_request(event.value)
     edata, recipient = request.edata, request.recipient
     slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
     certificate_id = request.certified_facts().certificate_id()
@@ -101,7 +128,7 @@ async def _make_certificate(event: EventT, request: GenerateCertificateRequest, 
     # byte for byte (its time is the original request's, its status slot this
     # message's).
     now = datetime.fromtimestamp(source.timestamp, UTC) if source.timestamp else datetime.now(UTC)
-    status = registry.StatusSlot.of_message(event.message.partition, event.message.offset)
+    status = registry.StatusSlot.of_message(event.message)
     certificate = await services.certificates.issue(
         request, now=now, status_list_url=status.url, status_index=status.index
     )

@@ -1,7 +1,8 @@
 """The issue flow: ``issue.certificate.request`` → decisions and generate requests.
 
-* ``expand_issue_requests`` validates a Sunbird issue request and turns it into one
-  eligibility job per learner, keyed by learner. A request that names no learners
+* ``expand_issue_requests`` validates a Sunbird issue request and turns it into
+  eligibility jobs: the named learners, grouped by the partition that holds their
+  tables, each group sent to that partition. A request that names no learners
   means the whole batch: a *sweep* goes to every partition, where each worker scans
   only its local enrolments.
 * ``decide_eligibility`` runs in the learner's partition, next to the learner's
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +24,12 @@ from faust.types import EventT
 
 from certflow.accounting import Outcome
 from certflow.agents import reference
-from certflow.agents.dead_letters import dead_letter, event_source, settle, source_headers
+from certflow.agents.dead_letters import (
+    dead_letter,
+    event_source,
+    settle,
+    source_headers,
+)
 from certflow.app import app, services, settings
 from certflow.eligibility import (
     EligibilityDecision,
@@ -45,6 +52,10 @@ generate_requests = app.topic(topics.generate_request)
 decision_log = app.topic(topics.decisions)
 
 _CONTENT_TYPES = frozenset(settings.assessment_content_types)
+#: Learners per eligibility job. One event per learner would cost the stream's
+#: per-event overhead on every learner (most of a worker's time, measured); a job
+#: is retried whole, and learners it already decided are skipped as issued.
+JOB_LEARNERS = 500
 _VALIDATION = validation_context(suppress_signatory_errors=settings.suppress_signatory_errors)
 
 
@@ -61,7 +72,7 @@ async def decide_eligibility(stream: faust.StreamT[bytes]) -> None:
 
 
 async def expand_request(event: EventT) -> None:
-    """Validate an issue request; one job per learner, or a sweep per partition."""
+    """Validate an issue request; jobs for its learners by partition, or a sweep per partition."""
     await settle(event, lambda: _expand(event), failed_topic=topics.issue_failed, stage="intake")
 
 
@@ -94,20 +105,24 @@ async def _expand(event: EventT) -> Outcome:
         "requestId": request.mid,
     }
     headers = source_headers(source)
-    learners = edata.learner_ids
-    for user_id in learners:
-        await eligibility_jobs.send(
-            key=user_id.encode(), value=orjson.dumps({**job, "userId": user_id}), headers=headers
-        )
-    if not learners:
-        for partition in range(settings.partitions):
-            await eligibility_jobs.send(
-                value=orjson.dumps({**job, "sweep": True}), partition=partition, headers=headers
-            )
-    services.accounting.add(
-        event.message.topic, "eligibility-jobs-count", len(learners) or settings.partitions
-    )
+    jobs = [
+        ({**job, "userIds": user_ids}, partition)
+        for partition, user_ids in _by_partition(edata.learner_ids)
+    ] or [({**job, "sweep": True}, partition) for partition in range(settings.partitions)]
+    for value, partition in jobs:
+        await eligibility_jobs.send(value=orjson.dumps(value), partition=partition, headers=headers)
+    services.accounting.add(event.message.topic, "eligibility-jobs-count", len(jobs))
     return Outcome.SUCCESS
+
+
+def _by_partition(user_ids: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Learners grouped by their partition, in jobs of at most ``JOB_LEARNERS``."""
+    groups: dict[int, list[str]] = {}
+    for user_id in user_ids:
+        groups.setdefault(reference.learner_partition(user_id), []).append(user_id)
+    for partition, members in sorted(groups.items()):
+        for start in range(0, len(members), JOB_LEARNERS):
+            yield partition, members[start:start + JOB_LEARNERS]
 
 
 async def run_job(event: EventT) -> None:
@@ -126,7 +141,7 @@ async def _run_job(event: EventT) -> Outcome:
             reference.enrolled_learners(batch.courseId, batch.batchId, event.message.partition)
         )
     else:
-        learners = [job["userId"]]
+        learners = job["userIds"]
     for user_id in learners:
         await decide_for_learner(user_id, batch, job, source)
     services.accounting.add(event.message.topic, "learners-evaluated-count", len(learners))

@@ -24,12 +24,13 @@ from faust.types import EventT
 from pydantic import BaseModel, ValidationError
 
 from certflow.accounting import Outcome
+from certflow.agents.batch_directory import BatchDirectory
 from certflow.agents.dead_letters import settle
 from certflow.app import app, settings
 from certflow.eligibility import IssuedEntry, LearnerFacts
 from certflow.errors import CertflowError, ErrorCode
+from certflow.kafka import key_partition
 from certflow.models.events import decode_json_object
-from certflow.agents.batch_directory import BatchDirectory
 from certflow.models.reference import (
     BatchRecord,
     EnrolmentRow,
@@ -59,7 +60,9 @@ def keyed_table(name: str, help: str) -> faust.Table:
 
 
 #: batchId → BatchRecord, on every worker (see :class:`BatchDirectory`).
-batches = BatchDirectory(settings.broker, topics.batches)
+batches = BatchDirectory(
+    settings.broker, topics.batches, idle_backoff=settings.consumer_idle_backoff_ms / 1000
+)
 app.add_dependency(batches)
 enrolments = keyed_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
 scores = keyed_table("scores", "userId → {courseId|batchId: activity aggregates}")
@@ -159,6 +162,17 @@ update_learners = _reference_agent(learner_updates, LearnerProfile, _store_learn
 
 
 # --- What the other agents read and write ------------------------------------------
+
+
+def learner_partition(user_id: str) -> int:
+    """The partition that holds ``user_id`` in every learner-keyed topic and table.
+
+    It is where Kafka's default partitioner sends a record keyed by the id, so work
+    addressed to a partition rather than a key (a batch of eligibility jobs, a
+    generate request made in place) finds the learner's tables on the worker that
+    reads it.
+    """
+    return key_partition(user_id.encode(), settings.partitions)
 
 
 def batch_record(batch_id: str) -> BatchRecord | None:

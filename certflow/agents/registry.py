@@ -14,13 +14,14 @@ A certificate's status list entry follows from the message it was made from
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
-from faust.types import EventT
+from faust.types import EventT, Message
 
 from certflow.accounting import Outcome
 from certflow.agents.dead_letters import settle
@@ -36,6 +37,12 @@ certificates = keyed_table("certificates", "certificate id → {record, revocati
 status_lists = keyed_table("status_lists", "status list id → revoked indices, ascending")
 
 
+#: The topics certificates are made from, and the prefix of their status lists' ids.
+_CERTIFICATE_STREAMS = {topics.generate_recipients: "", topics.generate_request: "g"}
+#: What a status list id looks like (``/status/{list}`` refuses anything else).
+STATUS_LIST_ID = re.compile(r"g?[0-9]+-[0-9]+")
+
+
 @dataclass(frozen=True)
 class StatusSlot:
     """Where a certificate's revocation bit lives."""
@@ -44,15 +51,17 @@ class StatusSlot:
     index: int
 
     @classmethod
-    def of_message(cls, partition: int, offset: int) -> StatusSlot:
-        """The slot of a certificate made from the message at ``partition``/``offset``.
+    def of_message(cls, message: Message) -> StatusSlot:
+        """The slot of a certificate made from ``message``.
 
         Offsets are unique in a partition and the same on every redelivery, so the
         slot needs no allocation state and a re-created certificate gets the same
-        one: list ``{partition}-{offset // size}``, index ``offset % size``.
+        one: list ``{stream}{partition}-{offset // size}``, index ``offset % size``,
+        where the stream tells apart the two topics certificates are made from.
         """
         size = settings.status_list_size
-        return cls(f"{partition}-{offset // size}", offset % size)
+        stream = _CERTIFICATE_STREAMS[message.topic]
+        return cls(f"{stream}{message.partition}-{message.offset // size}", message.offset % size)
 
     @property
     def url(self) -> str:

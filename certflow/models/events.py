@@ -79,6 +79,11 @@ def clean_text(value: str) -> str:
             ErrorCode.INVALID_PARAM_VALUE.value,
             f"is {len(text)} characters long; at most {MAX_DISPLAY_CHARS} are allowed",
         )
+    if text.isprintable():
+        # Printable (checked in C) rules out every forbidden category: the
+        # character-by-character check below is only for text with a format
+        # character (ZWJ in an Indic name) or a separator.
+        return text
     for char in text:
         category = unicodedata.category(char)
         if category in _FORBIDDEN_CATEGORIES or (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import Field, ValidationInfo, model_validator
@@ -189,7 +190,9 @@ class GenerateCertificateEdata(SunbirdModel):
         return _parse_issued_date(self.issuedDate) or now
 
 
+@lru_cache(maxsize=1024)
 def _parse_issued_date(value: str) -> datetime | None:
+    """The date, or None; cached, as a batch's requests all carry the same one."""
     for pattern in _ISSUED_DATE_FORMATS:
         try:
             return datetime.strptime(value, pattern).replace(tzinfo=UTC)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import html
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 MAX_PRESENTED_BYTES = 256 * 1024
 #: An admin's revocation body: a reason, nothing more.
 MAX_REVOCATION_BYTES = 16 * 1024
-_STATUS_LIST_ID = re.compile(r"[0-9]+-[0-9]+")
 _CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
 _MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
 
@@ -179,7 +177,7 @@ async def _revoked(entry: Any) -> bool | None:
         index = int(entry["statusListIndex"])
     except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if not _STATUS_LIST_ID.fullmatch(list_id) or not 0 <= index < settings.status_list_size:
+    if not registry.STATUS_LIST_ID.fullmatch(list_id) or not 0 <= index < settings.status_list_size:
         return None
     try:
         owner = app.router.key_store(registry.status_lists.name, list_id.encode())

@@ -34,10 +34,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 from lxml import etree
 
-from certflow.kafka import bootstrap_servers, ensure_topics
+from certflow.kafka import bootstrap_servers, ensure_topics, key_partition
 from certflow.local import LocalBroker
 from certflow.settings import Settings
-from tests.integration.conftest import FIXTURES, Deployment
+from tests.integration.conftest import FIXTURES, PARTITIONS, Deployment
 
 pytestmark = pytest.mark.integration
 
@@ -324,9 +324,9 @@ def test_every_bad_issue_event_is_dead_lettered_with_its_code_and_the_partition_
     many = [f"{run}-many-{i:05d}" for i in range(10_000)]
     wrong_types = issue_event(batch_id, course, learners)
     wrong_types["edata"]["userIds"] = f"{run}-good"  # one id, not a list of them
-    # 10,000 accepted userIds are 10,000 eligibility jobs, about 30 s on one worker
-    # (tests/unit/test_bad_input.py shows all of them are kept): here 10,000 reach a
-    # coded rejection, and 1,000 are decided, one job each.
+    # 10,000 userIds reach a coded rejection (tests/unit/test_bad_input.py shows an
+    # accepted request keeps all of them), and 1,000 are decided, in one eligibility
+    # job per partition that holds some of them.
     cases: list[tuple[str, bytes, str | None]] = [
         ("non-JSON", b"issue everything", "MALFORMED_JSON"),
         ("truncated JSON", orjson.dumps(good)[:120], "MALFORMED_JSON"),
@@ -338,7 +338,7 @@ def test_every_bad_issue_event_is_dead_lettered_with_its_code_and_the_partition_
         ("5 MB", five_megabytes(good), "EVENT_TOO_LARGE"),
         ("10,000 userIds of an unknown batch", orjson.dumps(issue_event(f"{run}-nope", course, many)),
          "UNKNOWN_BATCH"),
-        ("1,000 userIds (accepted: one job each)", orjson.dumps(issue_event(batch_id, course, many[:1000])), None),
+        ("1,000 userIds (accepted)", orjson.dumps(issue_event(batch_id, course, many[:1000])), None),
         ("the good event after them all", orjson.dumps(good), None),
     ]
     before = stats(deployment)["topics"]
@@ -360,15 +360,18 @@ def test_every_bad_issue_event_is_dead_lettered_with_its_code_and_the_partition_
     assert [(label, r["errorCode"]) for (label, _), r in zip(expected, failed, strict=True)] == expected
     assert all(len(orjson.dumps(r)) < PRODUCER_LIMIT for r in failed)
 
-    counts = settled_counts(
-        deployment, topics.eligibility,
-        before.get(topics.eligibility, {}).get("total-events-count", 0) + 1_000 + len(learners),
-    )
+    earlier = lambda topic, counter: before.get(topic, {}).get(counter, 0)  # noqa: E731
     request_counts = stats(deployment)["topics"][topics.issue_request]
-    read = request_counts["total-events-count"] - before.get(topics.issue_request, {}).get("total-events-count", 0)
+    read = request_counts["total-events-count"] - earlier(topics.issue_request, "total-events-count")
     assert read == len(cases)
-    assert request_counts["eligibility-jobs-count"] >= 1_000 + len(learners)
-    assert counts["failed-events-count"] == before.get(topics.eligibility, {}).get("failed-events-count", 0)
+    jobs = request_counts["eligibility-jobs-count"] - earlier(topics.issue_request, "eligibility-jobs-count")
+    partitions = lambda ids: {key_partition(user_id.encode(), PARTITIONS) for user_id in ids}  # noqa: E731
+    assert jobs == len(partitions(many[:1000])) + len(partitions(learners))
+    counts = settled_counts(deployment, topics.eligibility, earlier(topics.eligibility, "total-events-count") + jobs)
+    assert counts["learners-evaluated-count"] - earlier(topics.eligibility, "learners-evaluated-count") == (
+        1_000 + len(learners)
+    )
+    assert counts["failed-events-count"] == earlier(topics.eligibility, "failed-events-count")
     many_decided = deployment.collect(topics.decisions, 1, lambda d: d["userId"] == f"{run}-many-00999")
     assert many_decided[0]["reason"] == "not_enrolled"
     assert deployment.workers[0].alive()

@@ -146,7 +146,7 @@ def test_verify_accepts_a_presented_credential_and_explains_a_forged_one(deploym
     credential = issued["records"]["vc-learner-3"]["certificate"]
     status, body, _ = request(deployment.workers[0], "/verify", method="POST", body=orjson.dumps(credential),
                               headers={"Content-Type": "application/json"})
-    assert status == 200 and orjson.loads(body)["verified"]
+    assert status == 200 and orjson.loads(body)["verified"], body
 
     forged = json.loads(json.dumps(credential))
     forged["credentialSubject"]["achievement"]["name"] = "Doctorate"

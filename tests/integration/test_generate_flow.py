@@ -209,9 +209,9 @@ def test_stats_account_for_every_event(deployment: Deployment) -> None:
     batch = f"stats-{uuid.uuid4().hex[:8]}"
     deployment.send(
         deployment.topics.generate_request,
-        [orjson.dumps(event_for(batch, [("learner-s", "Sita")])), b"not json"],
+        [orjson.dumps(event_for(batch, [("learner-s", "Sita"), ("learner-t", "Tara")])), b"not json"],
     )
-    deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+    deployment.collect(deployment.topics.certificate_issued, 2, lambda r: r["batchId"] == batch)
     deployment.collect(deployment.topics.generate_failed, 1, lambda r: r["payload"] == "not json")
 
     status, body = deployment.workers[0].get("/stats")
@@ -241,8 +241,9 @@ def test_metrics_move_as_certificates_are_made(deployment: Deployment) -> None:
     topic = deployment.topics.generate_request
     before = worker.get("/metrics")[1].decode()
     batch = f"metrics-{uuid.uuid4().hex[:8]}"
-    deployment.send(topic, [orjson.dumps(event_for(batch, [("learner-m", "Meera")]))])
-    deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+    # Two recipients: the request is split, so both of the flow's topics count.
+    deployment.send(topic, [orjson.dumps(event_for(batch, [("learner-m", "Meera"), ("learner-n", "Nila")]))])
+    deployment.collect(deployment.topics.certificate_issued, 2, lambda r: r["batchId"] == batch)
 
     status, body = worker.get("/metrics")
     after = body.decode()
@@ -256,6 +257,26 @@ def test_metrics_move_as_certificates_are_made(deployment: Deployment) -> None:
     lookups = lambda text: sum(  # noqa: E731
         metric(text, f"certflow_cache_{kind}_total", cache="templates") for kind in ("hits", "misses")
     )
-    assert lookups(after) == lookups(before) + 1
+    assert lookups(after) == lookups(before) + 2
     assert 'certflow_event_processing_seconds_bucket{le="0.01",stage="recipient"}' in after
     assert "certflow_consumer_lag{" in after
+
+
+def test_a_request_keyed_by_its_learner_is_made_where_it_is_read(deployment: Deployment) -> None:
+    """The issue flow keys every generate request by its learner, so it is already in
+    the partition that holds the learner's tables: made there, with no second hop."""
+    recipients_topic = deployment.topics.generate_recipients
+    forwarded = lambda: orjson.loads(deployment.workers[0].get("/stats")[1])["topics"].get(  # noqa: E731
+        recipients_topic, {}).get("total-events-count", 0)
+    before = forwarded()
+    batch = f"in-place-{uuid.uuid4().hex[:8]}"
+    learner = f"learner-{batch}"
+    deployment.send(deployment.topics.generate_request, [orjson.dumps(event_for(batch, [(learner, "Ila")]))],
+                    key=learner.encode())
+
+    [record] = deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+    assert record["recipient"]["id"] == learner
+    # Its status list is one of the generate topic's, apart from those of split requests.
+    status_list = record["certificate"]["credentialStatus"]["statusListCredential"].rsplit("/", 1)[-1]
+    assert status_list.startswith("g")
+    assert forwarded() == before

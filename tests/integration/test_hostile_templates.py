@@ -220,7 +220,7 @@ def test_each_hostile_template_fails_only_its_recipient_and_the_partition_moves_
 ) -> None:
     deployment = deployments["private allowed"]
     run = uuid.uuid4().hex[:8]
-    learner = f"{run}-learner"  # one learner: every case lands on one recipients partition
+    learner = f"{run}-learner"  # keyed by one learner: every case is made in one partition
     cases = {
         "xxe": ("/xxe.svg", "TEMPLATE_INVALID"),
         "billion-laughs": ("/laughs.svg", "TEMPLATE_INVALID"),
@@ -271,7 +271,7 @@ def test_each_hostile_template_fails_only_its_recipient_and_the_partition_moves_
     assert hostile.sent["/endless.svg"] < 32 * MB and hostile.sent["/fifty.svg"] < 32 * MB
     assert hostile.requests["/evil.dtd"] == 0
     assert deployment.workers[0].alive()
-    counts = stats(deployment)["topics"][deployment.topics.generate_recipients]
+    counts = stats(deployment)["topics"][deployment.topics.generate_request]
     assert counts["total-events-count"] == (
         counts["success-events-count"] + counts["skipped-event-count"] + counts["failed-events-count"]
     )
