@@ -8,6 +8,10 @@
    from request to certificate (p50, p99), worker CPU seconds per certificate (from
    /proc, all workers together) and worker RSS.
 3. PDF on demand from a worker: p50 and p99, cold (first render) and cached.
+4. With ``--rocksdb-learners N``: one worker on the RocksDB store holding N learners'
+   reference data (profile and enrolment each), its RSS once the tables are loaded,
+   and again after issuing certificates to a sample of them. Loading a million
+   learners takes a while, so this part only runs when asked for.
 
 Every end-to-end figure is also given as a ratio of the ceiling measured in the same
 run, so results from different machines compare.
@@ -121,12 +125,24 @@ def rss_mb(pid: int) -> float:
 
 
 def wait_for_tables(workers: list[LocalWorker], learners: int) -> None:
+    """Until the workers' (in-memory) tables hold every learner."""
     while True:
         tables = [orjson.loads(w.get("/stats")[1])["tables"] for w in workers]
         if all(t["batches"] >= 1 for t in tables) and sum(t["enrolments"] for t in tables) >= learners \
                 and sum(t["learners"] for t in tables) >= learners:
             return
         time.sleep(0.2)
+
+
+def wait_for_reference(worker: LocalWorker, topics: TopicNames, learners: int) -> None:
+    """Until the worker has read every learner's profile and enrolment (a RocksDB
+    worker does not count its tables: that would read them whole)."""
+    while True:
+        counts = orjson.loads(worker.get("/stats")[1])["topics"]
+        if all(counts.get(topic, {}).get("total-events-count", 0) >= learners
+               for topic in (topics.learners, topics.enrolments)):
+            return
+        time.sleep(1)
 
 
 def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
@@ -206,7 +222,46 @@ def pdf_timings(worker: LocalWorker, broker_url: str, topics: TopicNames, sample
     }
 
 
-def run(learners: int, ceiling_count: int, pdf_samples: int) -> Report:
+#: Learners loaded at a time by the RocksDB measurement.
+ROCKSDB_LOAD_STEP = 50_000
+
+
+def rocksdb_footprint(workdir: Path, learners: int, sample: int) -> dict[str, Any]:
+    """RSS of one worker whose RocksDB tables hold ``learners`` learners' reference data."""
+    with LocalBroker(workdir / "broker") as broker:
+        topics = TopicNames("")
+        asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
+        keys = workdir / "signing-keys.json"
+        KeyRing((SigningKey.generate(),)).save(keys)
+        settings = {
+            "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS),
+            "CERTFLOW_LOG_LEVEL": "warn", "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
+            "CERTFLOW_STORE": "rocksdb://",
+        }
+        with LocalWorker(settings, workdir=workdir, name="rocksdb-worker") as worker:
+            started = time.monotonic()
+            ids: list[str] = []
+            # In steps, as reference data arrives in production: noida-db ignores
+            # fetch size limits, so a worker facing a backlog of a million records
+            # would hold all of them in memory at once (Kafka sends a megabyte per
+            # partition at a time).
+            for first in range(0, learners, ROCKSDB_LOAD_STEP):
+                step = min(ROCKSDB_LOAD_STEP, learners - first)
+                ids += load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=step,
+                                  prefix="rss", first=first)
+                wait_for_reference(worker, topics, first + step)
+            loaded_in = time.monotonic() - started
+            loaded_rss = rss_mb(worker.pid)
+            requests = issue_requests(COURSE, BATCH, ids[:sample], chunk=sample, mid="LP.rss")
+            asyncio.run(produce(broker.url, topics.issue_request, [(None, r) for r in requests]))
+            issued = len(certificate_times(broker.url, topics.certificate_issued, sample))
+            return {
+                "learners": learners, "load_seconds": loaded_in, "rss_loaded_mb": loaded_rss,
+                "certificates": issued, "rss_after_issuing_mb": rss_mb(worker.pid),
+            }
+
+
+def run(learners: int, ceiling_count: int, pdf_samples: int, rocksdb_learners: int = 0) -> Report:
     report = Report()
     cpu = platform.processor() or platform.machine()
     report.say(f"certflow bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({cpu}), "
@@ -238,5 +293,13 @@ def run(learners: int, ceiling_count: int, pdf_samples: int) -> Report:
                 f"3. PDF on demand ({pdf_samples - 1} certificates): cold p50 {one['pdf_cold_p50_ms']:.0f} ms, "
                 f"p99 {one['pdf_cold_p99_ms']:.0f} ms; cached p50 {one['pdf_cached_p50_ms']:.1f} ms, "
                 f"p99 {one['pdf_cached_p99_ms']:.1f} ms"
+            )
+        if rocksdb_learners:
+            footprint = rocksdb_footprint(Path(scratch) / "rocksdb", rocksdb_learners, sample=1000)
+            report.figures["rocksdb"] = footprint
+            report.say(
+                f"4. RocksDB store, {footprint['learners']:,} learners' reference data "
+                f"(loaded in {footprint['load_seconds']:.0f} s): worker RSS {footprint['rss_loaded_mb']:.0f} MB; "
+                f"{footprint['rss_after_issuing_mb']:.0f} MB after issuing {footprint['certificates']:,} certificates"
             )
     return report

@@ -29,15 +29,17 @@ def load_batch(
     prefix: str,
     completed: Callable[[int], bool] = lambda i: True,
     max_batch_size: int = 16384,
+    first: int = 0,
 ) -> list[str]:
-    """Produce the batch, its learners and their enrolments; returns the learner ids."""
+    """Produce the batch, its learners (numbered from ``first``) and their enrolments;
+    returns the learner ids."""
     template = {
         "identifier": TEMPLATE_ID, "name": "Course Completion Certificate", "url": "course-completion.svg",
         "criteria": '{"enrollment": {"status": 2}}',
         "issuer": '{"name": "NCERT", "url": "https://ncert.nic.in/"}',
         "signatoryList": '[{"name": "D", "id": "D", "designation": "Director", "image": "https://ncert.nic.in/d.png"}]',
     }
-    ids = [f"{prefix}-{i:06d}" for i in range(learners)]
+    ids = [f"{prefix}-{i:06d}" for i in range(first, first + learners)]
 
     def send(topic: str, records: list[tuple[bytes, bytes]]) -> None:
         asyncio.run(produce(broker_url, topic, records, max_batch_size=max_batch_size))

@@ -237,6 +237,7 @@ async def _record(decision: EligibilityDecision, job: dict[str, Any]) -> None:
 async def publish_decision(record: Decision, *, counted_under: str) -> None:
     """Publish a decision, keep it in the learner's recent decisions, and count it
     under the input topic whose event it decided."""
-    reference.record_decision(record.userId, record.model_dump(mode="json"))
-    await decision_log.send(key=record.userId.encode(), value=record.to_json())
+    document = record.model_dump(mode="json")
+    reference.record_decision(record.userId, document)
+    await decision_log.send(key=record.userId.encode(), value=orjson.dumps(document))
     services.accounting.add(counted_under, f"decisions-{record.decision}-count")

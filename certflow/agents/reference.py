@@ -54,9 +54,20 @@ learner_updates = app.topic(topics.learners)
 _KEY_TYPE = bytes
 
 
+#: Bounds on each table partition's RocksDB memory (ignored by the memory store).
+_ROCKSDB_OPTIONS = {
+    "write_buffer_size": settings.rocksdb_write_buffer_mb * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": settings.rocksdb_block_cache_mb * 2**20,
+}
+
+
 def keyed_table(name: str, help: str) -> faust.Table:
     """A table keyed by raw id bytes, with this deployment's partition count."""
-    return app.Table(name, key_type=_KEY_TYPE, partitions=settings.partitions, help=help)
+    return app.Table(
+        name, key_type=_KEY_TYPE, partitions=settings.partitions, help=help,
+        options=dict(_ROCKSDB_OPTIONS),
+    )
 
 
 #: batchId → BatchRecord, on every worker (see :class:`BatchDirectory`).

@@ -155,6 +155,11 @@ class TemplateCache(Generic[T]):
         self._values = _EvictionCountingCache(maxsize, ttl_seconds, clock, self._evicted)
         self._origins: LRUCache[str, _Origin[T]] = LRUCache(maxsize)
         self._inflight: dict[str, asyncio.Task[T]] = {}
+        # References as events spell them → their keys. Resolving a file path walks
+        # its symlinks (a syscall per component, a few percent of a certificate's
+        # CPU); remembered as long as a value is, so a changed link is seen as soon
+        # as a changed file is.
+        self._keys: TTLCache[str, str] = TTLCache(maxsize * 4, ttl_seconds, timer=clock)
 
     @classmethod
     def from_settings(
@@ -221,7 +226,9 @@ class TemplateCache(Generic[T]):
         Raises ``CertflowError``: ``TEMPLATE_NOT_ALLOWED`` from :meth:`resolve` or
         the fetcher, ``TEMPLATE_FETCH_FAILED``, or whatever ``parse`` raises.
         """
-        key = self.resolve(ref)
+        key = self._keys.get(ref)
+        if key is None:
+            key = self._keys[ref] = self.resolve(ref)
         try:
             value: T = self._values[key]
         except KeyError:

@@ -128,7 +128,7 @@ class VerifyView(View):
         return self.json(result.as_dict(), status=200)
 
 
-@app.page("/status/{list:[0-9]+-[0-9]+}")
+@app.page(f"/status/{{list:{registry.STATUS_LIST_ID.pattern}}}")
 class StatusListView(View):
     """A signed ``BitstringStatusListCredential``: the revocation bits of one list."""
 
@@ -182,12 +182,14 @@ async def _revoked(entry: Any) -> bool | None:
     try:
         owner = app.router.key_store(registry.status_lists.name, list_id.encode())
     except KeyError:
-        return None  # partitions are being assigned
+        log.warning("status list %s has no owner yet (partitions are being assigned)", list_id)
+        return None
     if is_this_worker(owner):
         return index in registry.revoked_indices(list_id)
     try:
         async with app.http_client.get(owner.with_path(f"/status/{list_id}")) as response:
             if response.status != 200:
+                log.warning("status list %s: its owner %s answered %s", list_id, owner, response.status)
                 return None
             published = await response.json()
         return StatusList.decode(published["credentialSubject"]["encodedList"]).get(index)

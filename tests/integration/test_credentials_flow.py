@@ -119,6 +119,9 @@ def test_any_worker_serves_any_certificate_and_its_files(deployment, issued) -> 
             assert status == 200
             assert answer["status"] == "active"
             assert answer["verification"]["verified"], answer["verification"]
+            # Its status list too, whichever worker owns it (lists of either topic's shape).
+            status_list = record["certificate"]["credentialStatus"]["statusListCredential"].rsplit("/", 1)[-1]
+            assert request(worker, f"/status/{status_list}")[0] == 200
     record = issued["records"]["vc-learner-1"]
     worker = deployment.workers[1]
     status, svg, kind = request(worker, f"/certs/{record['id']}.svg")
