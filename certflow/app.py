@@ -123,6 +123,7 @@ def create_app(settings: Settings) -> CertflowApp:
         settings.app_id,
         broker=settings.broker,
         store=settings.store,
+        table_standby_replicas=settings.standby_replicas,
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,

@@ -4,7 +4,8 @@
    Ed25519 signature, the published record) in a loop on one core, no Kafka.
 2. End to end through the embedded broker: reference data for N learners, one issue
    request for all of them, and the time until every certificate is on
-   ``certificate.issued``; with one worker and with two. Certificates/s, latency
+   ``certificate.issued``; with one worker, with two, and with two that keep no
+   standby copies of each other's tables. Certificates/s, latency
    from request to certificate (p50, p99), worker CPU seconds per certificate (from
    /proc, all workers together) and worker RSS.
 3. PDF on demand from a worker: p50 and p99, cold (first render) and cached.
@@ -26,6 +27,8 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,16 +157,25 @@ def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
     return asyncio.run(run())
 
 
-def end_to_end(workdir: Path, learners: int, workers: int, pdf_samples: int) -> dict[str, Any]:
+@contextmanager
+def bench_broker(workdir: Path) -> Iterator[tuple[LocalBroker, TopicNames, dict[str, str]]]:
+    """A fresh embedded broker with every topic, and the settings of workers on it."""
     with LocalBroker(workdir / "broker") as broker:
         topics = TopicNames("")
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
         keys = workdir / "signing-keys.json"
         KeyRing((SigningKey.generate(),)).save(keys)
-        settings = {
+        yield broker, topics, {
             "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS),
             "CERTFLOW_LOG_LEVEL": "warn", "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
         }
+
+
+def end_to_end(
+    workdir: Path, learners: int, workers: int, pdf_samples: int, extra_settings: dict[str, str]
+) -> dict[str, Any]:
+    with bench_broker(workdir) as (broker, topics, settings):
+        settings.update(extra_settings)
         running: list[LocalWorker] = []
         try:
             for n in range(workers):
@@ -228,16 +240,8 @@ ROCKSDB_LOAD_STEP = 50_000
 
 def rocksdb_footprint(workdir: Path, learners: int, sample: int) -> dict[str, Any]:
     """RSS of one worker whose RocksDB tables hold ``learners`` learners' reference data."""
-    with LocalBroker(workdir / "broker") as broker:
-        topics = TopicNames("")
-        asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
-        keys = workdir / "signing-keys.json"
-        KeyRing((SigningKey.generate(),)).save(keys)
-        settings = {
-            "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS),
-            "CERTFLOW_LOG_LEVEL": "warn", "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
-            "CERTFLOW_STORE": "rocksdb://",
-        }
+    with bench_broker(workdir) as (broker, topics, settings):
+        settings["CERTFLOW_STORE"] = "rocksdb://"
         with LocalWorker(settings, workdir=workdir, name="rocksdb-worker") as worker:
             started = time.monotonic()
             ids: list[str] = []
@@ -271,23 +275,33 @@ def run(learners: int, ceiling_count: int, pdf_samples: int, rocksdb_learners: i
     report.say(f"1. ceiling, in process, one core: {per_core:,.0f} certificates/s "
                f"({1000 / per_core:.2f} ms each: fill + QR + credential + Ed25519 + record)")
     with tempfile.TemporaryDirectory(prefix="certflow-bench-") as scratch:
-        for workers in (1, 2):
-            figures = end_to_end(Path(scratch) / f"w{workers}", learners, workers, pdf_samples if workers == 1 else 0)
-            report.figures[f"end_to_end_{workers}"] = figures
+        #: (name, workers, extra settings): the standby copies Faust keeps by
+        #: default cost the second worker CPU, so two workers run with and without.
+        runs = [
+            ("1 worker", 1, {}),
+            ("2 workers", 2, {}),
+            ("2 workers, no standby copies", 2, {"CERTFLOW_STANDBY_REPLICAS": "0"}),
+        ]
+        for index, (name, workers, extra) in enumerate(runs):
+            figures = end_to_end(Path(scratch) / f"run{index}", learners, workers,
+                                 pdf_samples if index == 0 else 0, extra)
+            report.figures[name] = figures
             report.say(
-                f"2. end to end, {workers} worker{'s' if workers > 1 else ''}, {figures['certificates']} learners: "
+                f"2. end to end, {name}, {figures['certificates']} learners: "
                 f"{figures['per_second']:,.0f} certificates/s = {figures['per_second'] / per_core:.0%} of the "
                 f"one-core ceiling; latency p50 {figures['latency_p50']:.1f} s, p99 {figures['latency_p99']:.1f} s; "
                 f"worker CPU {figures['cpu_ms_per_certificate']:.2f} ms per certificate "
                 f"({1000 / per_core / figures['cpu_ms_per_certificate']:.0%} of it is the ceiling's work); "
                 f"RSS {', '.join(f'{mb} MB' for mb in figures['rss_mb'])}"
             )
-        one, two = report.figures["end_to_end_1"], report.figures["end_to_end_2"]
-        report.say(
-            f"   2 workers vs 1: {two['per_second'] / one['per_second']:.2f}× the throughput, "
-            f"{two['cpu_ms_per_certificate'] / one['cpu_ms_per_certificate']:.2f}× the CPU per certificate "
-            "(the broker shares these 2 cores)"
-        )
+        one = report.figures["1 worker"]
+        for name in ("2 workers", "2 workers, no standby copies"):
+            two = report.figures[name]
+            report.say(
+                f"   {name} vs 1: {two['per_second'] / one['per_second']:.2f}× the throughput, "
+                f"{two['cpu_ms_per_certificate'] / one['cpu_ms_per_certificate']:.2f}× the CPU per certificate "
+                "(the broker shares these 2 cores)"
+            )
         if pdf_samples:
             report.say(
                 f"3. PDF on demand ({pdf_samples - 1} certificates): cold p50 {one['pdf_cold_p50_ms']:.0f} ms, "

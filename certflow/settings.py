@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     store: str = Field(
         "memory://", description="Faust table store: `memory://` or `rocksdb://`."
     )
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition kept by other workers "
+        "(Faust's `table_standby_replicas`), so a partition that moves is served at "
+        "once. Keeping them up to date costs each worker the CPU of reading the "
+        "others' changelogs; 0 trades that for a recovery from the changelog.",
+    )
     rocksdb_write_buffer_mb: int = Field(
         2,
         ge=1,
@@ -124,7 +132,7 @@ class Settings(BaseSettings):
         3.0, gt=0, description="How often a worker tells the group it is alive."
     )
     consumer_idle_backoff_ms: float = Field(
-        10.0,
+        50.0,
         ge=0,
         description="Pause after a fetch that brought no records, before the next "
         "one. Kafka holds an empty fetch itself (long polling); a broker that answers "
