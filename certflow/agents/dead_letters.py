@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -54,7 +54,8 @@ def failures_at(stage: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        setattr(exc, _STAGE_ATTRIBUTE, stage)
+        with suppress(AttributeError):  # an exception type with __slots__ keeps its stage
+            setattr(exc, _STAGE_ATTRIBUTE, stage)
         raise
 
 
