@@ -113,10 +113,6 @@ class CertflowApp(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
 
-#: Records a consumer poll returns at most (see ``create_app``).
-MAX_POLL_RECORDS = 500
-
-
 def create_app(settings: Settings) -> CertflowApp:
     """A Faust app wired to ``settings``; agents attach when their modules import."""
     app = CertflowApp(
@@ -134,11 +130,6 @@ def create_app(settings: Settings) -> CertflowApp:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
-        # aiokafka hands over everything it has fetched in one poll unless told:
-        # up to a megabyte per partition, turned into Python objects at once (a
-        # worker loading reference data jumped by 200 MB, measured). Polling a
-        # few hundred at a time leaves the rest as compact bytes until needed.
-        broker_max_poll_records=MAX_POLL_RECORDS,
         producer_max_batch_size=settings.producer_max_batch_size,
         producer_linger=settings.producer_linger_seconds,
         recovery_consistency_check=settings.recovery_consistency_check,

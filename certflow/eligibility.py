@@ -15,7 +15,7 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -65,11 +65,14 @@ class IssuedEntry:
     old_id: str = ""
     #: ``pending`` from the moment eligibility emits it, ``issued`` once published.
     status: str = "pending"
+    #: The message an issued certificate was made from (its status-list slot, one per
+    #: message), so that the same message read again is told apart from a replay.
+    made_from: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return {
             "id": self.id, "name": self.name, "templateId": self.template_id,
-            "oldId": self.old_id, "status": self.status,
+            "oldId": self.old_id, "status": self.status, "madeFrom": self.made_from,
         }
 
     @classmethod
@@ -77,21 +80,28 @@ class IssuedEntry:
         return cls(
             id=data["id"], name=data["name"], template_id=data.get("templateId", ""),
             old_id=data.get("oldId", ""), status=data.get("status", "pending"),
+            made_from=data.get("madeFrom", ""),
         )
 
 
-def already_issued(existing: IssuedEntry | None, certificate_id: str, *, replaces: str) -> bool:
+def already_issued(
+    existing: IssuedEntry | None, certificate_id: str, *, replaces: str, message: str = ""
+) -> bool:
     """Sunbird's generator check (``isNotIssued``), for a request about to be made.
 
     Nothing of this name yet: make it. The same certificate (same id): make it only
     while it is still pending (eligibility decided, not yet published), so a replay
-    of a published one is skipped. A different certificate of the same name: skip,
-    unless the request replaces one (``oldId``), as in Sunbird.
+    of a published one is skipped; but the very ``message`` it was made from, read
+    again after a crash, makes it again: its issued entry and the certificate are
+    records on two partitions, and the entry may have reached the broker when the
+    certificate did not (made again from the same message, it is byte-identical). A
+    different certificate of the same name: skip, unless the request replaces one
+    (``oldId``), as in Sunbird.
     """
     if existing is None:
         return False
     if existing.id == certificate_id:
-        return existing.status == "issued"
+        return existing.status == "issued" and not (message and existing.made_from == message)
     return not replaces
 
 
@@ -230,6 +240,27 @@ def best_score(
         if ANY_CONTENT_TYPE in wanted or known_types.get(content, "").lower() in wanted
     ]
     return max(percentages, default=0.0)
+
+
+def request_again(decision: EligibilityDecision, learner: LearnerFacts) -> EligibilityDecision | None:
+    """The certificate to request again, when ``decision`` skipped the learner only
+    because one of this name is *pending* (requested, never confirmed published).
+
+    A pending entry and the generate request it stands for are two records on two
+    partitions, and a producer does not order records across partitions: a worker
+    that crashed between them can leave the entry without its request, and the
+    learner would never get the certificate. Requesting it again is safe, because
+    the generate flow, in the learner's partition, makes a certificate only once.
+    """
+    if decision.reason is not SkipReason.ALREADY_ISSUED:
+        return None
+    entry = learner.issued.get(decision.template_name.lower())
+    if entry is None or entry.status != "pending" or entry.id != decision.certificate_id:
+        return None
+    return replace(
+        decision, reason=None, old_id=entry.old_id,
+        detail="requested again: its certificate was requested but never confirmed published",
+    )
 
 
 def _earlier_certificate(name: str, learner: LearnerFacts) -> str:

@@ -110,12 +110,15 @@ async def _issue(event: EventT, request: GenerateCertificateRequest) -> Outcome:
     edata, recipient = request.edata, request.recipient
     slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
     certificate_id = request.certified_facts().certificate_id()
+    status = registry.StatusSlot.of_message(event.message)
     existing = reference.issued_entries(recipient.recipientId, slot).get(edata.name.lower())
-    if existing is not None and already_issued(existing, certificate_id, replaces=edata.oldId):
+    if existing is not None and already_issued(
+        existing, certificate_id, replaces=edata.oldId, message=status.entry_id
+    ):
         await publish_decision(_already_issued(request, existing), counted_under=event.message.topic)
         return Outcome.SKIPPED
     try:
-        await _make_certificate(event, request, slot)
+        await _make_certificate(event, request, slot, status)
     except Exception:
         # Whatever went wrong, a pending decision must not block a later retry.
         reference.forget_issued(recipient.recipientId, slot, edata.name, certificate_id)
@@ -123,14 +126,15 @@ async def _issue(event: EventT, request: GenerateCertificateRequest) -> Outcome:
     return Outcome.SUCCESS
 
 
-async def _make_certificate(event: EventT, request: GenerateCertificateRequest, slot: str) -> None:
+async def _make_certificate(
+    event: EventT, request: GenerateCertificateRequest, slot: str, status: registry.StatusSlot
+) -> None:
     edata, recipient = request.edata, request.recipient
     source = event_source(event)
     # Deterministic inputs only: a redelivered event re-creates this certificate
     # byte for byte (its time is the original request's, its status slot this
     # message's).
     now = datetime.fromtimestamp(source.timestamp, UTC) if source.timestamp else datetime.now(UTC)
-    status = registry.StatusSlot.of_message(event.message)
     certificate = await services.certificates.issue(
         request, now=now, status_list_url=status.url, status_index=status.index
     )
@@ -144,7 +148,7 @@ async def _make_certificate(event: EventT, request: GenerateCertificateRequest, 
         slot,
         IssuedEntry(
             id=certificate.id, name=edata.name, template_id=edata.templateId,
-            old_id=edata.oldId, status="issued",
+            old_id=edata.oldId, status="issued", made_from=status.entry_id,
         ),
     )
     if edata.oldId:

@@ -37,6 +37,7 @@ from certflow.eligibility import (
     SkipReason,
     decide,
     generate_request,
+    request_again,
 )
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.events import parse_event
@@ -167,6 +168,8 @@ async def decide_for_learner(
         decision = decide(
             batch, template, facts, reissue=bool(job["reIssue"]), content_types=_CONTENT_TYPES
         )
+        again = request_again(decision, facts)
+        decision = again or decision
         if decision.issue:
             generate = orjson.dumps(generate_request(
                 decision, batch, template, facts,
@@ -186,14 +189,17 @@ async def decide_for_learner(
                 )
                 continue
             await generate_requests.send(key=user_id.encode(), value=generate, headers=source_headers(source))
-            reference.record_issued(
-                user_id,
-                slot,
-                IssuedEntry(
-                    id=decision.certificate_id, name=template.name,
-                    template_id=template.identifier, old_id=decision.old_id,
-                ),
-            )
+            if again is None:
+                # (A request made again leaves its entry alone: the generate flow
+                # may have marked it issued meanwhile.)
+                reference.record_issued(
+                    user_id,
+                    slot,
+                    IssuedEntry(
+                        id=decision.certificate_id, name=template.name,
+                        template_id=template.identifier, old_id=decision.old_id,
+                    ),
+                )
         await _record(decision, job)
 
 

@@ -64,6 +64,11 @@ class StatusSlot:
         return cls(f"{stream}{message.partition}-{message.offset // size}", message.offset % size)
 
     @property
+    def entry_id(self) -> str:
+        """``{list}#{index}``: unique to the message the certificate was made from."""
+        return f"{self.list_id}#{self.index}"
+
+    @property
     def url(self) -> str:
         return f"{settings.public_url.rstrip('/')}/status/{self.list_id}"
 

@@ -15,6 +15,7 @@ from certflow.eligibility import (
     SkipReason,
     decide,
     generate_request,
+    request_again,
 )
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
@@ -211,6 +212,45 @@ def test_a_certificate_certflow_issued_is_already_issued(sunbird_fixture, templa
     assert decide_one(batch_with(template_1), learner).reason is SkipReason.ALREADY_ISSUED
 
 
+def test_a_pending_certificate_is_requested_again_as_it_was(sunbird_fixture, template_1) -> None:
+    """Decided and requested, never confirmed published: a crash may have lost its
+    request, so a later request for the learner sends it again, same id, same oldId."""
+    batch = batch_with(template_1)
+    first = decide_one(batch, facts(sunbird_fixture))
+    entry = IssuedEntry(id=first.certificate_id, name="Course Completion Certificate", template_id="t",
+                        old_id="replaced-earlier", status="pending")
+    learner = facts(sunbird_fixture, issued={"course completion certificate": entry})
+    decision = decide_one(batch, learner)
+
+    again = request_again(decision, learner)
+
+    assert decision.reason is SkipReason.ALREADY_ISSUED
+    assert again is not None and again.issue
+    assert (again.certificate_id, again.old_id) == (first.certificate_id, "replaced-earlier")
+
+
+@pytest.mark.parametrize("issued", [
+    {"course completion certificate": IssuedEntry(id="c-1", name="Course Completion Certificate",
+                                                  template_id="t", status="issued")},
+    {},  # only Sunbird's enrolment record names it
+])
+def test_a_published_certificate_is_not_requested_again(sunbird_fixture, template_1, issued) -> None:
+    earlier = [{"identifier": "c-1", "name": "course completion certificate"}]
+    learner = facts(sunbird_fixture, issued=issued, enrolment=enrolment(issued_certificates=earlier))
+    decision = decide_one(batch_with(template_1), learner)
+    assert decision.reason is SkipReason.ALREADY_ISSUED
+    assert request_again(decision, learner) is None
+
+
+def test_a_learner_skipped_for_another_reason_is_not_requested_again(sunbird_fixture, template_1) -> None:
+    entry = IssuedEntry(id="c-1", name="Course Completion Certificate", template_id="t", status="pending")
+    learner = facts(sunbird_fixture, issued={"course completion certificate": entry},
+                    enrolment=enrolment(status=1))
+    decision = decide_one(batch_with(template_1), learner)
+    assert decision.reason is SkipReason.STATUS_MISMATCH
+    assert request_again(decision, learner) is None
+
+
 def test_a_reissue_replaces_the_earlier_certificate_with_a_new_id(sunbird_fixture, template_1) -> None:
     batch = batch_with(template_1)
     first = decide_one(batch, facts(sunbird_fixture))
@@ -322,3 +362,13 @@ def test_only_svg_templates_are_issued_from() -> None:
 ])
 def test_the_generate_flow_makes_each_certificate_once(existing, replaces, skip) -> None:
     assert already_issued(existing, "X", replaces=replaces) is skip
+
+
+@pytest.mark.parametrize(("message", "skip"), [
+    ("g2-0#17", False),  # the message it was made from, read again after a crash
+    ("g2-0#18", True),   # another message asking for it: a replay
+])
+def test_the_message_a_certificate_was_made_from_makes_it_again(message, skip) -> None:
+    """Its issued entry may have reached the broker when the certificate did not."""
+    entry = IssuedEntry(id="X", name="n", template_id="t", status="issued", made_from="g2-0#17")
+    assert already_issued(entry, "X", replaces="", message=message) is skip
