@@ -71,9 +71,7 @@ def keyed_table(name: str, help: str) -> faust.Table:
 
 
 #: batchId → BatchRecord, on every worker (see :class:`BatchDirectory`).
-batches = BatchDirectory(
-    settings.broker, topics.batches, idle_backoff=settings.consumer_idle_backoff_ms / 1000
-)
+batches = BatchDirectory(settings.broker, topics.batches, idle_backoff=app.consumer_idle_backoff)
 app.add_dependency(batches)
 enrolments = keyed_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
 scores = keyed_table("scores", "userId → {courseId|batchId: activity aggregates}")

@@ -40,7 +40,9 @@ status_lists = keyed_table("status_lists", "status list id → revoked indices, 
 #: The topics certificates are made from, and the prefix of their status lists' ids.
 _CERTIFICATE_STREAMS = {topics.generate_recipients: "", topics.generate_request: "g"}
 #: What a status list id looks like (``/status/{list}`` refuses anything else).
-STATUS_LIST_ID = re.compile(r"g?[0-9]+-[0-9]+")
+STATUS_LIST_ID = re.compile(
+    f"(?:{'|'.join(re.escape(stream) for stream in _CERTIFICATE_STREAMS.values())})[0-9]+-[0-9]+"
+)
 
 
 @dataclass(frozen=True)
