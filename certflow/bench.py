@@ -38,7 +38,7 @@ import orjson
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.issuing import CertificateFactory
-from certflow.kafka import ensure_topics, produce, read_topic
+from certflow.kafka import ensure_topics, produce, read_topic, wait_until_consumed
 from certflow.local import LocalBroker, LocalWorker
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
@@ -127,25 +127,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def wait_for_tables(workers: list[LocalWorker], learners: int) -> None:
-    """Until the workers' (in-memory) tables hold every learner."""
-    while True:
-        tables = [orjson.loads(w.get("/stats")[1])["tables"] for w in workers]
-        if all(t["batches"] >= 1 for t in tables) and sum(t["enrolments"] for t in tables) >= learners \
-                and sum(t["learners"] for t in tables) >= learners:
-            return
+def wait_for_reference(broker_url: str, topics: TopicNames, workers: list[LocalWorker]) -> None:
+    """Until the workers' group has applied every learner and enrolment record and
+    every worker knows the batch."""
+    asyncio.run(wait_until_consumed(
+        broker_url, Settings().app_id, [topics.learners, topics.enrolments], timeout=3600,
+    ))
+    while not all(orjson.loads(w.get("/stats")[1])["tables"]["batches"] >= 1 for w in workers):
         time.sleep(0.2)
-
-
-def wait_for_reference(worker: LocalWorker, topics: TopicNames, learners: int) -> None:
-    """Until the worker has read every learner's profile and enrolment (a RocksDB
-    worker does not count its tables: that would read them whole)."""
-    while True:
-        counts = orjson.loads(worker.get("/stats")[1])["topics"]
-        if all(counts.get(topic, {}).get("total-events-count", 0) >= learners
-               for topic in (topics.learners, topics.enrolments)):
-            return
-        time.sleep(1)
 
 
 def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
@@ -185,7 +174,7 @@ def end_to_end(
             for worker in running:
                 worker.wait_ready()
             ids = load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=learners, prefix="bench")
-            wait_for_tables(running, learners)
+            wait_for_reference(broker.url, topics, running)
             [request] = issue_requests(COURSE, BATCH, ids, chunk=len(ids), mid="LP.bench")
             cpu_before = sum(cpu_seconds(w.pid) for w in running)
             sent = time.time()
@@ -253,7 +242,7 @@ def rocksdb_footprint(workdir: Path, learners: int, sample: int) -> dict[str, An
                 step = min(ROCKSDB_LOAD_STEP, learners - first)
                 ids += load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=step,
                                   prefix="rss", first=first)
-                wait_for_reference(worker, topics, first + step)
+                wait_for_reference(broker.url, topics, [worker])
             loaded_in = time.monotonic() - started
             loaded_rss = rss_mb(worker.pid)
             requests = issue_requests(COURSE, BATCH, ids[:sample], chunk=sample, mid="LP.rss")

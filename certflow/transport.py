@@ -1,14 +1,21 @@
-"""Faust's Kafka transport, whose consumer pauses between empty fetches.
+"""Faust's Kafka transport, with two changes certflow's guarantees depend on.
 
-Faust's aiokafka transport as it is, except that its consumer's fetcher pauses
-``CERTFLOW_CONSUMER_IDLE_BACKOFF_MS`` after a fetch that brought nothing
-(:func:`certflow.kafka.pause_when_idle` says why). Faust builds the consumer deep
-inside its consumer thread, so the thread is the one class replaced here.
+* Its consumer's fetcher pauses ``CERTFLOW_CONSUMER_IDLE_BACKOFF_MS`` after a fetch
+  that brought nothing (:func:`certflow.kafka.pause_when_idle` says why). Faust
+  builds the consumer deep inside its consumer thread, so the thread is the class
+  replaced.
+* Its producer's ``flush`` waits until every buffered record is delivered
+  (:class:`Producer` says why).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import TP, FutureMessage
 
 from certflow.kafka import pause_when_idle
 
@@ -27,7 +34,69 @@ class Consumer(faust_aiokafka.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class Producer(faust_aiokafka.Producer):
+    """Faust's producer, whose ``flush`` returns only once every record buffered
+    before it was called has been delivered (or raises if one could not be).
+
+    Table changes reach their changelog through the producer's buffer
+    (``send_soon``), and Faust commits the offsets of the events that made them
+    after ``producer.flush()`` (under exactly-once, with no flush at all: see
+    :meth:`commit_transactions`), and hands partitions over in a rebalance after
+    it too. But Faust's buffer flush gives up as soon as one record takes 0.1 s to hand
+    to the client, and misses the record being handed over, so a commit could run
+    ahead of table changes still in the buffer. A worker killed then lost them:
+    its successor recovered tables without them, while the events that made them
+    were committed. The crash test caught it: 98 learners whose enrolments were
+    lost were decided ``not_enrolled``.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._undelivered: set[FutureMessage] = set()
+        self._failure: BaseException | None = None
+
+    def send_soon(self, fut: FutureMessage) -> None:
+        self._undelivered.add(fut)
+        fut.add_done_callback(self._on_delivered)
+        super().send_soon(fut)
+
+    def _on_delivered(self, fut: FutureMessage) -> None:
+        self._undelivered.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            self._failure = fut.exception()
+
+    async def flush(self) -> None:
+        # Only what was buffered before this call: agents keep writing meanwhile,
+        # and a commit covers only events acknowledged before it began.
+        waiting = set(self._undelivered)
+        await super().flush()
+        while waiting:
+            if self.should_stop:
+                raise ProducerSendError("producer stopped with table changes undelivered")
+            _, waiting = await asyncio.wait(waiting, timeout=1.0)
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            # Committing now would lose a table change: fail the commit instead,
+            # and the events are processed again.
+            raise ProducerSendError(f"a buffered record was not delivered: {failure!r}") from failure
+
+
+    async def commit_transactions(
+        self,
+        tid_to_offset_map: Mapping[str, Mapping[TP, int]],
+        group_id: str,
+        start_new_transaction: bool = True,
+    ) -> None:
+        # Under exactly-once Faust commits without flushing: buffered table changes
+        # would fall into the next transaction, and be lost with it if it aborts.
+        await self.flush()
+        await super().commit_transactions(
+            tid_to_offset_map, group_id, start_new_transaction=start_new_transaction
+        )
+
+
 class Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with :class:`Consumer`; everything else as Faust's."""
+    """Faust's aiokafka transport with :class:`Consumer` and :class:`Producer`."""
 
     Consumer = Consumer
+    Producer = Producer

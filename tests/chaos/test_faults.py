@@ -41,20 +41,8 @@ def load_batch(deployment: Deployment, learners: int) -> list[str]:
         # Tansu misreports end offsets after batched produces: one record per batch.
         max_batch_size=1 if deployment.broker.engine == "tansu" else 16384,
     )
-    wait_for_tables(deployment, learners)
+    deployment.wait_for_reference()
     return ids
-
-
-def wait_for_tables(deployment: Deployment, learners: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        tables = [orjson.loads(w.get("/stats")[1])["tables"] for w in deployment.workers if w.alive()]
-        if all(t["batches"] >= 1 for t in tables) and all(
-            sum(t[name] for t in tables) >= learners for name in ("learners", "enrolments")
-        ):
-            return
-        assert time.monotonic() < deadline, f"reference data never arrived: {tables}"
-        time.sleep(0.5)
 
 
 def issue_requests(ids: list[str], chunk: int) -> list[bytes]:
@@ -107,6 +95,32 @@ def account(records: list[dict[str, Any]], ids: list[str]) -> dict[str, int]:
         "lost": len(wanted - set(by_learner)),
         "issued_to_ineligible": len(set(by_learner) - wanted),
     }
+
+
+def trace_lost(deployment: Deployment, records: list[dict[str, Any]], ids: list[str]) -> dict[str, Any]:
+    """Where each lost learner's certificate stopped: every record about them on the
+    flow's topics (topic, partition, offset, and what it says), for the report."""
+    lost = {uid for i, uid in enumerate(ids) if eligible(i)} - {r["recipient"]["id"] for r in records}
+    if not lost:
+        return {}
+    topics = deployment.topics
+    names = [
+        topics.eligibility, topics.generate_request, topics.generate_recipients,
+        topics.decisions, topics.issue_failed, topics.generate_failed, topics.telemetry,
+    ]
+
+    async def run() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {uid: [] for uid in sorted(lost)}
+        for name in names:
+            async for record in read_topic(deployment.broker.url, name, timeout=3):
+                text = record.value.decode(errors="replace") if record.value else ""
+                for uid in found:
+                    if uid in text or (record.key or b"").decode(errors="replace") == uid:
+                        brief = text if len(text) < 300 else text[:300] + "…"
+                        found[uid].append(f"{name}[{record.partition}]@{record.offset}: {brief}")
+        return found
+
+    return asyncio.run(run())
 
 
 def save(name: str, counts: dict[str, Any]) -> None:
@@ -165,7 +179,11 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_doubles_nothing(tmp_path: 
             eligible_count = sum(1 for i in range(len(ids)) if eligible(i))
             records = wait_for_certificates(deployment, eligible_count, timeout=240)
             counts = account(records, ids)
-            save("crash_tansu_at_least_once", {"killed_worker_pid": victim.pid, **counts})
+            lost = trace_lost(deployment, records, ids)
+            save("crash_tansu_at_least_once", {"killed_worker_pid": victim.pid, **counts, "lost_traces": lost})
+            if lost:
+                for worker in deployment.workers:
+                    print(f"--- {worker.log_path}\n{worker.log_tail(60)}")
             assert_exactly_one_each(counts)
             assert_decisions_agree(deployment, records, ids[:200:7])
         finally:

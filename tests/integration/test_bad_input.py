@@ -285,13 +285,7 @@ def batch(deployment: Deployment) -> dict[str, Any]:
                                      "active": True, "status": 2, "completedon": completed}))
         for uid, completed in enrolments
     ])
-    deadline = time.monotonic() + 30
-    while True:
-        tables = stats(deployment)["tables"]
-        if tables.get("batches", 0) >= 1 and tables.get("learners", 0) >= 2 and tables.get("enrolments", 0) >= 5:
-            break
-        assert time.monotonic() < deadline, tables
-        time.sleep(0.2)
+    deployment.wait_for_reference()
     return {"run": run, "batch": batch_id, "course": course}
 
 

@@ -7,7 +7,6 @@ expectations computed here, independently of certflow's own rules.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -122,30 +121,8 @@ def batch(deployment: Deployment) -> dict:
               for i in range(LEARNERS)]
     for topic, rows in ((topics.learners, learners), (topics.enrolments, enrolments), (topics.scores, scores)):
         deployment.send_keyed(topic, [(key.encode(), orjson.dumps(row)) for key, row in rows if row is not None])
-    wanted = {
-        "batches": 1,
-        "learners": sum(1 for _, row in learners if row),
-        "enrolments": sum(1 for _, row in enrolments if row),
-        "scores": LEARNERS,
-    }
-    wait_for_tables(deployment, wanted)
+    deployment.wait_for_reference()
     return {"course": course, "batch": batch_id}
-
-
-def wait_for_tables(deployment: Deployment, wanted: dict[str, int], timeout: float = 60.0) -> None:
-    """Until the workers' tables hold the reference data (the GlobalTable on each worker)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = [orjson.loads(worker.get("/stats")[1]) for worker in deployment.workers]
-        global_ok = all(s["tables"].get("batches", 0) >= wanted["batches"] for s in stats)
-        local_ok = all(
-            sum(s["tables"].get(name, 0) for s in stats) >= count
-            for name, count in wanted.items() if name != "batches"
-        )
-        if global_ok and local_ok:
-            return
-        assert time.monotonic() < deadline, f"tables never filled: {[s['tables'] for s in stats]}"
-        time.sleep(0.25)
 
 
 def test_a_batch_of_1000_learners_issues_exactly_the_eligible_ones_once(deployment, batch) -> None:
@@ -227,8 +204,7 @@ def test_a_request_without_learners_reaches_every_partition(deployment, batch) -
         for user_id in enrolled
     ])
     assert {partition_of(user_id) for user_id in enrolled} == set(range(PARTITIONS))
-    wait_for_tables(deployment, {"batches": 2})
-    time.sleep(1.0)  # the enrolments reach their tables
+    deployment.wait_for_reference(batches=2)
 
     deployment.send(deployment.topics.issue_request, [issue_request(batch_id, course, None)])
 
