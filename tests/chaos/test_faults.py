@@ -83,7 +83,7 @@ def account(records: list[dict[str, Any]], ids: list[str]) -> dict[str, int]:
         if record["id"] in first and first[record["id"]] != record:
             different += 1
         first.setdefault(record["id"], record)
-    wanted = {uid for i, uid in enumerate(ids) if eligible(i)}
+    wanted = eligible_learners(ids)
     return {
         "learners": len(ids),
         "eligible": len(wanted),
@@ -92,15 +92,23 @@ def account(records: list[dict[str, Any]], ids: list[str]) -> dict[str, int]:
         "redelivered": sum(n - 1 for n in copies.values()),
         "redelivered_different": different,
         "learners_with_several_ids": sum(1 for certs in by_learner.values() if len(certs) > 1),
-        "lost": len(wanted - set(by_learner)),
+        "lost": len(lost_learners(records, ids)),
         "issued_to_ineligible": len(set(by_learner) - wanted),
     }
 
 
-def trace_lost(deployment: Deployment, records: list[dict[str, Any]], ids: list[str]) -> dict[str, Any]:
+def eligible_learners(ids: list[str]) -> set[str]:
+    return {uid for i, uid in enumerate(ids) if eligible(i)}
+
+
+def lost_learners(records: list[dict[str, Any]], ids: list[str]) -> set[str]:
+    """Eligible learners without a certificate on the sink."""
+    return eligible_learners(ids) - {r["recipient"]["id"] for r in records}
+
+
+def trace_lost(deployment: Deployment, lost: set[str]) -> dict[str, list[str]]:
     """Where each lost learner's certificate stopped: every record about them on the
     flow's topics (topic, partition, offset, and what it says), for the report."""
-    lost = {uid for i, uid in enumerate(ids) if eligible(i)} - {r["recipient"]["id"] for r in records}
     if not lost:
         return {}
     topics = deployment.topics
@@ -179,7 +187,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_doubles_nothing(tmp_path: 
             eligible_count = sum(1 for i in range(len(ids)) if eligible(i))
             records = wait_for_certificates(deployment, eligible_count, timeout=240)
             counts = account(records, ids)
-            lost = trace_lost(deployment, records, ids)
+            lost = trace_lost(deployment, lost_learners(records, ids))
             save("crash_tansu_at_least_once", {"killed_worker_pid": victim.pid, **counts, "lost_traces": lost})
             if lost:
                 for worker in deployment.workers:
