@@ -1,9 +1,11 @@
-"""Faust's Kafka transport, with three changes certflow's guarantees depend on.
+"""Faust's Kafka transport, with four changes certflow's guarantees depend on.
 
 * Its consumer's fetcher pauses ``CERTFLOW_CONSUMER_IDLE_BACKOFF_MS`` after a fetch
   that brought nothing (:func:`certflow.kafka.pause_when_idle` says why). Faust
   builds the consumer deep inside its consumer thread, so the thread is the class
   replaced.
+* Its consumer reads a changelog partition from the beginning where Faust's
+  recovery lost track of where to start (:meth:`Consumer.seek_wait`).
 * Its producer's ``flush`` waits until every buffered record is delivered
   (:class:`Producer` says why).
 * Under exactly-once, an event's records go in its own partition's transaction
@@ -37,6 +39,20 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
+        """Seek table changelog partitions before reading them; one whose start
+        Faust never worked out is read from its beginning.
+
+        Faust's recovery works out where to start reading each standby partition,
+        then seeks every standby partition it has by then: one assigned by a
+        rebalance in between has no start (None), the seek raised, and recovery
+        crashed the worker (two of three workers in one crash-test run). From the
+        beginning is what Faust does for a partition with nothing read (its -1).
+        """
+        await super().seek_wait({
+            tp: offset if offset is not None and offset >= 0 else 0 for tp, offset in partitions.items()
+        })
 
 
 class Producer(faust_aiokafka.Producer):
