@@ -50,9 +50,13 @@ class Consumer(faust_aiokafka.Consumer):
         crashed the worker (two of three workers in one crash-test run). From the
         beginning is what Faust does for a partition with nothing read (its -1).
         """
-        await super().seek_wait({
-            tp: offset if offset is not None and offset >= 0 else 0 for tp, offset in partitions.items()
-        })
+        await super().seek_wait(changelog_starts(partitions))
+
+
+def changelog_starts(partitions: Mapping[TP, int | None]) -> dict[TP, int]:
+    """Where to start reading each changelog partition: where Faust says, or from the
+    beginning where it has no start (None, or its -1 for "nothing read")."""
+    return {tp: offset if offset is not None and offset >= 0 else 0 for tp, offset in partitions.items()}
 
 
 class Producer(faust_aiokafka.Producer):
