@@ -112,9 +112,11 @@ def trace_lost(deployment: Deployment, lost: set[str]) -> dict[str, list[str]]:
     if not lost:
         return {}
     topics = deployment.topics
+    app_id = deployment.settings["CERTFLOW_APP_ID"]
+    changelogs = [f"{app_id}-{table}-changelog" for table in ("learners", "enrolments", "issued")]
     names = [
-        topics.eligibility, topics.generate_request, topics.generate_recipients,
-        topics.decisions, topics.issue_failed, topics.generate_failed, topics.telemetry,
+        topics.learners, topics.enrolments, *changelogs, topics.eligibility, topics.generate_request,
+        topics.generate_recipients, topics.decisions, topics.issue_failed, topics.generate_failed, topics.telemetry,
     ]
 
     async def run() -> dict[str, list[str]]:
@@ -125,7 +127,7 @@ def trace_lost(deployment: Deployment, lost: set[str]) -> dict[str, list[str]]:
                 for uid in found:
                     if uid in text or (record.key or b"").decode(errors="replace") == uid:
                         brief = text if len(text) < 300 else text[:300] + "…"
-                        found[uid].append(f"{name}[{record.partition}]@{record.offset}: {brief}")
+                        found[uid].append(f"{name}[{record.partition}]@{record.offset} t={record.timestamp}: {brief}")
         return found
 
     return asyncio.run(run())
@@ -182,13 +184,16 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_doubles_nothing(tmp_path: 
             wait_for_certificates(deployment, 600, timeout=120)
             victim = deployment.workers[1]
             victim.kill()
+            killed_at = time.time()
             deployment.start_worker()
 
             eligible_count = sum(1 for i in range(len(ids)) if eligible(i))
             records = wait_for_certificates(deployment, eligible_count, timeout=240)
             counts = account(records, ids)
             lost = trace_lost(deployment, lost_learners(records, ids))
-            save("crash_tansu_at_least_once", {"killed_worker_pid": victim.pid, **counts, "lost_traces": lost})
+            save("crash_tansu_at_least_once", {
+                "killed_worker_pid": victim.pid, "killed_at_ms": int(killed_at * 1000), **counts, "lost_traces": lost,
+            })
             if lost:
                 for worker in deployment.workers:
                     print(f"--- {worker.log_path}\n{worker.log_tail(60)}")
