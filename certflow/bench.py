@@ -38,8 +38,8 @@ import orjson
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.issuing import CertificateFactory
-from certflow.kafka import ensure_topics, produce, read_topic, wait_until_consumed
-from certflow.local import LocalBroker, LocalWorker
+from certflow.kafka import ensure_topics, produce, read_topic
+from certflow.local import LocalBroker, LocalWorker, wait_for_reference
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
@@ -127,16 +127,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def wait_for_reference(broker_url: str, topics: TopicNames, workers: list[LocalWorker]) -> None:
-    """Until the workers' group has applied every learner and enrolment record and
-    every worker knows the batch."""
-    asyncio.run(wait_until_consumed(
-        broker_url, Settings().app_id, [topics.learners, topics.enrolments], timeout=3600,
-    ))
-    while not all(orjson.loads(w.get("/stats")[1])["tables"]["batches"] >= 1 for w in workers):
-        time.sleep(0.2)
-
-
 def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
     """Broker timestamps (seconds) of the first ``count`` records of ``topic``."""
 
@@ -174,7 +164,7 @@ def end_to_end(
             for worker in running:
                 worker.wait_ready()
             ids = load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=learners, prefix="bench")
-            wait_for_reference(broker.url, topics, running)
+            wait_for_reference(broker.url, Settings().app_id, topics, running, timeout=3600)
             [request] = issue_requests(COURSE, BATCH, ids, chunk=len(ids), mid="LP.bench")
             cpu_before = sum(cpu_seconds(w.pid) for w in running)
             sent = time.time()
@@ -242,7 +232,7 @@ def rocksdb_footprint(workdir: Path, learners: int, sample: int) -> dict[str, An
                 step = min(ROCKSDB_LOAD_STEP, learners - first)
                 ids += load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=step,
                                   prefix="rss", first=first)
-                wait_for_reference(broker.url, topics, [worker])
+                wait_for_reference(broker.url, Settings().app_id, topics, [worker], timeout=3600)
             loaded_in = time.monotonic() - started
             loaded_rss = rss_mb(worker.pid)
             requests = issue_requests(COURSE, BATCH, ids[:sample], chunk=sample, mid="LP.rss")

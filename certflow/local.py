@@ -7,6 +7,7 @@ machine is touched. Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,11 +15,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+import orjson
+
 from certflow.broker import broker_command, free_port, wait_until_listening
+from certflow.kafka import wait_until_consumed
+from certflow.settings import TopicNames
 
 
 class LocalProcess:
@@ -182,3 +187,27 @@ class LocalWorker(LocalProcess):
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def wait_for_reference(
+    broker_url: str,
+    group_id: str,
+    topics: TopicNames,
+    workers: Sequence[LocalWorker],
+    *,
+    batches: int = 1,
+    timeout: float = 120.0,
+) -> None:
+    """Until the workers' group has applied every learner-keyed reference record
+    (committed, so in its tables) and every live worker knows ``batches`` batches."""
+    asyncio.run(wait_until_consumed(
+        broker_url, group_id, [topics.learners, topics.enrolments, topics.scores], timeout=timeout,
+    ))
+    deadline = time.monotonic() + timeout
+    while True:
+        known = [orjson.loads(w.get("/stats")[1])["tables"]["batches"] for w in workers if w.alive()]
+        if all(count >= batches for count in known):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batches never reached every worker: {known}")
+        time.sleep(0.2)

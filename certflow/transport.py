@@ -60,7 +60,7 @@ class Consumer(faust_aiokafka.Consumer):
         it commits past a record that was never processed (its check is off by one),
         while across a rebalance it can skip a record altogether (a prefetched
         record delivered after its re-seek; see faust-streaming #216 and #221). The
-        crash test caught one such record in about a fourth of its runs: a
+        crash test caught one such record in about one run in nine: a
         learner's profile, committed but never stored, so the learner was decided
         ``unknown_learner``. A hole between the committed offset and the first
         acknowledged one that is still there ``HOLE_GRACE_SECONDS`` later is therefore
@@ -162,7 +162,6 @@ class Producer(faust_aiokafka.Producer):
             # Committing now would lose a table change: fail the commit instead,
             # and the events are processed again.
             raise ProducerSendError(f"a buffered record was not delivered: {failure!r}") from failure
-
 
     async def commit_transactions(
         self,

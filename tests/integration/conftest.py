@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 from certflow.broker import free_port
-from certflow.kafka import collect_json, ensure_topics, produce, wait_until_consumed
-from certflow.local import LocalBroker, LocalProcess, LocalWorker
+from certflow.kafka import collect_json, ensure_topics, produce
+from certflow.local import LocalBroker, LocalProcess, LocalWorker, wait_for_reference
 from certflow.settings import TopicNames
 
 pytestmark = pytest.mark.integration
@@ -88,20 +86,11 @@ class Deployment:
         asyncio.run(produce(self.broker.url, topic, records, max_batch_size=batch))
 
     def wait_for_reference(self, *, batches: int = 1, timeout: float = 120.0) -> None:
-        """Until every worker knows ``batches`` batches and the workers' group has
-        applied every learner-keyed reference record (committed, so in its tables)."""
-        topics = self.topics
-        asyncio.run(wait_until_consumed(
-            self.broker.url, self.settings["CERTFLOW_APP_ID"],
-            [topics.learners, topics.enrolments, topics.scores], timeout=timeout,
-        ))
-        deadline = time.monotonic() + timeout
-        while True:
-            known = [orjson.loads(w.get("/stats")[1])["tables"]["batches"] for w in self.workers if w.alive()]
-            if all(count >= batches for count in known):
-                return
-            assert time.monotonic() < deadline, f"batches never reached every worker: {known}"
-            time.sleep(0.2)
+        """Until the workers have applied every reference record (see certflow.local)."""
+        wait_for_reference(
+            self.broker.url, self.settings["CERTFLOW_APP_ID"], self.topics, self.workers,
+            batches=batches, timeout=timeout,
+        )
 
     def collect(
         self,
