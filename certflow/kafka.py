@@ -226,14 +226,16 @@ async def read_topic(
         await consumer.stop()
 
 
-async def group_lag(broker_url: str, group_id: str, topics: Iterable[str]) -> dict[str, int]:
-    """Records of each topic that consumer group ``group_id`` has not committed yet.
+async def wait_until_consumed(
+    broker_url: str, group_id: str, topics: Iterable[str], *, timeout: float, poll: float = 0.5
+) -> None:
+    """Until consumer group ``group_id`` has committed every record of ``topics``.
 
     A worker commits an offset only after what it wrote for the records before it
-    (table changelogs included) reached the broker, so a lag of 0 means the group
-    has *applied* every record: the exact "reference data is loaded" signal. Counts
-    of table keys are not, because a worker's tables also hold standby copies of
-    other workers' partitions.
+    (table changelogs included) reached the broker, so nothing left to commit means
+    the group has *applied* every record: the exact "reference data is loaded"
+    signal. Counts of table keys are not, because a worker's tables also hold
+    standby copies of other workers' partitions.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False)
@@ -243,32 +245,23 @@ async def group_lag(broker_url: str, group_id: str, topics: Iterable[str]) -> di
         partitions = [
             TopicPartition(topic, p) for topic in topics for p in await _partitions_for(consumer, topic)
         ]
-        ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
-        lag: dict[str, int] = {}
-        for tp in partitions:
-            done = committed.get(tp)
-            position = done.offset if done is not None and done.offset >= 0 else 0
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - position)
-        return lag
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+            lag: dict[str, int] = {}
+            for tp in partitions:
+                done = committed.get(tp)
+                position = done.offset if done is not None and done.offset >= 0 else 0
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - position)
+            if not any(lag.values()):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"group {group_id} still has records to consume: {lag}")
+            await asyncio.sleep(poll)
     finally:
         await consumer.stop()
         await admin.close()
-
-
-async def wait_until_consumed(
-    broker_url: str, group_id: str, topics: Iterable[str], *, timeout: float, poll: float = 0.5
-) -> None:
-    """Until group ``group_id`` has committed every record of ``topics`` (see :func:`group_lag`)."""
-    names = list(topics)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        lag = await group_lag(broker_url, group_id, names)
-        if not any(lag.values()):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"group {group_id} still has records to consume: {lag}")
-        await asyncio.sleep(poll)
 
 
 async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> list[int]:

@@ -71,13 +71,10 @@ class Consumer(faust_aiokafka.Consumer):
         """
         committed = self._committed_offset[tp]
         acked = self._acked[tp]
-        if committed is None or not acked or self._gap[tp]:
+        if committed is None or not acked or self._gap[tp] or min(acked) <= committed:
             self._holes.pop(tp, None)
             return super()._new_offset(tp)
         hole = (committed, min(acked))
-        if hole[1] <= committed:
-            self._holes.pop(tp, None)
-            return super()._new_offset(tp)
         seen, since = self._holes.get(tp, (None, 0.0))
         now = monotonic()
         if seen != hole:

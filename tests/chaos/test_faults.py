@@ -187,7 +187,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_doubles_nothing(tmp_path: 
             killed_at = time.time()
             deployment.start_worker()
 
-            eligible_count = sum(1 for i in range(len(ids)) if eligible(i))
+            eligible_count = len(eligible_learners(ids))
             records = wait_for_certificates(deployment, eligible_count, timeout=240)
             counts = account(records, ids)
             lost = trace_lost(deployment, lost_learners(records, ids))
@@ -226,7 +226,7 @@ def test_exactly_once_issues_every_certificate_once_in_committed_transactions(tm
             ids = load_batch(deployment, 1000)
             deployment.send(deployment.topics.issue_request, issue_requests(ids, 100))
 
-            eligible_count = sum(1 for i in range(len(ids)) if eligible(i))
+            eligible_count = len(eligible_learners(ids))
             records = wait_for_certificates(deployment, eligible_count, timeout=240, committed_only=True)
             counts = account(records, ids)
             save("exactly_once_noida", counts)
@@ -265,7 +265,7 @@ def test_workers_reconnect_after_a_broker_restart_and_finish(tmp_path: Path) -> 
         broker.start()
         deployment.send(deployment.topics.issue_request, requests[len(requests) // 2:])
 
-        eligible_count = sum(1 for i in range(len(ids)) if eligible(i))
+        eligible_count = len(eligible_learners(ids))
         records = wait_for_certificates(deployment, eligible_count, timeout=120)
         held = read_all(deployment, deployment.topics.issue_request)
         named = {uid for request in held for uid in request["edata"]["userIds"]}
