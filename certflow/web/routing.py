@@ -35,22 +35,37 @@ def owner_route(table: TableT, match_info: str) -> Callable[[Handler], Handler]:
         @wraps(handler)
         async def route(view: View, request: Request, **kwargs: Any) -> Response:
             if request.headers.get(FORWARDED_HEADER):
-                return await handler(view, request, **kwargs)
+                return await answer_here(handler, view, request, **kwargs)
             key = request.match_info[match_info]
             try:
                 owner = app.router.key_store(table.name, key.encode())
             except KeyError:
-                return view.json(
-                    {"error": {"code": "NOT_READY", "message": "partitions are being assigned"}},
-                    status=503,
-                )
+                return not_ready(view, "partitions are being assigned")
             if is_this_worker(owner):
-                return await handler(view, request, **kwargs)
+                return await answer_here(handler, view, request, **kwargs)
             return await forward(view, request, owner)
 
         return route
 
     return decorator
+
+
+def tables_recovered() -> bool:
+    """Whether this worker's tables hold what their changelogs say: not during a
+    rebalance, nor while a partition it was given is being read back."""
+    return not app.rebalancing and app.tables.recovery.completed.is_set()
+
+
+async def answer_here(handler: Handler, view: View, request: Request, **kwargs: Any) -> Response:
+    """The owner's answer, once its tables are recovered: before that, a table read
+    would answer "unknown" for what is only not read back yet (a 503 is retried)."""
+    if not tables_recovered():
+        return not_ready(view, "tables are being recovered")
+    return await handler(view, request, **kwargs)
+
+
+def not_ready(view: View, message: str) -> Response:
+    return view.json({"error": {"code": "NOT_READY", "message": message}}, status=503)
 
 
 def is_this_worker(owner: URL) -> bool:

@@ -16,7 +16,7 @@ from faust.web import Request, Response, View
 
 from certflow.agents import reference
 from certflow.app import app, services, settings
-from certflow.web.routing import owner_route
+from certflow.web.routing import owner_route, tables_recovered
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,7 @@ class Ready(View):
     async def get(self, request: Request) -> Response:
         assignment = app.consumer.assignment() if app.consumer else set()
         # No partitions is fine: with more workers than partitions some stand by.
-        ready = (
-            not app.rebalancing
-            and app.tables.recovery.completed.is_set()
-            and reference.batches.caught_up.is_set()
-        )
+        ready = tables_recovered() and reference.batches.caught_up.is_set()
         body = {"ready": ready, "partitions": len(assignment)}
         return self.json(body, status=200 if ready else 503)
 

@@ -153,7 +153,10 @@ def assert_decisions_agree(deployment: Deployment, records: list[dict[str, Any]]
     certificate_of = {r["recipient"]["id"]: r["id"] for r in records}
     worker = next(w for w in deployment.workers if w.alive())
     for user_id in sample:
-        status, body = worker.get(f"/learners/{user_id}/decisions")
+        deadline = time.monotonic() + 60
+        while (answer := worker.get(f"/learners/{user_id}/decisions"))[0] == 503 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the owner is still reading its tables back: ask again
+        status, body = answer
         assert status == 200, body
         answer = orjson.loads(body)
         issued_ids = {d["certificateId"] for d in answer["decisions"] if d["decision"] == "issued"}
