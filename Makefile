@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests and the demo need (installed when root and missing).
-APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk
+# Debian packages the tests and the demo need (installed when root and missing);
+# chromium is the browser tests' headless Chromium (never a downloaded browser).
+APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium
 INSTALLED := $(VENV)/.installed
 
 .PHONY: test demo apt clean

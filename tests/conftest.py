@@ -17,3 +17,14 @@ def sunbird_fixture():
         return (FIXTURES / "sunbird" / name).read_bytes()
 
     return read
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium through playwright-core (see tests/browser)."""
+    from tests.browser import Browser
+
+    try:
+        return Browser.installed()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

@@ -72,7 +72,8 @@ def image_data_uri(body: bytes, url: str) -> str:
 
 
 async def inline_remote_images(svg: str, images: ImageSource) -> str:
-    """``svg`` with every http(s) ``<image>`` replaced by its inlined copy, if it can be had."""
+    """``svg`` with every http(s) ``<image>`` replaced by its inlined copy, or left
+    without its link when it cannot be had."""
     if "http" not in svg:
         return svg
     parser = hardened_parser()
@@ -85,7 +86,10 @@ async def inline_remote_images(svg: str, images: ImageSource) -> str:
                 continue
             try:
                 element.set(attribute, await images.get(ref))
-                changed = True
             except CertflowError as exc:
+                # Left out, not left as a link: a browser would fetch it from
+                # wherever it points (the served SVG's policy blocks that too).
+                del element.attrib[attribute]
                 log.info("image %s left off the rendering: %s %s", ref, exc.code.value, exc.message)
+            changed = True
     return etree.tostring(root, encoding="unicode") if changed else svg

@@ -73,11 +73,13 @@ class CertificateFileView(View):
         stored = registry.certificate(id)
         if stored is None or stored.get("record") is None:
             return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
-        svg: str = stored["record"]["svg"]
+        # Remote images (signatures, logos) are inlined for every format: the SVG's
+        # Content-Security-Policy lets a browser load images from data: only, and
+        # the renderer must not fetch anything itself.
+        printable = await inline_remote_images(stored["record"]["svg"], services.images)
         if fmt == "svg":
-            body = svg.encode()
+            body = printable.encode()
         else:
-            printable = await inline_remote_images(svg, services.images)
             body = await services.renderer.render(id, printable, fmt)  # type: ignore[arg-type]
         return self.bytes(body, content_type=_MEDIA_TYPES[fmt])
 

@@ -27,6 +27,7 @@ from lxml import etree
 
 from certflow.broker import free_port
 from certflow.local import LocalBroker, LocalWorker
+from tests.browser import Browser
 from tests.integration.conftest import FIXTURES, Deployment
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,28 @@ SCRIPTED = """<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3
   <a id="name-link" href="${recipientName}"><text id="name" onmouseover="alert(6)">${recipientName}</text></a>
   <image id="qr" href="${qrCodeImage}"/>
   <use href="http://127.0.0.1:9/sprite.svg#x"/>
+</svg>"""
+#: Active content the deny-list sanitiser let through (security review, hole 1), and
+#: CSS that fetches. ``{beacon}`` is the hostile server's URL prefix: any request
+#: there means something in the document ran or loaded.
+ACTIVE = """<svg xmlns="http://www.w3.org/2000/svg" xmlns:h="http://www.w3.org/1999/xhtml"
+     viewBox="0 0 842 595">
+  <style>@import url({beacon}/import.css);
+    @font-face {{ font-family: evil; src: url({beacon}/font.woff) }}
+    text {{ font-family: evil; fill: url({beacon}/fill.svg#p) }}</style>
+  <h:iframe src="javascript:fetch('{beacon}/iframe-src');alert('iframe-src')"/>
+  <h:iframe srcdoc="&lt;script&gt;fetch('{beacon}/srcdoc');alert('srcdoc')&lt;/script&gt;"/>
+  <h:embed src="{beacon}/embed"/><h:object data="{beacon}/object"/>
+  <h:img src="x" onerror="fetch('{beacon}/onerror')"/>
+  <rect width="842" height="595" style="fill:url({beacon}/style.png)"/>
+  <rect width="10" height="10" fill="url({beacon}/attribute.svg#p)" filter="url({beacon}/f.svg#f)"/>
+  <image width="10" height="10" href="{beacon}/image.png"/>
+  <image width="10" height="10" href="data:image/svg+xml,&lt;svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/&gt;"/>
+  <filter id="f"><feImage href="{beacon}/feimage.png"/></filter>
+  <a href="javascript:fetch('{beacon}/link');alert('link')"><text x="10" y="100" font-size="60">Click</text></a>
+  <a href="data:text/html,&lt;script&gt;alert('data-link')&lt;/script&gt;"><text x="10" y="200">Data</text></a>
+  <set attributeName="onmouseover" to="alert('set')"/>
+  <text id="name" x="10" y="300">${{recipientName}}</text><image id="qr" href="${{qrCodeImage}}"/>
 </svg>"""
 XXE = (
     '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY secret SYSTEM "file:///etc/passwd">]>'
@@ -107,6 +130,7 @@ class HostileServer:
             "/plain.svg": (PLAIN, "image/svg+xml"),
             "/private-check.svg": (PLAIN, "image/svg+xml"),
             "/scripted.svg": (SCRIPTED, "image/svg+xml"),
+            "/active.svg": (ACTIVE.format(beacon=self.url("/beacon")), "image/svg+xml"),
             "/xxe.svg": (XXE, "image/svg+xml"),
             "/laughs.svg": (LAUGHS, "image/svg+xml"),
             "/external-dtd.svg": (external_dtd, "image/svg+xml"),
@@ -122,6 +146,7 @@ class HostileServer:
         app.router.add_get("/to-metadata.svg", self._redirect("http://169.254.169.254/latest/meta-data/"))
         app.router.add_get("/to-elsewhere.svg", self._redirect(self.url("/plain.svg", host="localhost")))
         app.router.add_get("/slow.svg", self._slow)
+        app.router.add_route("*", "/beacon/{what:.*}", self._fixed("", "text/plain"))
         app.router.add_get("/endless.svg", self._stream(chunked=True))
         app.router.add_get("/fifty.svg", self._stream(chunked=False))
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
@@ -324,3 +349,37 @@ def test_with_private_networks_not_allowed_a_loopback_template_is_refused_unfetc
     assert {r["errorCode"] for r in failed} == {"TEMPLATE_NOT_ALLOWED"}
     assert good["recipient"]["name"] == "Chitra"
     assert hostile.requests["/private-check.svg"] == 0
+
+
+def test_served_documents_of_an_active_template_run_nothing_and_load_nothing_in_a_browser(
+    deployments: dict[str, Deployment], hostile: HostileServer, browser: Browser
+) -> None:
+    """Hole 1 end to end: Debian's Chromium opens the certificate as served, and the
+    same bytes again without the served Content-Security-Policy, so the sanitiser
+    is judged on its own as well as behind the policy."""
+    deployment = deployments["private allowed"]
+    batch = f"active-{uuid.uuid4().hex[:8]}"
+    deployment.send(deployment.topics.generate_request,
+                    [generate_event(batch, (f"{batch}-l", "Asha"), hostile.url("/active.svg"))])
+    [certificate] = deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["batchId"] == batch)
+    worker = deployment.workers[0]
+    documents = [f"{worker.web_url}/certs/{certificate['id']}.{fmt}" for fmt in ("svg", "png", "pdf")]
+
+    reports = browser.open(documents, unprotected=True)
+
+    assert len(reports) == 2 * len(documents)
+    for report in reports:
+        where = f"{report['mode']} {report['url']}"
+        assert report["dialogs"] == [], where
+        # Chromium's own PDF viewer (chrome-extension:) aside, nothing but the worker.
+        outside = [url for url in report["requests"]
+                   if url.startswith(("http:", "https:", "ws:", "file:")) and not url.startswith(worker.web_url)]
+        assert outside == [], where
+        if report["mode"] == "served":
+            policy = report["headers"]["content-security-policy"]
+            assert policy.startswith("sandbox") and "default-src 'none'" in policy, where
+            assert report["headers"]["x-content-type-options"] == "nosniff", where
+    beacons = {path: count for path, count in hostile.requests.items() if path.startswith("/beacon")}
+    assert beacons == {}
+    served_svg = worker.get(f"/certs/{certificate['id']}.svg")[1].decode()
+    assert "Asha" in served_svg and "beacon" not in served_svg

@@ -19,7 +19,7 @@ URL = "https://templates.example.org/course.svg"
 SIMPLE = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
     b'<text id="name">${recipientName}</text>'
-    b'<text id="course" data-title="${courseName}">${courseName}</text>'
+    b'<text id="course" aria-label="${courseName}">${courseName}</text>'
     b'<image id="qr" href="${qrCodeImage}"/>'
     b"</svg>"
 )
@@ -58,7 +58,7 @@ def test_fill_replaces_every_placeholder() -> None:
     assert text_of(svg, "course") == "Algebra"
     root = etree.fromstring(svg.encode())
     assert root.find(f"{{{SVG_NS}}}image").get("href") == "data:image/png;base64,AAAA"
-    assert root.find(f"{{{SVG_NS}}}text[@id='course']").get("data-title") == "Algebra"
+    assert root.find(f"{{{SVG_NS}}}text[@id='course']").get("aria-label") == "Algebra"
 
 
 def test_placeholders_lists_each_name_once() -> None:
@@ -78,7 +78,7 @@ def test_a_value_in_an_attribute_round_trips() -> None:
     title = "A \"quoted\" 'title' & <more>\twith\nwhitespace\r"
     svg = parse(SIMPLE).fill({"courseName": title})
     root = etree.fromstring(svg.encode())
-    assert root.find(f"{{{SVG_NS}}}text[@id='course']").get("data-title") == title
+    assert root.find(f"{{{SVG_NS}}}text[@id='course']").get("aria-label") == title
 
 
 def test_missing_or_none_placeholder_becomes_empty() -> None:
@@ -313,4 +313,4 @@ def test_any_xml_legal_value_round_trips_exactly(name: str, course: str) -> None
     assert (root.find(f"{{{SVG_NS}}}text[@id='name']").text or "") == name
     course_el = root.find(f"{{{SVG_NS}}}text[@id='course']")
     assert (course_el.text or "") == course
-    assert course_el.get("data-title") == course
+    assert course_el.get("aria-label") == course
