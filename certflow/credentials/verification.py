@@ -283,7 +283,9 @@ def _kind(types: Sequence[Any], *, expected: bool = False) -> str:
     if not named:
         return "a credential of no particular type"
     text = " or ".join(named[:3])
-    return f"a certificate ({text})" if expected and set(named) == CERTIFICATE_TYPES else f"a {text}"
+    if expected and set(named) == CERTIFICATE_TYPES:
+        return f"a certificate ({text})"
+    return f"{'an' if text[:1] in 'AEIOUaeiou' else 'a'} {text}"
 
 
 def issuer_id(credential: Mapping[str, Any]) -> str | None:

@@ -14,13 +14,15 @@ import orjson
 import pytest
 
 from certflow.errors import CertflowError, ErrorCode
-from certflow.jsonlimits import MAX_JSON_DEPTH, JSONTooDeep, loads_bounded
 from certflow.loading import ReferenceKind, RejectedRow, read_rows
 from certflow.models.events import decode_json_object, parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
 from certflow.models.issue import IssueCertificateRequest
 from certflow.models.reference import BatchRecord
 
+#: The limit (``certflow.jsonlimits.MAX_JSON_DEPTH``); imported lazily by the tests
+#: of the helper itself, so the tests of each path run against any version.
+MAX_JSON_DEPTH = 64
 DEPTHS = [MAX_JSON_DEPTH + 1, 300, 1000, 100_000]
 
 
@@ -35,6 +37,9 @@ def with_deep_field(event: bytes, depth: int) -> bytes:
 
 
 def test_loads_bounded_accepts_the_limit_and_refuses_one_more() -> None:
+    from certflow.jsonlimits import MAX_JSON_DEPTH as LIMIT, JSONTooDeep, loads_bounded
+
+    assert LIMIT == MAX_JSON_DEPTH
     assert loads_bounded(nested(MAX_JSON_DEPTH))["a"]["a"]
     assert loads_bounded(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) == loads_bounded(
         "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
@@ -47,6 +52,8 @@ def test_loads_bounded_accepts_the_limit_and_refuses_one_more() -> None:
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_too_deep_is_malformed_json_for_every_parser_of_outside_json(depth: int) -> None:
+    from certflow.jsonlimits import JSONTooDeep, loads_bounded
+
     with pytest.raises(orjson.JSONDecodeError) as caught:  # what existing handlers catch
         loads_bounded(nested(depth))
     assert isinstance(caught.value, JSONTooDeep)
