@@ -194,6 +194,54 @@ def test_a_garbage_credential_is_reported_unverified_not_a_crash(port: int, cred
     assert any(not check["ok"] for check in result["checks"])
 
 
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth  # 100,000 levels in 200 KB, under the body limit
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+def test_a_deeply_nested_credential_is_a_400_with_a_reason_not_a_500(port: int, depth: int) -> None:
+    """orjson reads 1000 levels; canonicalising them for the signature check recursed
+    past Python's limit and the view answered 500. The proof names the deployment's
+    own key (public, on every credential), so the check gets as far as canonicalising."""
+    signed = orjson.loads(call(port, "GET", "/status/0-0")[2])
+    head = orjson.dumps({"@context": signed["@context"], "proof": signed["proof"]})
+    body = head[:-1] + b',"credentialSubject":' + _deep(depth) + b"}"
+    status, headers, answer = call(port, "POST", "/verify", body=body)
+    assert json_error((status, headers, answer)) == (400, "MALFORMED_JSON"), answer[:300]
+    assert "nested deeper than 64 levels" in orjson.loads(answer)["error"]["message"]
+
+
+def test_a_status_list_credential_is_not_a_valid_certificate(port: int) -> None:
+    """The worker's own signed status list: genuine, trusted issuer, but not a certificate."""
+    status, _, published = call(port, "GET", "/status/0-0")
+    assert status == 200, published[:300]
+    status, _, body = call(port, "POST", "/verify", body=published)
+    assert status == 200
+    result = orjson.loads(body)
+    assert result["verified"] is False
+    failed = {check["check"]: check["reason"] for check in result["checks"] if not check["ok"]}
+    assert failed == {"format": "a BitstringStatusListCredential, not a certificate (OpenBadgeCredential)"}
+
+
+def test_a_credential_signed_by_a_fresh_key_is_an_untrusted_issuer(port: int) -> None:
+    from datetime import UTC, datetime
+
+    from certflow.credentials.document import open_badge_credential
+    from certflow.credentials.keys import SigningKey
+    from certflow.credentials.proof import sign
+    from tests.unit.test_credentials_document import certificate_facts
+
+    forger = SigningKey.generate()
+    forged = sign(open_badge_credential(certificate_facts(issuer_id=forger.did, status=None, valid_until=None)),
+                  forger, created=datetime.now(UTC))
+    status, _, body = call(port, "POST", "/verify", body=orjson.dumps(forged))
+    assert status == 200
+    result = orjson.loads(body)
+    assert result["verified"] is False
+    failed = {check["check"]: check["reason"] for check in result["checks"] if not check["ok"]}
+    assert failed == {"issuer": f"untrusted issuer {forger.did}"}
+
+
 # --- the admin action ----------------------------------------------------------------------
 
 
