@@ -440,16 +440,16 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
     from certflow.credentials.trust import TrustPolicy, issuer_did
     from certflow.credentials.verification import verify_certificate
 
-    settings = Settings()
     for did in trusted:
         try:
             issuer_did(did)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--trust") from None
     try:
-        trust = TrustPolicy.from_settings(settings, _deployment_keys(settings), also=trusted)
-    except ValueError as exc:  # a bad CERTFLOW_TRUSTED_ISSUERS entry
-        raise click.ClickException(f"CERTFLOW_TRUSTED_ISSUERS: {exc}") from None
+        settings = Settings()
+    except ValueError as exc:  # a CERTFLOW_TRUSTED_ISSUERS entry that is not a did:key, say
+        raise click.ClickException(str(exc)) from None
+    trust = TrustPolicy.from_settings(settings, _deployment_keys(settings), also=trusted)
     if not trust.issuers:
         click.echo("warning: no issuer is trusted (no signing keys configured, no "
                    "CERTFLOW_TRUSTED_ISSUERS, no --trust): nothing can verify", err=True)

@@ -329,6 +329,14 @@ class Settings(BaseSettings):
             return [host.strip() for host in text.split(",") if host.strip()]
         return value
 
+    @field_validator("trusted_issuers", mode="after")
+    @classmethod
+    def _did_keys(cls, value: list[str]) -> list[str]:
+        """Each a did:key DID, checked now: a typo must stop the worker, not trust nobody."""
+        from certflow.credentials.trust import issuer_did
+
+        return [issuer_did(entry) for entry in value]
+
     log_format: Literal["json", "text"] = Field(
         "json",
         description="`json`: one JSON object per line (time, level, logger, message and "

@@ -296,3 +296,9 @@ def test_a_credential_nested_1000_deep_is_refused_with_a_reason(tmp_path: Path, 
     assert result.exit_code == 1
     assert "cannot read" in result.output and "JSON nested deeper than 64 levels" in result.output
     assert not isinstance(result.exception, RecursionError)
+
+
+def test_a_trusted_issuer_setting_that_is_not_a_did_key_is_an_error(tmp_path: Path, deployment: dict) -> None:
+    env = {**deployment, "CERTFLOW_TRUSTED_ISSUERS": "did:web:example.org"}
+    result = run(tmp_path, certificate(), env, "--no-status")
+    assert result.exit_code == 1 and "is not a did:key DID" in result.output
