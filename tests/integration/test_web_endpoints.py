@@ -12,10 +12,17 @@ import select
 import socket
 from collections.abc import Iterator
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
+from certflow.credentials.document import open_badge_credential
+from certflow.credentials.keys import SigningKey
+from certflow.credentials.proof import sign
+from certflow.credentials.status_list import status_entry
 from tests.integration.conftest import Deployment
+from tests.unit.test_credentials_document import certificate_facts
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +30,15 @@ ADMIN_TOKEN = "web-admin-token"
 MB = 1024 * 1024
 
 
+#: An issuer this deployment trusts besides its own keys (CERTFLOW_TRUSTED_ISSUERS).
+PARTNER = SigningKey.from_seed(bytes(range(32)), created=datetime(2026, 1, 1, tzinfo=UTC))
+
+
 @pytest.fixture(scope="module")
 def deployment(broker, tmp_path_factory) -> Iterator[Deployment]:
     running = Deployment(broker, tmp_path_factory.mktemp("web"), {
         "CERTFLOW_ADMIN_TOKEN": ADMIN_TOKEN, "CERTFLOW_LOG_LEVEL": "warn",
+        "CERTFLOW_TRUSTED_ISSUERS": PARTNER.did,
     })
     running.start_worker()
     yield running
@@ -223,23 +235,32 @@ def test_a_status_list_credential_is_not_a_valid_certificate(port: int) -> None:
     assert failed == {"format": "a BitstringStatusListCredential, not a certificate (OpenBadgeCredential)"}
 
 
-def test_a_credential_signed_by_a_fresh_key_is_an_untrusted_issuer(port: int) -> None:
-    from datetime import UTC, datetime
+def _signed_by(key: SigningKey, **facts) -> bytes:
+    facts = {"status": None, "valid_until": None, **facts}
+    return orjson.dumps(sign(open_badge_credential(certificate_facts(issuer_id=key.did, **facts)),
+                             key, created=datetime.now(UTC)))
 
-    from certflow.credentials.document import open_badge_credential
-    from certflow.credentials.keys import SigningKey
-    from certflow.credentials.proof import sign
-    from tests.unit.test_credentials_document import certificate_facts
 
-    forger = SigningKey.generate()
-    forged = sign(open_badge_credential(certificate_facts(issuer_id=forger.did, status=None, valid_until=None)),
-                  forger, created=datetime.now(UTC))
-    status, _, body = call(port, "POST", "/verify", body=orjson.dumps(forged))
-    assert status == 200
-    result = orjson.loads(body)
-    assert result["verified"] is False
+def _failures(port: int, body: bytes) -> dict[str, str]:
+    status, _, answer = call(port, "POST", "/verify", body=body)
+    assert status == 200, answer[:300]
+    result = orjson.loads(answer)
     failed = {check["check"]: check["reason"] for check in result["checks"] if not check["ok"]}
-    assert failed == {"issuer": f"untrusted issuer {forger.did}"}
+    assert result["verified"] is not failed
+    return failed
+
+
+def test_a_credential_signed_by_a_fresh_key_is_an_untrusted_issuer(port: int) -> None:
+    forger = SigningKey.generate()
+    assert _failures(port, _signed_by(forger)) == {"issuer": f"untrusted issuer {forger.did}"}
+
+
+def test_a_configured_trusted_issuer_verifies_but_its_status_is_not_read_from_local_lists(port: int) -> None:
+    assert _failures(port, _signed_by(PARTNER)) == {}
+    # Its list merely looks like one of ours: this deployment holds only its own.
+    entry = status_entry("http://127.0.0.1/status/0-0", 7)
+    failed = _failures(port, _signed_by(PARTNER, status=entry))
+    assert list(failed) == ["status"] and "another issuer's" in failed["status"]
 
 
 # --- the admin action ----------------------------------------------------------------------
