@@ -93,8 +93,8 @@ def verify_credential(
 
     ``resolve_key`` decides which keys can sign (``KeyRing.find``: certflow's own
     keys; ``proof.resolve_did_key``: any did:key, then narrowed by
-    ``trusted_issuers``, a set of DIDs; None trusts any signer who is the issuer,
-    which only :func:`verify_certificate`'s callers' tests should want). ``status_of``
+    ``trusted_issuers``, a set of DIDs; None trusts any signer who is the issuer:
+    verifiers call :func:`verify_certificate`, which always passes a set). ``status_of``
     looks a ``credentialStatus`` entry up (``status_list.status_lookup``); None means
     no status source is available, which leaves a credential that has a status entry
     unverified. ``expected_types``: the credential's ``type`` must name one of them.
@@ -112,9 +112,6 @@ def verify_credential(
             _status(credential, status_of),
         )
     )
-
-
-# --- the checks -----------------------------------------------------------------------
 
 
 def verify_certificate(
@@ -182,6 +179,9 @@ def verified_status_list(
         return StatusList.decode(subject.get("encodedList"))  # type: ignore[arg-type]
     except ValueError as exc:
         raise ValueError(f"status list {url}: {exc}") from None
+
+
+# --- the checks -----------------------------------------------------------------------
 
 
 def _format(credential: Mapping[str, Any], expected_types: Collection[str] | None = None) -> Check:
