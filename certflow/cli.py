@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import orjson
 
+from certflow.errors import CertflowError
 from certflow.loading import ReferenceKind
 from certflow.settings import Settings
 
@@ -136,8 +137,10 @@ def _as_json(value: bytes | None) -> object:
     """A record's value as JSON; one that is not JSON is shown as a string."""
     if value is None:
         return None
+    from certflow.jsonlimits import loads_bounded
+
     try:
-        return orjson.loads(value)
+        return loads_bounded(value)  # deeper JSON would not print again (orjson.dumps: 254)
     except orjson.JSONDecodeError:
         return value.decode("utf-8", "replace")
 
@@ -405,31 +408,66 @@ if __name__ == "__main__":
 @cli.command()
 @click.argument("source")
 @click.option("--trust", "trusted", multiple=True, metavar="DID",
-              help="Accept only these issuers (did:key DIDs); repeatable. Default: any did:key.")
+              help="Also trust this issuer (a did:key DID); repeatable. Always trusted: this "
+              "deployment's signing keys and CERTFLOW_TRUSTED_ISSUERS.")
 @click.option("--no-status", is_flag=True,
               help="Do not fetch the status list (for a credential checked fully offline).")
 def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
     """Verify a certificate: a credential JSON FILE, or a certificate URL.
 
     Checks the signature (did:key issuers resolve offline, nothing is fetched for
-    them), the validity period, the issuer (with --trust), and revocation, by fetching
-    the credential's status list and verifying that list's own signature. Prints
-    every check as JSON; exits 0 only when the certificate is valid.
+    them), that it is a certificate, the validity period, the issuer, and
+    revocation, by fetching the credential's status list and verifying that list's
+    own signature. Prints every check as JSON; exits 0 only when the certificate is
+    valid.
+
+    \b
+    Trusted issuers, and only they, verify: this deployment's signing keys
+    (CERTFLOW_SIGNING_KEYS, else the key file, read and never created),
+    CERTFLOW_TRUSTED_ISSUERS and --trust. Anyone can make a did:key, so any other
+    issuer is reported as "untrusted issuer did:key:…".
+
+    \b
+    The status list URL comes from the credential, so it is fetched like a template:
+    http(s) only, from CERTFLOW_STATUS_LIST_ALLOWED_HOSTS (default: the host of
+    CERTFLOW_PUBLIC_URL), public addresses only unless
+    CERTFLOW_FETCH_ALLOW_PRIVATE_NETWORKS, within CERTFLOW_FETCH_MAX_BYTES and
+    CERTFLOW_FETCH_TIMEOUT_SECONDS. SOURCE is the operator's choice: a local file
+    is read, a URL fetched from its own host (loopback and private addresses too),
+    within the same size and time limits.
     """
-    from certflow.credentials.proof import resolve_did_key
     from certflow.credentials.status_list import status_lookup
-    from certflow.credentials.verification import verify_credential
+    from certflow.credentials.trust import TrustPolicy, issuer_did
+    from certflow.credentials.verification import verify_certificate
+
+    for did in trusted:
+        try:
+            issuer_did(did)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--trust") from None
+    try:
+        settings = Settings()
+    except ValueError as exc:  # a CERTFLOW_TRUSTED_ISSUERS entry that is not a did:key, say
+        raise click.ClickException(str(exc)) from None
+    trust = TrustPolicy.from_settings(settings, _deployment_keys(settings), also=trusted)
+    if not trust.issuers:
+        click.echo("warning: no issuer is trusted (no signing keys configured, no "
+                   "CERTFLOW_TRUSTED_ISSUERS, no --trust): nothing can verify", err=True)
 
     async def run() -> dict[str, object]:
-        credential = _credential_in(await _load_json(source))
-        lists = {} if no_status else await _status_lists(credential)
-        result = verify_credential(
-            credential,
-            resolve_key=resolve_did_key,
-            status_of=None if no_status else status_lookup(lists),
-            now=datetime.now(UTC),
-            trusted_issuers=set(trusted) or None,
-        )
+        credential = _credential_in(await _load_source(source, settings))
+        now = datetime.now(UTC)
+        status_of = None
+        if not no_status:
+            lists, problems = await _status_lists(credential, settings, trust, now)
+
+            def status_of(entry: dict[str, object]) -> bool | None:
+                url = entry.get("statusListCredential")
+                if isinstance(url, str) and url in problems:
+                    raise LookupError(problems[url])
+                return status_lookup(lists)(entry)
+
+        result = verify_certificate(credential, trust=trust, status_of=status_of, now=now)
         report = result.as_dict()
         if no_status:
             report["checks"] = [c for c in report["checks"] if c["check"] != "status"]
@@ -438,8 +476,9 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
 
     try:
         report = asyncio.run(run())
-    except (OSError, ValueError, KeyError) as exc:
-        raise click.ClickException(f"cannot read {source}: {exc}") from None
+    except (OSError, ValueError, CertflowError) as exc:
+        reason = exc.message if isinstance(exc, CertflowError) else str(exc)
+        raise click.ClickException(f"cannot read {source}: {reason}") from None
     click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     for check in report["checks"]:  # type: ignore[union-attr]
         mark = "ok " if check["ok"] else "FAIL"
@@ -447,18 +486,54 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
     sys.exit(0 if report["verified"] else 1)
 
 
-async def _load_json(source: str) -> dict[str, object]:
-    """A JSON object from a file or an http(s) URL (asking for JSON, not the HTML page)."""
-    if source.startswith(("http://", "https://")):
-        import aiohttp
+def _deployment_keys(settings: Settings):  # type: ignore[no-untyped-def]
+    """This deployment's key ring, read only (never created); None, with a warning, if none."""
+    from certflow.credentials.keys import configured_key_ring, keys_file
 
-        timeout = aiohttp.ClientTimeout(total=20)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(source, headers={"Accept": "application/json"}) as response:
-                response.raise_for_status()
-                document = orjson.loads(await response.read())
+    try:
+        ring = configured_key_ring(settings)
+    except (OSError, ValueError) as exc:
+        click.echo(f"warning: cannot read this deployment's signing keys ({exc}); "
+                   "only CERTFLOW_TRUSTED_ISSUERS and --trust are trusted", err=True)
+        return None
+    if ring is None:
+        click.echo(f"warning: no signing keys at {keys_file(settings)} (nor CERTFLOW_SIGNING_KEYS); "
+                   "only CERTFLOW_TRUSTED_ISSUERS and --trust are trusted", err=True)
+    return ring
+
+
+async def _load_source(source: str, settings: Settings) -> dict[str, object]:
+    """A JSON object from a file or an http(s) URL, within the fetch limits.
+
+    The operator chose SOURCE, so a URL is fetched from its own host whatever the
+    address (a worker on loopback is the usual case), but redirects stay on that
+    host, and size and time are bounded as for any fetch. A file is read only up to
+    the same size (``/dev/zero`` is not read for ever).
+    """
+    from certflow.jsonlimits import loads_bounded
+
+    limit = settings.fetch_max_bytes
+    if source.startswith(("http://", "https://")):
+        from yarl import URL
+
+        from certflow.render.fetch import FetchPolicy, SafeFetcher
+
+        policy = FetchPolicy(
+            allowed_hosts=(URL(source).raw_host or "",),
+            allow_private_networks=True,
+            timeout_seconds=settings.fetch_timeout_seconds,
+            max_bytes=limit,
+            max_redirects=settings.fetch_max_redirects,
+            what="certificate",
+        )
+        async with SafeFetcher(policy) as fetcher:
+            raw = (await fetcher.fetch(source)).body
     else:
-        document = orjson.loads(Path(source).read_bytes())
+        with Path(source).open("rb") as file:
+            raw = file.read(limit + 1)
+        if len(raw) > limit:
+            raise ValueError(f"larger than CERTFLOW_FETCH_MAX_BYTES ({limit} bytes)")
+    document = loads_bounded(raw)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
@@ -473,30 +548,43 @@ def _credential_in(document: dict[str, object]) -> dict[str, object]:
     return document
 
 
-async def _status_lists(credential: dict[str, object]) -> dict[str, object]:
-    """The credential's status list, fetched and checked: signed by the credential's issuer."""
-    from certflow.credentials.proof import resolve_did_key, verify_proof
-    from certflow.credentials.status_list import StatusList
+async def _status_lists(
+    credential: dict[str, object], settings: Settings, trust, now: datetime  # type: ignore[no-untyped-def]
+) -> tuple[dict[str, object], dict[str, str]]:
+    """The credential's status lists, fetched safely and verified, and why any is not had.
 
-    entry = credential.get("credentialStatus")
-    if not isinstance(entry, dict) or not isinstance(entry.get("statusListCredential"), str):
-        return {}
-    url = entry["statusListCredential"]
-    try:
-        published = await _load_json(url)
-    except Exception as exc:  # noqa: BLE001 - an unreachable list means "status unknown"
-        click.echo(f"status list {url} unavailable: {exc}", err=True)
-        return {}
-    issuer = credential.get("issuer")
-    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
-    list_issuer = published.get("issuer")
-    list_issuer_id = list_issuer.get("id") if isinstance(list_issuer, dict) else list_issuer
-    if not verify_proof(published, resolve_did_key).ok or list_issuer_id != issuer_id:
-        click.echo(f"status list {url} is not signed by the credential's issuer", err=True)
-        return {}
-    subject = published.get("credentialSubject")
-    encoded = subject.get("encodedList") if isinstance(subject, dict) else None
-    return {url: StatusList.decode(str(encoded))}
+    Fetched under ``FetchPolicy.for_status_lists`` (the credential chooses the URL),
+    and believed only when ``verification.verified_status_list`` says so: a trusted
+    status list credential issued by the credential's own issuer.
+    """
+    from certflow.credentials.verification import issuer_id, verified_status_list
+    from certflow.jsonlimits import loads_bounded
+    from certflow.render.fetch import FetchPolicy, SafeFetcher
+
+    entries = credential.get("credentialStatus")
+    entries = entries if isinstance(entries, list) else [entries]
+    urls = list(dict.fromkeys(
+        entry["statusListCredential"] for entry in entries
+        if isinstance(entry, dict) and isinstance(entry.get("statusListCredential"), str)
+    ))
+    lists: dict[str, object] = {}
+    problems: dict[str, str] = {}
+    async with SafeFetcher(FetchPolicy.for_status_lists(settings)) as fetcher:
+        for url in urls:
+            try:
+                published = loads_bounded((await fetcher.fetch(url)).body)
+                if not isinstance(published, dict):
+                    raise ValueError(f"status list {url} is not a JSON object")
+                lists[url] = verified_status_list(
+                    published, url=url, issuer=issuer_id(credential), trust=trust, now=now
+                )
+            except CertflowError as exc:  # refused or failed fetch: "status unknown", with why
+                problems[url] = exc.message
+            except ValueError as exc:
+                problems[url] = str(exc)
+            if url in problems:
+                click.echo(f"status list {url} unavailable: {problems[url]}", err=True)
+    return lists, problems
 
 
 @cli.command()

@@ -23,6 +23,7 @@ from typing import IO, Any
 import orjson
 from pydantic import ValidationError
 
+from certflow.jsonlimits import MAX_JSON_DEPTH, loads_bounded
 from certflow.models.reference import (
     BatchRecord,
     EnrolmentRow,
@@ -157,7 +158,7 @@ def _json_lines(path: Path, kind: ReferenceKind, max_row_bytes: int) -> Iterator
 
 def _json_line(text: str, line: int, kind: ReferenceKind, max_row_bytes: int) -> LoadedRow | RejectedRow:
     try:
-        document = orjson.loads(text)
+        document = loads_bounded(text)
     except orjson.JSONDecodeError as exc:
         return RejectedRow(line, f"not JSON: {exc}")
     if not isinstance(document, dict):
@@ -222,7 +223,8 @@ def _cell(text: str) -> Any:
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return orjson.loads(stripped)
+            # The row's object around the cell is one more level on the topic.
+            return loads_bounded(stripped, max_depth=MAX_JSON_DEPTH - 1)
         except orjson.JSONDecodeError:
             return text
     return text

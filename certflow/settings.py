@@ -234,6 +234,20 @@ class Settings(BaseSettings):
         description="Entries per BitstringStatusList (the spec's minimum, 16 KB, keeps "
         "holders private in a crowd).",
     )
+    trusted_issuers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Issuer DIDs (`did:key:z6Mk…`) whose credentials verify, besides "
+        "this deployment's own signing keys (which are always trusted): e.g. the keys "
+        "of a deployment this one replaced. Any other issuer is reported as untrusted, "
+        "by `POST /verify` and `certflow verify` alike.",
+    )
+    status_list_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts `certflow verify` may fetch a credential's status list from; "
+        "`*.example.org` matches subdomains. Empty: the host of `public_url` only. "
+        "Fetched like templates (http(s), size and time limits, non-public addresses "
+        "refused unless `fetch_allow_private_networks`).",
+    )
     render_cache_size: int = Field(
         256, ge=0, description="Rendered PDFs and PNGs kept in memory per worker (LRU)."
     )
@@ -274,7 +288,7 @@ class Settings(BaseSettings):
         "so an edited template at the same URL is picked up.",
     )
 
-    # --- Fetching (templates, images) -------------------------------------------------
+    # --- Fetching (templates, images, status lists) --------------------------------------
     fetch_timeout_seconds: float = Field(10.0, gt=0, description="Total time limit of one fetch.")
     fetch_max_bytes: int = Field(
         2_097_152, ge=1024, description="Largest response body accepted from a fetch."
@@ -298,7 +312,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "template_allowed_hosts", "image_allowed_hosts", "assessment_content_types", mode="before"
+        "template_allowed_hosts",
+        "image_allowed_hosts",
+        "assessment_content_types",
+        "trusted_issuers",
+        "status_list_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
@@ -309,6 +328,14 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [host.strip() for host in text.split(",") if host.strip()]
         return value
+
+    @field_validator("trusted_issuers", mode="after")
+    @classmethod
+    def _did_keys(cls, value: list[str]) -> list[str]:
+        """Each a did:key DID, checked now: a typo must stop the worker, not trust nobody."""
+        from certflow.credentials.trust import issuer_did
+
+        return [issuer_did(entry) for entry in value]
 
     log_format: Literal["json", "text"] = Field(
         "json",

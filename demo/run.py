@@ -144,8 +144,13 @@ def main() -> int:
             sample = issued[0]
             print(f"\nverify one: {sample['verifyUrl']} (a page in a browser, JSON for programs)")
             print(f"$ certflow verify {sample['verifyUrl']}")
+            # As this deployment's operator: its keys are the trusted issuers, and its
+            # status lists are on its public URL, which is loopback in the demo.
+            verifier = {**env, "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
+                        "CERTFLOW_PUBLIC_URL": settings["CERTFLOW_PUBLIC_URL"],
+                        "CERTFLOW_FETCH_ALLOW_PRIVATE_NETWORKS": "true"}
             verified = subprocess.run([sys.executable, "-m", "certflow", "verify", sample["verifyUrl"]],
-                                      cwd=ROOT, env=env, capture_output=True, text=True)
+                                      cwd=ROOT, env=verifier, capture_output=True, text=True)
             print(verified.stderr.strip())
 
             if args.bulk:

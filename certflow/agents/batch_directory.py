@@ -21,6 +21,7 @@ import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from certflow.jsonlimits import loads_bounded
 from certflow.kafka import bootstrap_servers, pause_when_idle
 from certflow.models.reference import BatchRecord
 
@@ -90,7 +91,9 @@ class BatchDirectory(mode.Service):
                 self._batches.pop(key.decode("utf-8", "replace"), None)
             return
         try:
-            record = BatchRecord.model_validate_json(value)
+            # Parsed as the reference agent parses it (bounded nesting, then the
+            # model), so the directory holds exactly the batches the agent accepts.
+            record = BatchRecord.model_validate(loads_bounded(value))
         except (ValidationError, ValueError):
             # Dead-lettered once by the reference agent; here it is simply not a batch.
             log.debug("skipping an invalid batch record with key %r", key)

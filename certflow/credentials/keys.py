@@ -277,6 +277,21 @@ class KeyRing:
         return cls.load(path)
 
 
+def configured_key_ring(settings: Settings) -> KeyRing | None:
+    """The ring the settings name, read only: ``None`` when none is configured or exists.
+
+    What :meth:`KeyRing.from_settings` reads, except that a missing default key file
+    is *not* created: for tools that only verify (``certflow verify``), which must
+    never mint a key, let alone trust one they just made.
+    """
+    if settings.signing_keys.strip():
+        return KeyRing.from_json(settings.signing_keys)
+    path = keys_file(settings)
+    if not path.exists():
+        return None
+    return KeyRing.load(path)
+
+
 def keys_file(settings: Settings) -> Path:
     """The key file the settings name: ``signing_keys_file``, else ``{data_dir}/signing-keys.json``."""
     if settings.signing_keys_file is not None:

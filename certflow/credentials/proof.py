@@ -250,6 +250,10 @@ def verify_proof(
         data = _hash_data(options, unsecured)
     except (TypeError, ValueError, OverflowError) as exc:
         return ProofCheck(False, f"malformed document: not canonicalisable JSON ({exc})", method)
+    except RecursionError:
+        # rfc8785 recurses; parsers bound nesting (certflow.jsonlimits), and a
+        # document built some other way still gets an answer rather than a crash.
+        return ProofCheck(False, "malformed document: nested too deep to canonicalise", method)
     try:
         _public_key(public_key).verify(signature, data)
     except (InvalidSignature, ValueError):

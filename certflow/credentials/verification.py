@@ -5,7 +5,9 @@ in words, and every check runs even after one has failed (a forged *and* expired
 certificate shows both). The checks:
 
 * ``format``: a VC 2.0 credential at all (``@context``, ``type``, ``issuer``,
-  ``credentialSubject``, well-formed dates);
+  ``credentialSubject``, well-formed dates), and, with ``expected_types``, of the
+  kind asked for (a status list credential is signed by the issuer too, but it is
+  not a certificate);
 * ``signature``: the ``eddsa-jcs-2022`` proof (``proof.verify_proof``);
 * ``issuer``: the signer is the issuer the credential names (otherwise anyone
   could sign a credential in someone else's name), and, when ``trusted_issuers``
@@ -15,21 +17,36 @@ certificate shows both). The checks:
   does not cover) fails verification with "status unknown": a revocation system
   that fails open would let a revoked certificate pass whenever its list is
   unreachable. A credential without ``credentialStatus`` passes this check.
+
+:func:`verify_certificate` is the rule every certflow verifier applies to a
+presented certificate (``POST /verify``, the verification page, ``certflow
+verify``): trusted issuers only (``trust.TrustPolicy``), certificates only.
+:func:`verified_status_list` is the rule for a status list fetched to check one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from certflow.credentials.contexts import VC_V2_CONTEXT
 from certflow.credentials.proof import KeyResolver, ProofCheck, verify_proof
+from certflow.credentials.status_list import REVOCATION, StatusList
+
+if TYPE_CHECKING:
+    from certflow.credentials.trust import TrustPolicy
 
 CheckName = Literal["format", "signature", "issuer", "validFrom", "expiry", "status"]
 #: Given one ``credentialStatus`` entry: True if revoked, False if not, None if unknown.
 StatusOf = Callable[[Mapping[str, Any]], bool | None]
+#: The credential type of a certflow certificate (``document.open_badge_credential``).
+CERTIFICATE_TYPES = frozenset({"OpenBadgeCredential"})
+#: The credential type of a published status list (``status_list.status_list_credential``).
+STATUS_LIST_TYPES = frozenset({"BitstringStatusListCredential"})
+#: How far ahead of the verifier's clock a status list's ``validFrom`` may be.
+STATUS_LIST_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -70,21 +87,24 @@ def verify_credential(
     status_of: StatusOf | None,
     now: datetime,
     trusted_issuers: set[str] | frozenset[str] | None = None,
+    expected_types: Collection[str] | None = None,
 ) -> VerificationResult:
     """Every check of one credential at time ``now`` (timezone-aware).
 
     ``resolve_key`` decides which keys can sign (``KeyRing.find``: certflow's own
     keys; ``proof.resolve_did_key``: any did:key, then narrowed by
-    ``trusted_issuers``, a set of DIDs). ``status_of`` looks a ``credentialStatus``
-    entry up (``status_list.status_lookup``); None means no status source is
-    available, which leaves a credential that has a status entry unverified.
+    ``trusted_issuers``, a set of DIDs; None trusts any signer who is the issuer:
+    verifiers call :func:`verify_certificate`, which always passes a set). ``status_of``
+    looks a ``credentialStatus`` entry up (``status_list.status_lookup``); None means
+    no status source is available, which leaves a credential that has a status entry
+    unverified. ``expected_types``: the credential's ``type`` must name one of them.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     proof = verify_proof(credential, resolve_key)
     return VerificationResult(
         (
-            _format(credential),
+            _format(credential, expected_types),
             Check("signature", proof.ok, proof.reason),
             _issuer(credential, proof, trusted_issuers),
             _valid_from(credential, now),
@@ -94,10 +114,77 @@ def verify_credential(
     )
 
 
+def verify_certificate(
+    credential: Mapping[str, Any],
+    *,
+    trust: TrustPolicy,
+    status_of: StatusOf | None,
+    now: datetime,
+) -> VerificationResult:
+    """Is this a genuine certificate of an issuer ``trust`` trusts? Every verifier's rule.
+
+    A credential signed by a key ``trust`` does not trust fails the ``issuer`` check
+    ("untrusted issuer did:key:…"), whoever it claims to be; a credential that is
+    not a certificate (a status list, signed by the same keys) fails ``format``.
+    """
+    return verify_credential(
+        credential,
+        resolve_key=trust.resolve_key,
+        status_of=status_of,
+        now=now,
+        trusted_issuers=trust.issuers,
+        expected_types=CERTIFICATE_TYPES,
+    )
+
+
+def verified_status_list(
+    published: Mapping[str, Any],
+    *,
+    url: str,
+    issuer: str | None,
+    trust: TrustPolicy,
+    now: datetime,
+) -> StatusList:
+    """The bits of a fetched ``BitstringStatusListCredential``, if they may be believed.
+
+    It must verify like any credential, from a trusted issuer, be a status list
+    (not some other credential of that issuer), be issued by ``issuer`` (the issuer
+    of the credential whose status is asked: nobody else decides whether it is
+    revoked), be the list at ``url`` when it names itself, and be a revocation list.
+    ``ValueError`` with the reason otherwise.
+    """
+    result = verify_credential(
+        published,
+        resolve_key=trust.resolve_key,
+        status_of=None,
+        # A list is signed as it is served (validFrom: that second), by a server
+        # whose clock may run a little ahead of this one.
+        now=now + STATUS_LIST_CLOCK_SKEW,
+        trusted_issuers=trust.issuers,
+        expected_types=STATUS_LIST_TYPES,
+    )
+    if not result.verified:
+        raise ValueError(f"status list {url} does not verify: {'; '.join(reasons(result))}")
+    list_issuer = issuer_id(published)
+    if list_issuer != issuer:
+        raise ValueError(f"status list {url} is issued by {list_issuer}, not by the credential's issuer {issuer}")
+    if "id" in published and published["id"] != url:
+        raise ValueError(f"status list {url} is another list: {str(published['id'])[:200]}")
+    subject = published.get("credentialSubject")
+    if not isinstance(subject, dict) or subject.get("type") != "BitstringStatusList":
+        raise ValueError(f"status list {url} has no BitstringStatusList subject")
+    if subject.get("statusPurpose") != REVOCATION:
+        raise ValueError(f"status list {url} is not a revocation list")
+    try:
+        return StatusList.decode(subject.get("encodedList"))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"status list {url}: {exc}") from None
+
+
 # --- the checks -----------------------------------------------------------------------
 
 
-def _format(credential: Mapping[str, Any]) -> Check:
+def _format(credential: Mapping[str, Any], expected_types: Collection[str] | None = None) -> Check:
     problems: list[str] = []
     context = credential.get("@context")
     first = context[0] if isinstance(context, list) and context else context
@@ -107,6 +194,8 @@ def _format(credential: Mapping[str, Any]) -> Check:
     types = types if isinstance(types, list) else [types]
     if "VerifiableCredential" not in types:
         problems.append("type must include VerifiableCredential")
+    if expected_types is not None and not any(kind in expected_types for kind in types if isinstance(kind, str)):
+        problems.append(f"{_kind(types)}, not {_kind(sorted(expected_types), expected=True)}")
     if _issuer_id(credential) is None:
         problems.append("issuer must be a URL or an object with an id")
     subject = credential.get("credentialSubject")
@@ -186,6 +275,22 @@ def _status(credential: Mapping[str, Any], status_of: StatusOf | None) -> Check:
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+def _kind(types: Sequence[Any], *, expected: bool = False) -> str:
+    """``a BitstringStatusListCredential``; ``a certificate (OpenBadgeCredential)``."""
+    named = [str(kind)[:80] for kind in types if kind != "VerifiableCredential" and isinstance(kind, str)]
+    if not named:
+        return "a credential of no particular type"
+    text = " or ".join(named[:3])
+    if expected and set(named) == CERTIFICATE_TYPES:
+        return f"a certificate ({text})"
+    return f"{'an' if text[:1] in 'AEIOUaeiou' else 'a'} {text}"
+
+
+def issuer_id(credential: Mapping[str, Any]) -> str | None:
+    """The issuer a credential names (``issuer``, or its ``id``), or None."""
+    return _issuer_id(credential)
 
 
 def _issuer_id(credential: Mapping[str, Any]) -> str | None:

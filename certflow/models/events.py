@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import CertflowError, ErrorCode
+from certflow.jsonlimits import loads_bounded
 
 #: Unicode categories that never belong in a name or title on a certificate:
 #: controls, surrogates, private-use and unassigned code points, and the line and
@@ -171,14 +172,19 @@ class JobRequest(SunbirdModel, Generic[EdataT]):
 
 
 def decode_json_object(raw: bytes, *, max_bytes: int) -> dict[str, Any]:
-    """Decode an event's bytes into a JSON object, or say precisely why not."""
+    """Decode an event's bytes into a JSON object, or say precisely why not.
+
+    Nesting is bounded (``certflow.jsonlimits``): a document nested too deep is
+    ``MALFORMED_JSON`` here, rather than an ``INTERNAL_ERROR`` wherever it is first
+    re-serialised or canonicalised.
+    """
     if len(raw) > max_bytes:
         raise CertflowError(
             ErrorCode.EVENT_TOO_LARGE,
             f"event is {len(raw)} bytes; the limit is {max_bytes}",
         )
     try:
-        decoded = orjson.loads(raw)
+        decoded = loads_bounded(raw)
     except orjson.JSONDecodeError as exc:
         raise CertflowError(ErrorCode.MALFORMED_JSON, f"not valid JSON: {exc}") from None
     if not isinstance(decoded, dict):

@@ -70,6 +70,8 @@ class FetchPolicy:
     timeout_seconds: float
     max_bytes: int
     max_redirects: int
+    #: What is fetched, for messages: "host … is not in the allowed {what} hosts".
+    what: str = "template"
 
     def __post_init__(self) -> None:
         # Normalise once, so matching is a plain comparison and a list from
@@ -85,6 +87,24 @@ class FetchPolicy:
             timeout_seconds=settings.fetch_timeout_seconds,
             max_bytes=settings.fetch_max_bytes,
             max_redirects=settings.fetch_max_redirects,
+        )
+
+    @classmethod
+    def for_status_lists(cls, settings: Settings) -> FetchPolicy:
+        """Fetching a presented credential's status list (``certflow verify``).
+
+        The credential names the URL, so whoever made the credential chooses it: the
+        same guard as templates, with its own host list (``status_list_allowed_hosts``,
+        by default the host of ``public_url``: this deployment's own lists).
+        """
+        hosts = tuple(settings.status_list_allowed_hosts) or (URL(settings.public_url).raw_host or "",)
+        return cls(
+            allowed_hosts=hosts,
+            allow_private_networks=settings.fetch_allow_private_networks,
+            timeout_seconds=settings.fetch_timeout_seconds,
+            max_bytes=settings.fetch_max_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            what="status list",
         )
 
 
@@ -304,7 +324,7 @@ class SafeFetcher:
         if not host_allowed(host, self.policy.allowed_hosts):
             raise CertflowError(
                 ErrorCode.TEMPLATE_NOT_ALLOWED,
-                f"host {host or '(none)'!r} of {url} is not in the allowed template hosts",
+                f"host {host or '(none)'!r} of {url} is not in the allowed {self.policy.what} hosts",
             )
         if not self.policy.allow_private_networks and _looks_like_ip(host):
             # aiohttp connects to literal addresses without asking the resolver,

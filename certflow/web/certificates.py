@@ -9,6 +9,7 @@ page, a program gets JSON.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import logging
@@ -21,7 +22,9 @@ from faust.web import Request, Response, View
 from certflow.agents import registry
 from certflow.app import app, services, settings
 from certflow.credentials.status_list import StatusList, status_list_credential
-from certflow.credentials.verification import VerificationResult, verify_credential
+from certflow.credentials.trust import TrustPolicy
+from certflow.credentials.verification import VerificationResult, issuer_id, verify_certificate
+from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.render.images import inline_remote_images
 from certflow.web.routing import is_this_worker, owner_route
 
@@ -116,7 +119,9 @@ class VerifyView(View):
         if raw is None:
             return _problem(self, 413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
         try:
-            presented = orjson.loads(raw)
+            presented = loads_bounded(raw)
+        except JSONTooDeep as exc:
+            return _problem(self, 400, "MALFORMED_JSON", f"the body is not a credential: {exc}")
         except orjson.JSONDecodeError:
             return _problem(self, 400, "MALFORMED_JSON", "the body must be a JSON credential")
         if not isinstance(presented, dict):
@@ -153,16 +158,28 @@ def signed_status_list(list_id: str) -> dict[str, Any]:
     )
 
 
+@functools.cache
+def trust_policy() -> TrustPolicy:
+    """Whose certificates verify here: this deployment's keys and CERTFLOW_TRUSTED_ISSUERS."""
+    return TrustPolicy.from_settings(settings, services.keys)
+
+
 async def verify_stored(credential: dict[str, Any]) -> VerificationResult:
-    """Verify with this deployment's keys and the live status lists."""
-    revoked = await _revoked(credential.get("credentialStatus"))
-    return verify_credential(
-        credential,
-        resolve_key=services.keys.find,
-        status_of=lambda entry: revoked,
-        now=datetime.now(UTC),
-        trusted_issuers=services.keys.dids,
-    )
+    """Verify as every certflow verifier does (``verify_certificate``), with the live status lists.
+
+    Only this deployment's own credentials have their lists here; a credential of
+    another trusted issuer names a list this deployment does not hold, whatever its
+    URL looks like, so its status is unknown rather than read from a local list.
+    """
+    ours = issuer_id(credential) in services.keys.dids
+    revoked = await _revoked(credential.get("credentialStatus")) if ours else None
+
+    def status_of(entry: Any) -> bool | None:
+        if not ours:
+            raise LookupError("its status list is another issuer's, which this deployment does not hold")
+        return revoked
+
+    return verify_certificate(credential, trust=trust_policy(), status_of=status_of, now=datetime.now(UTC))
 
 
 async def _revoked(entry: Any) -> bool | None:

@@ -115,6 +115,11 @@ def five_megabytes(event: dict[str, Any]) -> bytes:
     return orjson.dumps({**event, "attachment": "x" * FIVE_MB})
 
 
+def nested(event: dict[str, Any], depth: int) -> bytes:
+    """``event`` with one more field nested ``depth`` levels deep (orjson reads 1024)."""
+    return orjson.dumps(event)[:-1] + b',"deep":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
 def stats(deployment: Deployment) -> dict[str, Any]:
     status, body = deployment.workers[0].get("/stats")
     assert status == 200
@@ -201,6 +206,8 @@ def test_every_bad_generate_event_is_dead_lettered_with_its_code_and_the_partiti
         ("an issue request (unknown action here)", orjson.dumps(issue_event("b", "c", ["u"])),
          "MANDATORY_PARAMETER_MISSING"),
         ("5 MB", five_megabytes(good), "EVENT_TOO_LARGE"),
+        ("1,000 levels deep", nested(good, 1000), "MALFORMED_JSON"),
+        ("100,000 levels deep", nested(good, 100_000), "MALFORMED_JSON"),
         ("1 MB: allowed, but too large to forward", orjson.dumps({**good, "attachment": "x" * 1_040_000}),
          "EVENT_TOO_LARGE"),
         ("10,000 recipients, none named", orjson.dumps(unnamed), "MANDATORY_PARAMETER_MISSING"),
@@ -233,6 +240,8 @@ def test_every_bad_generate_event_is_dead_lettered_with_its_code_and_the_partiti
     failed = deployment.collect(topics.generate_failed, len(expected), lambda r: r["source"]["key"] == key.decode())
     failed.sort(key=lambda r: r["source"]["offset"])
     assert [(label, r["errorCode"]) for (label, _), r in zip(expected, failed, strict=True)] == expected
+    assert all("nested deeper than 64 levels" in r["errorMessage"]
+               for (label, _), r in zip(expected, failed, strict=True) if "deep" in label)
     for record in failed:
         assert record["stage"] == "intake" and record["source"]["topic"] == topics.generate_request
         assert len(orjson.dumps(record)) < PRODUCER_LIMIT
@@ -330,6 +339,8 @@ def test_every_bad_issue_event_is_dead_lettered_with_its_code_and_the_partition_
          "INVALID_PARAM_VALUE"),
         ("unknown batch", orjson.dumps(issue_event(f"{run}-nope", course, learners)), "UNKNOWN_BATCH"),
         ("5 MB", five_megabytes(good), "EVENT_TOO_LARGE"),
+        ("1,000 levels deep", nested(good, 1000), "MALFORMED_JSON"),
+        ("100,000 levels deep", nested(good, 100_000), "MALFORMED_JSON"),
         ("10,000 userIds of an unknown batch", orjson.dumps(issue_event(f"{run}-nope", course, many)),
          "UNKNOWN_BATCH"),
         ("1,000 userIds (accepted)", orjson.dumps(issue_event(batch_id, course, many[:1000])), None),
@@ -352,6 +363,8 @@ def test_every_bad_issue_event_is_dead_lettered_with_its_code_and_the_partition_
     failed = deployment.collect(topics.issue_failed, len(expected), lambda r: r["source"]["key"] == key.decode())
     failed.sort(key=lambda r: r["source"]["offset"])
     assert [(label, r["errorCode"]) for (label, _), r in zip(expected, failed, strict=True)] == expected
+    assert all("nested deeper than 64 levels" in r["errorMessage"]
+               for (label, _), r in zip(expected, failed, strict=True) if "deep" in label)
     assert all(len(orjson.dumps(r)) < PRODUCER_LIMIT for r in failed)
 
     earlier = lambda topic, counter: before.get(topic, {}).get(counter, 0)  # noqa: E731

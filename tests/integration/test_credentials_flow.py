@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -188,16 +189,31 @@ def test_a_reissue_revokes_the_old_certificate_everywhere(deployment, issued, tm
     assert not result["verified"]
     assert any(c["check"] == "status" and "revoked" in c["reason"] for c in result["checks"])
 
-    # `certflow verify` reaches the same verdict from a file, fetching the status list.
+    # `certflow verify` reaches the same verdict from a file, fetching the status list,
+    # as the operator of this deployment: its keys are the trusted issuers, and its
+    # status lists are on its public URL's host, which is loopback here.
+    env = {**os.environ, **{name: deployment.settings[name] for name in
+                            ("CERTFLOW_SIGNING_KEYS_FILE", "CERTFLOW_PUBLIC_URL")},
+           "CERTFLOW_FETCH_ALLOW_PRIVATE_NETWORKS": "true"}
     path = tmp_path / "old.json"
     path.write_bytes(orjson.dumps(old["certificate"]))
-    cli = subprocess.run([sys.executable, "-m", "certflow", "verify", str(path)], capture_output=True, text=True)
+    verify = [sys.executable, "-m", "certflow", "verify"]
+    cli = subprocess.run([*verify, str(path)], capture_output=True, text=True, env=env)
     assert cli.returncode == 1 and "revoked" in cli.stdout
     path.write_bytes(orjson.dumps(new["certificate"]))
-    cli = subprocess.run([sys.executable, "-m", "certflow", "verify", str(path)], capture_output=True, text=True)
+    cli = subprocess.run([*verify, str(path)], capture_output=True, text=True, env=env)
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    by_url = subprocess.run([sys.executable, "-m", "certflow", "verify", new["verifyUrl"]], capture_output=True, text=True)
+    by_url = subprocess.run([*verify, new["verifyUrl"]], capture_output=True, text=True, env=env)
     assert by_url.returncode == 0, by_url.stdout + by_url.stderr
+    # Without the operator's opt-in, a status list on a private address is not fetched.
+    private = {**env, "CERTFLOW_FETCH_ALLOW_PRIVATE_NETWORKS": "false"}
+    cli = subprocess.run([*verify, str(path)], capture_output=True, text=True, env=private)
+    assert cli.returncode == 1 and "is not a public address" in cli.stdout + cli.stderr
+    # Without the deployment's keys, its certificates are an untrusted issuer's.
+    stranger = {name: value for name, value in env.items() if name != "CERTFLOW_SIGNING_KEYS_FILE"}
+    cli = subprocess.run([*verify, str(path), "--no-status"], capture_output=True, text=True,
+                         env={**stranger, "CERTFLOW_DATA_DIR": str(tmp_path / "no-keys")})
+    assert cli.returncode == 1 and "untrusted issuer" in cli.stdout
 
 
 def test_revoking_needs_the_admin_token(deployment, issued) -> None:

@@ -12,10 +12,17 @@ import select
 import socket
 from collections.abc import Iterator
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
+from certflow.credentials.document import open_badge_credential
+from certflow.credentials.keys import SigningKey
+from certflow.credentials.proof import sign
+from certflow.credentials.status_list import status_entry
 from tests.integration.conftest import Deployment
+from tests.unit.test_credentials_document import certificate_facts
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +30,15 @@ ADMIN_TOKEN = "web-admin-token"
 MB = 1024 * 1024
 
 
+#: An issuer this deployment trusts besides its own keys (CERTFLOW_TRUSTED_ISSUERS).
+PARTNER = SigningKey.from_seed(bytes(range(32)), created=datetime(2026, 1, 1, tzinfo=UTC))
+
+
 @pytest.fixture(scope="module")
 def deployment(broker, tmp_path_factory) -> Iterator[Deployment]:
     running = Deployment(broker, tmp_path_factory.mktemp("web"), {
         "CERTFLOW_ADMIN_TOKEN": ADMIN_TOKEN, "CERTFLOW_LOG_LEVEL": "warn",
+        "CERTFLOW_TRUSTED_ISSUERS": PARTNER.did,
     })
     running.start_worker()
     yield running
@@ -192,6 +204,63 @@ def test_a_garbage_credential_is_reported_unverified_not_a_crash(port: int, cred
     result = orjson.loads(body)
     assert result["verified"] is False
     assert any(not check["ok"] for check in result["checks"])
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth  # 100,000 levels in 200 KB, under the body limit
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+def test_a_deeply_nested_credential_is_a_400_with_a_reason_not_a_500(port: int, depth: int) -> None:
+    """orjson reads 1000 levels; canonicalising them for the signature check recursed
+    past Python's limit and the view answered 500. The proof names the deployment's
+    own key (public, on every credential), so the check gets as far as canonicalising."""
+    signed = orjson.loads(call(port, "GET", "/status/0-0")[2])
+    head = orjson.dumps({"@context": signed["@context"], "proof": signed["proof"]})
+    body = head[:-1] + b',"credentialSubject":' + _deep(depth) + b"}"
+    status, headers, answer = call(port, "POST", "/verify", body=body)
+    assert json_error((status, headers, answer)) == (400, "MALFORMED_JSON"), answer[:300]
+    assert "nested deeper than 64 levels" in orjson.loads(answer)["error"]["message"]
+
+
+def test_a_status_list_credential_is_not_a_valid_certificate(port: int) -> None:
+    """The worker's own signed status list: genuine, trusted issuer, but not a certificate."""
+    status, _, published = call(port, "GET", "/status/0-0")
+    assert status == 200, published[:300]
+    status, _, body = call(port, "POST", "/verify", body=published)
+    assert status == 200
+    result = orjson.loads(body)
+    assert result["verified"] is False
+    failed = {check["check"]: check["reason"] for check in result["checks"] if not check["ok"]}
+    assert failed == {"format": "a BitstringStatusListCredential, not a certificate (OpenBadgeCredential)"}
+
+
+def _signed_by(key: SigningKey, **facts) -> bytes:
+    facts = {"status": None, "valid_until": None, **facts}
+    return orjson.dumps(sign(open_badge_credential(certificate_facts(issuer_id=key.did, **facts)),
+                             key, created=datetime.now(UTC)))
+
+
+def _failures(port: int, body: bytes) -> dict[str, str]:
+    status, _, answer = call(port, "POST", "/verify", body=body)
+    assert status == 200, answer[:300]
+    result = orjson.loads(answer)
+    failed = {check["check"]: check["reason"] for check in result["checks"] if not check["ok"]}
+    assert result["verified"] is not failed
+    return failed
+
+
+def test_a_credential_signed_by_a_fresh_key_is_an_untrusted_issuer(port: int) -> None:
+    forger = SigningKey.generate()
+    assert _failures(port, _signed_by(forger)) == {"issuer": f"untrusted issuer {forger.did}"}
+
+
+def test_a_configured_trusted_issuer_verifies_but_its_status_is_not_read_from_local_lists(port: int) -> None:
+    assert _failures(port, _signed_by(PARTNER)) == {}
+    # Its list merely looks like one of ours: this deployment holds only its own.
+    entry = status_entry("http://127.0.0.1/status/0-0", 7)
+    failed = _failures(port, _signed_by(PARTNER, status=entry))
+    assert list(failed) == ["status"] and "another issuer's" in failed["status"]
 
 
 # --- the admin action ----------------------------------------------------------------------

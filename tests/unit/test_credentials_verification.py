@@ -158,3 +158,102 @@ def test_a_status_list_credential_verifies_like_any_credential() -> None:
 def test_now_must_carry_a_time_zone() -> None:
     with pytest.raises(ValueError):
         verify(credential(), now=datetime(2027, 3, 1))
+
+
+# --- one rule for every verifier: trusted issuers, certificates only (issue 10) -----------
+
+
+def _trust(*dids: str, keys: KeyRing | None = RING) -> Any:
+    from certflow.credentials.trust import TrustPolicy
+    from certflow.settings import Settings
+
+    return TrustPolicy.from_settings(Settings(trusted_issuers=list(dids)), keys)
+
+
+def _status_list(key: SigningKey, *, url: str = STATUS_LIST, bits: StatusList | None = None,
+                 issuer: str | None = None) -> dict[str, Any]:
+    return status_list_credential(url, (bits or StatusList()).encoded(), issuer=issuer or key.did, key=key,
+                                  valid_from=NOW - timedelta(minutes=1))
+
+
+def test_a_certificate_signed_by_a_fresh_key_is_an_untrusted_issuer() -> None:
+    from certflow.credentials.verification import verify_certificate
+
+    forger = SigningKey.generate()
+    forged = sign(open_badge_credential(certificate_facts(issuer_id=forger.did)), forger, created=NOW)
+    result = verify_certificate(forged, trust=_trust(), status_of=CLEAR, now=NOW)
+    assert result.check("signature").ok  # a perfectly good signature …
+    assert not result.verified  # … by nobody this deployment trusts
+    assert result.check("issuer").reason == f"untrusted issuer {forger.did}"
+    # Claiming the deployment's DID does not help: the signer is still the forger.
+    claimed = sign(open_badge_credential(certificate_facts(issuer_id=KEY.did)), forger, created=NOW)
+    assert not verify_certificate(claimed, trust=_trust(), status_of=CLEAR, now=NOW).verified
+
+
+def test_trusted_issuers_are_the_deployment_keys_and_the_configured_ones() -> None:
+    from certflow.credentials.verification import verify_certificate
+
+    partner = SigningKey.generate()
+    theirs = sign(open_badge_credential(certificate_facts(issuer_id=partner.did)), partner, created=NOW)
+    assert verify_certificate(credential(), trust=_trust(), status_of=CLEAR, now=NOW).verified
+    assert verify_certificate(theirs, trust=_trust(partner.verification_method), status_of=CLEAR, now=NOW).verified
+    assert not verify_certificate(credential(), trust=_trust(partner.did, keys=None), status_of=CLEAR,
+                                  now=NOW).verified
+    # Nobody configured: nothing verifies, rather than anything.
+    assert not verify_certificate(credential(), trust=_trust(keys=None), status_of=CLEAR, now=NOW).verified
+
+
+@pytest.mark.parametrize("entry", ["did:web:example.org", "z6Mk", "did:key:zNotAKey", ""])
+def test_a_trusted_issuer_that_is_not_a_did_key_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="did:key"):
+        _trust(entry)
+
+
+def test_a_status_list_credential_is_not_a_certificate() -> None:
+    from certflow.credentials.verification import verify_certificate
+
+    status_list = _status_list(KEY)
+    result = verify_certificate(status_list, trust=_trust(), status_of=CLEAR, now=NOW)
+    assert result.check("signature").ok and result.check("issuer").ok
+    assert not result.verified
+    assert result.check("format").reason == (
+        "a BitstringStatusListCredential, not a certificate (OpenBadgeCredential)"
+    )
+
+
+def test_a_status_list_is_believed_only_from_the_credentials_trusted_issuer() -> None:
+    from certflow.credentials.verification import verified_status_list
+
+    revoked = StatusList()
+    revoked.set(42)
+    trust = _trust()
+    assert verified_status_list(_status_list(KEY, bits=revoked), url=STATUS_LIST, issuer=KEY.did,
+                                trust=trust, now=NOW).get(42)
+    forger = SigningKey.generate()
+    cases = {
+        # Signed by another key in the issuer's name: the old CLI believed this one.
+        "is not the signer": _status_list(forger, issuer=KEY.did),
+        f"untrusted issuer {forger.did}": _status_list(forger),
+        "not a certificate": None,
+        "another list": _status_list(KEY, url="https://certs.example.org/status/2"),
+    }
+    for reason, published in cases.items():
+        if published is None:
+            published, reason = credential(), "an OpenBadgeCredential, not a BitstringStatusListCredential"
+        with pytest.raises(ValueError, match=reason):
+            verified_status_list(published, url=STATUS_LIST, issuer=KEY.did, trust=trust, now=NOW)
+    partner = SigningKey.generate()
+    with pytest.raises(ValueError, match="not by the credential's issuer"):
+        verified_status_list(_status_list(partner), url=STATUS_LIST, issuer=KEY.did,
+                             trust=_trust(partner.did), now=NOW)
+
+
+def test_a_credential_nested_too_deep_is_reported_not_raised() -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(1000):
+        deep = {"a": deep}
+    document = credential()
+    document["credentialSubject"]["extra"] = deep
+    result = verify(document)  # rfc8785 used to raise RecursionError here
+    assert not result.verified
+    assert "nested too deep" in result.check("signature").reason
