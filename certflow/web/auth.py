@@ -21,6 +21,7 @@ refuses everything it would allow.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
@@ -65,10 +66,11 @@ def accepted_tokens(access: Access) -> list[str]:
 def bearer_matches(authorization: str | None, tokens: Iterable[str]) -> bool:
     """Whether an ``Authorization`` header carries one of ``tokens`` as a bearer token.
 
-    The scheme is case-insensitive (RFC 7235). Tokens are compared in constant time
-    and as bytes: ``hmac.compare_digest`` raises ``TypeError`` for a ``str`` with
-    non-ASCII characters, which a client controls. Every token is compared, so the
-    time taken does not tell which one nearly matched.
+    The scheme is case-insensitive (RFC 7235). Tokens are compared in constant time,
+    as SHA-256 digests of their bytes: equal lengths, so the time taken does not
+    tell a token's length either, and bytes, because ``hmac.compare_digest`` raises
+    ``TypeError`` for a ``str`` with non-ASCII characters, which a client controls.
+    Every token is compared, so the time does not tell which one nearly matched.
     """
     scheme, _, presented = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer":
@@ -76,7 +78,8 @@ def bearer_matches(authorization: str | None, tokens: Iterable[str]) -> bool:
     presented_bytes = presented.strip().encode("utf-8", "surrogateescape")
     if not presented_bytes:
         return False
-    matches = [hmac.compare_digest(presented_bytes, token.encode("utf-8")) for token in tokens]
+    digest = hashlib.sha256(presented_bytes).digest()
+    matches = [hmac.compare_digest(digest, hashlib.sha256(token.encode("utf-8")).digest()) for token in tokens]
     return any(matches)
 
 

@@ -79,6 +79,15 @@ async def test_a_protected_route_without_a_valid_token_is_401_with_a_bearer_chal
 
 
 @in_module_loop
+@pytest.mark.parametrize("route", [route for route in PROTECTED if route[0] == "GET"], ids=lambda route: route[1])
+async def test_a_head_request_is_guarded_as_its_get(client: TestClient, route: tuple[str, str]) -> None:
+    response = await client.head(concrete(route[1]))
+
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@in_module_loop
 @pytest.mark.parametrize("route", PROTECTED, ids=lambda route: " ".join(route))
 async def test_the_admin_token_opens_every_protected_route(client: TestClient, route: tuple[str, str]) -> None:
     method, pattern = route
