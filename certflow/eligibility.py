@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import operator
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from certflow.credentials.identity import CertifiedFacts
+from certflow.errors import CertflowError, ErrorCode
 from certflow.models.reference import (
     BatchRecord,
     CertTemplate,
@@ -103,6 +104,76 @@ def already_issued(
     if existing.id == certificate_id:
         return existing.status == "issued" and not (message and existing.made_from == message)
     return not replaces
+
+
+def authorise_reissue(
+    old_id: str,
+    *,
+    name: str,
+    slot: str,
+    issued: Mapping[str, Mapping[str, IssuedEntry]],
+    sunbird_issued: Sequence[Mapping[str, Any]] = (),
+) -> bool:
+    """May a generate request for this learner, in course batch ``slot``, of
+    certificate ``name``, replace (and so revoke) ``old_id``? Raise if not.
+
+    Certificate ids are deterministic and public, so ``oldId`` is an assertion to
+    check, not to trust: it must be the certificate this learner currently holds
+    under this name in this course batch, and it must be issued (a pending one does
+    not exist yet). ``issued`` is the learner's issued state (course batch slot →
+    lower-cased name → entry), held in the learner's partition, where the request is
+    decided. Failing that, a certificate Sunbird issued before certflow (the
+    enrolment's ``issued_certificates``, ``sunbird_issued``) may be replaced when
+    certflow has issued none of this name: certflow holds no record of it to revoke.
+
+    Returns whether the old certificate is certflow's, to revoke in its registry.
+    Raises ``OLD_ID_NOT_FOUND`` (not this learner's, or not issued yet) or
+    ``OLD_ID_MISMATCH`` (this learner's, but another course batch or name, or no
+    longer the current one). Called only for a request whose certificate is not the
+    entry itself (a replay, or the pending request the issue flow authorised).
+    """
+    key = name.lower()
+    current = issued.get(slot, {}).get(key)
+    if current is not None and current.id == old_id:
+        if current.status != "issued":
+            raise CertflowError(
+                ErrorCode.OLD_ID_NOT_FOUND,
+                f"oldId {old_id} is not issued yet (its certificate was requested, not made); "
+                "it can be replaced once issued",
+            )
+        return True
+    for other_slot, names in issued.items():
+        for entry in names.values():
+            if entry.id == old_id:
+                raise CertflowError(
+                    ErrorCode.OLD_ID_MISMATCH,
+                    f"oldId {old_id} is this learner's {entry.name!r} certificate in {other_slot}, "
+                    f"not a {name!r} certificate in {slot}",
+                )
+            if entry.old_id == old_id:
+                raise CertflowError(
+                    ErrorCode.OLD_ID_MISMATCH,
+                    f"oldId {old_id} was already replaced by {entry.id}, "
+                    f"this learner's current {entry.name!r} certificate in {other_slot}",
+                )
+    for sunbird in sunbird_issued:
+        if str(sunbird.get("identifier", "")) != old_id:
+            continue
+        if current is not None:
+            raise CertflowError(
+                ErrorCode.OLD_ID_MISMATCH,
+                f"oldId {old_id} was replaced by {current.id}, this learner's current {name!r} certificate",
+            )
+        if str(sunbird.get("name", "")).lower() != key:
+            raise CertflowError(
+                ErrorCode.OLD_ID_MISMATCH,
+                f"oldId {old_id} is this learner's {sunbird.get('name')!r} certificate, not a {name!r} one",
+            )
+        return False
+    raise CertflowError(
+        ErrorCode.OLD_ID_NOT_FOUND,
+        f"oldId {old_id} is not a certificate issued to this learner in this course batch",
+    )
 
 
 @dataclass(frozen=True)

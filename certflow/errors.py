@@ -33,6 +33,16 @@ class ErrorCode(StrEnum):
     #: The certificate made from the request (its template, inline images) is larger
     #: than one Kafka record can carry, so it could never be published.
     CERTIFICATE_TOO_LARGE = "CERTIFICATE_TOO_LARGE"
+    #: A re-issue's ``oldId`` is not a certificate issued to this learner: unknown,
+    #: not issued yet, or another learner's. Nothing is revoked, nothing issued.
+    OLD_ID_NOT_FOUND = "OLD_ID_NOT_FOUND"
+    #: A re-issue's ``oldId`` is this learner's certificate, but not the current one
+    #: of the same name in the same course batch (another course, batch or name, or
+    #: already replaced). Nothing is revoked, nothing issued.
+    OLD_ID_MISMATCH = "OLD_ID_MISMATCH"
+    #: A revocation names a certificate the registry has no record of (an admin's
+    #: revocation must name an existing certificate). Nothing is recorded.
+    CERTIFICATE_NOT_FOUND = "CERTIFICATE_NOT_FOUND"
     #: A bug: an exception nobody anticipated. Still dead-lettered, never fatal.
     INTERNAL_ERROR = "INTERNAL_ERROR"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -131,14 +132,27 @@ class LocalBroker(LocalProcess):
         self.stop()
 
 
+#: The admin token of local workers started without one: random, and one per
+#: process, so the workers a test, the demo or the bench starts share it (a request
+#: one forwards to another carries it) and their ``get`` sends it.
+LOCAL_ADMIN_TOKEN = secrets.token_urlsafe(32)
+
+
 class LocalWorker(LocalProcess):
-    """``certflow worker`` with the given ``CERTFLOW_*`` settings."""
+    """``certflow worker`` with the given ``CERTFLOW_*`` settings.
+
+    The worker gets ``CERTFLOW_ADMIN_TOKEN`` (the settings' or
+    :data:`LOCAL_ADMIN_TOKEN`), and :meth:`get` sends it: ``/stats``, ``/metrics``
+    and learners' decisions need a token.
+    """
 
     def __init__(self, settings: Mapping[str, str], *, workdir: Path, name: str = "worker") -> None:
         self.web_port = int(settings.get("CERTFLOW_WEB_PORT") or free_port())
+        self.admin_token = settings.get("CERTFLOW_ADMIN_TOKEN", LOCAL_ADMIN_TOKEN)
         env = {
             "CERTFLOW_DATA_DIR": str(workdir / name / "data"),
             **settings,
+            "CERTFLOW_ADMIN_TOKEN": self.admin_token,
             "CERTFLOW_WEB_PORT": str(self.web_port),
             "PYTHONUNBUFFERED": "1",
         }
@@ -152,10 +166,16 @@ class LocalWorker(LocalProcess):
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        """GET a path of the worker's web server: (status, body)."""
+    def get(self, path: str, *, token: str | None = "") -> tuple[int, bytes]:
+        """GET a path of the worker's web server: (status, body).
+
+        Sent with the worker's admin token, or ``token`` if given; ``None``: none.
+        """
+        token = self.admin_token if token == "" else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(self.web_url + path, headers=headers)
         try:
-            with urllib.request.urlopen(self.web_url + path, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()

@@ -225,8 +225,17 @@ class Settings(BaseSettings):
     )
     admin_token: str = Field(
         "",
-        description="Bearer token for admin actions (revoking a certificate). Empty: "
-        "admin actions are refused.",
+        description="Bearer token for admin actions and per-learner data: revoking a "
+        "certificate, `GET /learners/{userId}/decisions`; it is accepted by `/stats` and "
+        "`/metrics` too. Empty: every such route is refused (401).",
+    )
+    metrics_token: str = Field(
+        "",
+        description="Optional read-only bearer token for the operators' routes `/stats` "
+        "and `/metrics` (e.g. Prometheus' scrape credentials), so a scraper needs no "
+        "admin rights. Empty: only the admin token opens them. Certificate "
+        "verification (`/certs/…`, `/verify`, `/status/…`), `/health` and `/ready` "
+        "need no token.",
     )
     status_list_size: int = Field(
         131072,

@@ -35,7 +35,7 @@ from certflow.agents.dead_letters import (
 )
 from certflow.agents.issue import parse_generate_request, publish_decision
 from certflow.app import app, services, settings
-from certflow.eligibility import IssuedEntry, SkipReason, already_issued
+from certflow.eligibility import IssuedEntry, SkipReason, already_issued, authorise_reissue
 from certflow.models.generate import GenerateCertificateRequest
 from certflow.models.records import AuditEvent, Decision
 from certflow.models.reference import enrolment_slot
@@ -106,6 +106,14 @@ async def _issue(event: EventT, request: GenerateCertificateRequest) -> Outcome:
     """Sunbird's already-issued check, made atomic by running in the learner's
     partition, then the certificate. A certificate whose id is already issued (a
     replay), or a different one of the same name without ``oldId``, is skipped.
+
+    A re-issue (``oldId``) is checked here too, in the partition that holds the
+    learner's issued state: it may replace only the certificate this learner holds
+    under this name in this course batch (:func:`authorise_reissue`); any other
+    ``oldId`` fails the request (``OLD_ID_NOT_FOUND``, ``OLD_ID_MISMATCH``), and
+    nothing is made or revoked. The entry of this very certificate (a replay, or
+    the pending request the issue flow recorded after deciding its ``oldId`` from
+    the same state) was authorised when it was recorded.
     """
     edata, recipient = request.edata, request.recipient
     slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
@@ -117,8 +125,17 @@ async def _issue(event: EventT, request: GenerateCertificateRequest) -> Outcome:
     ):
         await publish_decision(_already_issued(request, existing), counted_under=event.message.topic)
         return Outcome.SKIPPED
+    revoke_old = bool(edata.oldId)
+    if edata.oldId and (existing is None or existing.id != certificate_id):
+        revoke_old = authorise_reissue(
+            edata.oldId,
+            name=edata.name,
+            slot=slot,
+            issued=reference.learner_issued(recipient.recipientId),
+            sunbird_issued=reference.sunbird_issued(recipient.recipientId, slot),
+        )
     try:
-        await _make_certificate(event, request, slot, status)
+        await _make_certificate(event, request, slot, status, revoke_old=revoke_old)
     except Exception:
         # Whatever went wrong, a pending decision must not block a later retry.
         reference.forget_issued(recipient.recipientId, slot, edata.name, certificate_id)
@@ -127,7 +144,12 @@ async def _issue(event: EventT, request: GenerateCertificateRequest) -> Outcome:
 
 
 async def _make_certificate(
-    event: EventT, request: GenerateCertificateRequest, slot: str, status: registry.StatusSlot
+    event: EventT,
+    request: GenerateCertificateRequest,
+    slot: str,
+    status: registry.StatusSlot,
+    *,
+    revoke_old: bool,
 ) -> None:
     edata, recipient = request.edata, request.recipient
     source = event_source(event)
@@ -151,9 +173,22 @@ async def _make_certificate(
             old_id=edata.oldId, status="issued", made_from=status.entry_id,
         ),
     )
-    if edata.oldId:
-        # A re-issue replaces the old certificate: it stops verifying.
-        await registry.request_revocation(edata.oldId, reason="re-issued", replaced_by=certificate.id)
+    if edata.oldId and revoke_old:
+        # A re-issue replaces the old certificate: it stops verifying. The
+        # revocation names what the old one was found to certify, which the
+        # registry checks against the record (it may arrive before the record).
+        await registry.request_revocation(
+            edata.oldId,
+            reason="re-issued",
+            replaced_by=certificate.id,
+            origin=registry.RevocationOrigin.REISSUE,
+            certifies={
+                "recipientId": recipient.recipientId,
+                "courseId": edata.related.courseId,
+                "batchId": edata.related.batchId,
+                "certificateName": edata.name.lower(),
+            },
+        )
 
 
 def _already_issued(request: GenerateCertificateRequest, existing: IssuedEntry) -> Decision:

@@ -217,6 +217,22 @@ def issued_entries(user_id: str, slot: str) -> dict[str, IssuedEntry]:
     return {name: IssuedEntry.from_dict(entry) for name, entry in stored.items()}
 
 
+def learner_issued(user_id: str) -> dict[str, dict[str, IssuedEntry]]:
+    """The learner's whole issued state: course batch slot → lower-cased name → entry."""
+    stored = issued.get(user_id.encode()) or {}
+    return {
+        slot: {name: IssuedEntry.from_dict(entry) for name, entry in names.items()}
+        for slot, names in stored.items()
+    }
+
+
+def sunbird_issued(user_id: str, slot: str) -> list[dict[str, Any]]:
+    """Certificates Sunbird issued the learner in a course batch (the enrolment's
+    ``issued_certificates``), before certflow."""
+    enrolment = (enrolments.get(user_id.encode()) or {}).get(slot)
+    return EnrolmentRow.model_validate(enrolment).issued_certificates if enrolment else []
+
+
 def record_issued(user_id: str, slot: str, entry: IssuedEntry) -> None:
     key = user_id.encode()
     slots = dict(issued.get(key) or {})

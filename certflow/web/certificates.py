@@ -10,7 +10,6 @@ page, a program gets JSON.
 from __future__ import annotations
 
 import functools
-import hmac
 import html
 import logging
 from datetime import UTC, datetime
@@ -26,7 +25,8 @@ from certflow.credentials.trust import TrustPolicy
 from certflow.credentials.verification import VerificationResult, issuer_id, verify_certificate
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.render.images import inline_remote_images
-from certflow.web.routing import is_this_worker, owner_route
+from certflow.web.auth import Access, requires_token
+from certflow.web.routing import is_this_worker, owner_route, read_at_most
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +89,35 @@ class CertificateFileView(View):
 
 @app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}/revoke")
 class RevokeView(View):
-    """Revoke any certificate (an admin action: ``Authorization: Bearer <token>``)."""
+    """Revoke a certificate (an admin action: ``Authorization: Bearer <token>``).
 
+    Answered by the worker that owns the certificate's record, so that only a
+    certificate that exists is revoked: an unknown id is a 404 and nothing is
+    recorded (a revocation recorded ahead of its certificate would revoke a
+    certificate issued later under that id, and ids are predictable).
+    """
+
+    @requires_token(Access.ADMIN)
+    @owner_route(registry.certificates, "id", body_limit=MAX_REVOCATION_BYTES)
     async def post(self, request: Request, id: str) -> Response:  # noqa: A002
-        if not _is_admin(request):
-            return _problem(self, 401, "UNAUTHORIZED", "revoking needs the admin token")
         reason = "revoked by an administrator"
         raw = await read_at_most(request, MAX_REVOCATION_BYTES)
         if raw is None:
             return _problem(self, 413, "TOO_LARGE", f"the body is at most {MAX_REVOCATION_BYTES} bytes")
         if raw.strip():
             try:
-                body = orjson.loads(raw)
+                body = loads_bounded(raw)
             except orjson.JSONDecodeError:
                 return _problem(self, 400, "MALFORMED_JSON", "the body must be JSON")
             if not isinstance(body, dict):
                 return _problem(self, 400, "MALFORMED_JSON", 'the body must be a JSON object: {"reason": "…"}')
             reason = str(body.get("reason") or reason)[:500]
-        await registry.request_revocation(id, reason=reason)
+        stored = registry.certificate(id)
+        if stored is None or stored.get("record") is None:
+            return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+        if stored.get("revocation"):
+            return self.json({"id": id, "status": "revoked", "revocation": stored["revocation"]})
+        await registry.request_revocation(id, reason=reason, origin=registry.RevocationOrigin.ADMIN)
         return self.json({"id": id, "status": "revocation requested"}, status=202)
 
 
@@ -215,41 +226,6 @@ async def _revoked(entry: Any) -> bool | None:
     except Exception as exc:  # noqa: BLE001 - an unreachable or odd owner means "unknown"
         log.warning("status list %s could not be read from %s: %r", list_id, owner, exc)
         return None
-
-
-async def read_at_most(request: Request, limit: int) -> bytes | None:
-    """The request body, or ``None`` as soon as it proves longer than ``limit``.
-
-    A declared ``Content-Length`` is checked first; a chunked body (no length) is
-    read piece by piece and abandoned at ``limit + 1`` bytes, so a client cannot make
-    the worker hold more than ``limit`` bytes of it (``request.read()`` would buffer
-    up to aiohttp's 1 MiB ``client_max_size`` and then fail with a text error).
-    """
-    if (request.content_length or 0) > limit:
-        return None
-    chunks: list[bytes] = []
-    received = 0
-    while True:
-        chunk = await request.content.read(min(65_536, limit + 1 - received))
-        if not chunk:
-            return b"".join(chunks)
-        received += len(chunk)
-        if received > limit:
-            return None
-        chunks.append(chunk)
-
-
-def _is_admin(request: Request) -> bool:
-    """``Authorization: Bearer <CERTFLOW_ADMIN_TOKEN>``, compared in constant time.
-
-    Compared as bytes: ``hmac.compare_digest`` raises ``TypeError`` for a ``str``
-    with non-ASCII characters, which a client controls.
-    """
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if not settings.admin_token or scheme.lower() != "bearer":
-        return False
-    presented = token.strip().encode("utf-8", "surrogateescape")
-    return hmac.compare_digest(presented, settings.admin_token.encode("utf-8"))
 
 
 def _base(record: dict[str, Any]) -> str:

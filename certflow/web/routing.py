@@ -28,8 +28,15 @@ _PASSED_HEADERS = ("Accept", "Authorization", "Content-Type")
 Handler = Callable[..., Awaitable[Response]]
 
 
-def owner_route(table: TableT, match_info: str) -> Callable[[Handler], Handler]:
-    """Decorate a view method keyed by ``request.match_info[match_info]`` in ``table``."""
+def owner_route(
+    table: TableT, match_info: str, *, body_limit: int = 0
+) -> Callable[[Handler], Handler]:
+    """Decorate a view method keyed by ``request.match_info[match_info]`` in ``table``.
+
+    ``body_limit``: the most bytes of a request body (a POST's) relayed to the
+    owner; a longer body is refused here with 413 before it is read whole. GETs
+    relay no body.
+    """
 
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
@@ -43,7 +50,7 @@ def owner_route(table: TableT, match_info: str) -> Callable[[Handler], Handler]:
                 return not_ready(view, "partitions are being assigned")
             if is_this_worker(owner):
                 return await answer_here(handler, view, request, **kwargs)
-            return await forward(view, request, owner)
+            return await forward(view, request, owner, body_limit=body_limit)
 
         return route
 
@@ -73,14 +80,44 @@ def is_this_worker(owner: URL) -> bool:
     return (owner.host, owner.port) == (mine.host, mine.port)
 
 
-async def forward(view: View, request: Request, owner: URL) -> Response:
+async def forward(view: View, request: Request, owner: URL, *, body_limit: int = 0) -> Response:
     """Ask ``owner`` the same question and pass its answer on, byte for byte."""
     headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
     headers[FORWARDED_HEADER] = "1"
     url = owner.with_path(request.path).with_query(request.query)
-    # Only GETs are routed to owners; a body sent with one means nothing to the
-    # owner, and relaying it would let any client make workers copy it around.
-    payload = None if request.method in ("GET", "HEAD") else await request.read()
+    # A body sent with a GET means nothing to the owner, and relaying it would let
+    # any client make workers copy it around; a POST's (the admin's revocation) is
+    # relayed up to its route's limit.
+    payload = None
+    if request.method not in ("GET", "HEAD"):
+        payload = await read_at_most(request, body_limit)
+        if payload is None:
+            return view.json(
+                {"error": {"code": "TOO_LARGE", "message": f"the body is at most {body_limit} bytes"}},
+                status=413,
+            )
     async with app.http_client.request(request.method, url, headers=headers, data=payload) as response:
         body = await response.read()
         return view.bytes(body, content_type=response.content_type, status=response.status)
+
+
+async def read_at_most(request: Request, limit: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it proves longer than ``limit``.
+
+    A declared ``Content-Length`` is checked first; a chunked body (no length) is
+    read piece by piece and abandoned at ``limit + 1`` bytes, so a client cannot make
+    the worker hold more than ``limit`` bytes of it (``request.read()`` would buffer
+    up to aiohttp's 1 MiB ``client_max_size`` and then fail with a text error).
+    """
+    if (request.content_length or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        chunk = await request.content.read(min(65_536, limit + 1 - received))
+        if not chunk:
+            return b"".join(chunks)
+        received += len(chunk)
+        if received > limit:
+            return None
+        chunks.append(chunk)

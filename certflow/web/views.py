@@ -3,6 +3,8 @@
 ``/health`` answers while the process is alive (Kubernetes liveness), ``/ready`` only
 once the worker has joined its group, recovered its tables and read every batch
 (readiness: send no traffic before), ``/stats`` the per-topic event accounting and template cache counts.
+``/health`` and ``/ready`` are public; ``/stats`` and ``/metrics`` need the metrics or
+the admin token, a learner's decisions the admin token (:mod:`certflow.web.auth`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from faust.web import Request, Response, View
 
 from certflow.agents import reference
 from certflow.app import app, services, settings
+from certflow.web.auth import Access, requires_token
 from certflow.web.routing import owner_route, tables_recovered
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class Ready(View):
 
 @app.page("/stats")
 class Stats(View):
+    @requires_token(Access.METRICS)
     async def get(self, request: Request) -> Response:
         return self.json(
             {
@@ -64,9 +68,11 @@ class LearnerDecisions(View):
     """A learner's most recent decisions, from the worker that owns the learner.
 
     Any worker answers: the request is forwarded to the worker whose partitions
-    hold the learner.
+    hold the learner. A learner's scores are personal data: admin token only,
+    checked before the request is forwarded.
     """
 
+    @requires_token(Access.ADMIN)
     @owner_route(reference.decisions, "userId")
     async def get(self, request: Request, userId: str) -> Response:  # noqa: N803 - route name
         recent = reference.decisions.get(userId.encode()) or []
@@ -141,6 +147,7 @@ app.web.web_app.middlewares.append(json_errors)
 class Metrics(View):
     """Prometheus exposition: Sunbird's counters, latency histograms, caches, lag."""
 
+    @requires_token(Access.METRICS)
     async def get(self, request: Request) -> Response:
         consumer = app.consumer
         lag: dict[tuple[str, int], int] = {}

@@ -21,6 +21,8 @@ from certflow.broker import free_port
 from certflow.credentials.keys import KeyRing
 from certflow.credentials.proof import resolve_did_key, verify_proof
 from certflow.credentials.status_list import StatusList
+from certflow.models.events import parse_event
+from certflow.models.generate import GenerateCertificateRequest, validation_context
 from tests.integration.conftest import FIXTURES, Deployment
 
 pytestmark = pytest.mark.integration
@@ -231,3 +233,109 @@ def test_revoking_needs_the_admin_token(deployment, issued) -> None:
     answer = until(lambda: (a := orjson.loads(request(deployment.workers[0], f"/certs/{record['id']}")[1]))["status"] == "revoked" and a)
     assert answer["revocation"]["reason"] == "issued in error"
     assert not answer["verification"]["verified"] or answer["status"] == "revoked"
+
+
+# --- security issue 10: who may revoke, who may read (placed last: they add learners) ------
+
+
+def certificate_id_of(event: bytes) -> str:
+    """The deterministic id the certificate of a one-recipient generate event will have:
+    anyone can compute it, before it is issued."""
+    request = parse_event(GenerateCertificateRequest, event, max_bytes=1 << 20,
+                          context=validation_context(suppress_signatory_errors=True))
+    return request.certified_facts().certificate_id()
+
+
+def failure_of(deployment: Deployment, where, *, timeout: float = 30.0) -> dict:
+    [failed] = deployment.collect(deployment.topics.generate_failed, 1, where, timeout=timeout)
+    return failed
+
+
+def status_of(deployment: Deployment, certificate_id: str) -> str:
+    answer = until(lambda: (a := request(deployment.workers[1], f"/certs/{certificate_id}"))[0] == 200 and a)
+    return orjson.loads(answer[1])["status"]
+
+
+def test_a_reissue_for_another_learner_revokes_nothing_and_issues_nothing(deployment, issued) -> None:
+    """Hole 2: learner B's generate request naming learner A's certificate as oldId."""
+    victim = issued["records"]["vc-learner-3"]
+    attack = generate_event(issued["batch"], ("vc-mallory", "Mallory"), base_path=issued["base_path"],
+                            old_id=victim["id"])
+    deployment.send(deployment.topics.generate_request, [attack])
+
+    failed = failure_of(deployment, lambda r: victim["id"] in r["payload"] and "vc-mallory" in r["payload"])
+    assert failed["errorCode"] == "OLD_ID_NOT_FOUND", failed
+    assert deployment.collect(deployment.topics.certificate_issued, 1,
+                              lambda r: r["recipient"]["id"] == "vc-mallory", timeout=3) == []
+    assert status_of(deployment, victim["id"]) == "active"
+
+
+def test_a_certificate_not_issued_yet_cannot_be_revoked_in_advance(deployment, issued) -> None:
+    """Hole 2: ids are predictable, so nothing may be recorded against one before its
+    certificate exists: not by a re-issue, not by the admin endpoint, not on the topic."""
+    legitimate = generate_event(issued["batch"], ("vc-future", "Future Learner"), base_path=issued["base_path"])
+    future_id = certificate_id_of(legitimate)
+
+    # A re-issue naming it (by another learner, and by the learner it will belong to).
+    deployment.send(deployment.topics.generate_request, [
+        generate_event(issued["batch"], (learner, "Mallory"), base_path=issued["base_path"], old_id=future_id)
+        for learner in ("vc-mallory", "vc-future")
+    ])
+    failures = deployment.collect(deployment.topics.generate_failed, 2, lambda r: future_id in r["payload"])
+    assert [f["errorCode"] for f in failures] == ["OLD_ID_NOT_FOUND"] * 2, failures
+    # The admin endpoint, on either worker (one of them forwards to the owner).
+    for worker in deployment.workers:
+        status, body, _ = request(worker, f"/certs/{future_id}/revoke", method="POST", body=b"{}",
+                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert (status, orjson.loads(body)["error"]["code"]) == (404, "CERTIFICATE_NOT_FOUND")
+    # The revocations topic: an admin's revocation of an unknown id is refused; a forged
+    # re-issue's is held against the facts it names, which are not the certificate's.
+    revocation = {"certificateId": future_id, "reason": "pre-revoked", "replacedBy": "", "requestedAt": "2026-01-01"}
+    forged = {**revocation, "origin": "reissue", "replacedBy": "x", "certifies": {
+        "recipientId": "vc-mallory", "courseId": "c", "batchId": issued["batch"], "certificateName": "x"}}
+    deployment.send_keyed(deployment.topics.revocations, [
+        (future_id.encode(), orjson.dumps({**revocation, "origin": "admin"})),
+        (future_id.encode(), orjson.dumps(forged)),
+    ])
+    refused = failure_of(deployment, lambda r: r["stage"] == "registry" and future_id in r["payload"])
+    assert refused["errorCode"] == "CERTIFICATE_NOT_FOUND", refused
+
+    deployment.send(deployment.topics.generate_request, [legitimate])
+    [record] = deployment.collect(deployment.topics.certificate_issued, 1, lambda r: r["id"] == future_id)
+    assert status_of(deployment, future_id) == "active"
+    result = orjson.loads(request(deployment.workers[0], "/verify", method="POST",
+                                  body=orjson.dumps(record["certificate"]))[1])
+    assert result["verified"], result
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code"),
+    [
+        (b"k1", b"not json", "MALFORMED_JSON"),
+        (b"k2", b"[]", "MALFORMED_JSON"),
+        (b"k3", b'{"reason": "no id"}', "MANDATORY_PARAMETER_MISSING"),
+        (b"k4", b'{"certificateId": "another-key", "origin": "admin"}', "INVALID_PARAM_VALUE"),
+        (b"k5", b'{"certificateId": "k5", "origin": "somebody"}', "INVALID_PARAM_VALUE"),
+        (b"k6", b'{"certificateId": "k6", "origin": "reissue", "replacedBy": "x"}', "INVALID_PARAM_VALUE"),
+    ],
+    ids=["not-json", "array", "no-id", "wrong-key", "unknown-origin", "reissue-without-facts"],
+)
+def test_a_malformed_revocation_is_dead_lettered(deployment, key: bytes, value: bytes, code: str) -> None:
+    deployment.send_keyed(deployment.topics.revocations, [(key, value)])
+
+    failed = failure_of(deployment, lambda r: r["stage"] == "registry" and r["source"]["key"] == key.decode())
+    assert failed["errorCode"] == code, failed
+    assert all(worker.alive() for worker in deployment.workers)
+
+
+def test_a_learners_decisions_need_the_admin_token_on_every_worker(deployment, issued) -> None:
+    """Hole 6: a learner's decisions (scores) are not public; the worker a request
+    reaches refuses it before forwarding it to the learner's owner."""
+    for worker in deployment.workers:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            status, body, _ = request(worker, "/learners/vc-learner-1/decisions", headers=headers)
+            assert status == 401 and orjson.loads(body)["error"]["code"] == "UNAUTHORIZED"
+            assert b"vc-learner-1" not in body
+        status, body, _ = request(worker, "/learners/vc-learner-1/decisions",
+                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert status == 200 and orjson.loads(body)["userId"] == "vc-learner-1"

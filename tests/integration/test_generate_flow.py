@@ -82,8 +82,19 @@ def texts(svg: str) -> list[str]:
 
 def test_sunbird_fixture_events_get_their_expected_outcomes(deployment: Deployment) -> None:
     """Sunbird's own expectations: EVENT_1 (a re-issue) is issued, EVENT_2 (no template)
-    fails validation, EVENT_3 and EVENT_4 are skipped as already issued."""
+    fails validation, EVENT_3 and EVENT_4 are skipped as already issued.
+
+    EVENT_1 replaces ``certificateId``; certflow lets a re-issue replace only a
+    certificate the learner holds, so the learner's enrolment records that Sunbird
+    issued it (Sunbird's ``issued_certificates``), as a migrated learner's does.
+    """
     topics = deployment.topics
+    deployment.send_keyed(topics.enrolments, [(b"user001", orjson.dumps({
+        "userid": "user001", "courseid": "do_11309999837886054415", "batchid": "0131000245281587206",
+        "active": True, "status": 2,
+        "issued_certificates": [{"name": "100PercentCompletionCertificate", "identifier": "certificateId"}],
+    }))])
+    deployment.wait_for_reference(batches=0)
     files = [
         "certgen_EVENT_1_generate_certificate_reissue_oldId.json",
         "certgen_EVENT_2_generate_certificate_empty_svgTemplate.json",
