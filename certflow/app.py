@@ -21,7 +21,7 @@ from certflow.credentials.keys import KeyRing
 from certflow.issuing import CertificateFactory
 from certflow.metrics import WorkerMetrics
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.images import image_data_uri
+from certflow.render.images import ImageLimits, image_data_uri
 from certflow.render.pool import RenderPool
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
@@ -50,15 +50,18 @@ class CertflowServices(mode.Service):
         self.image_fetcher = SafeFetcher(
             replace(policy, allowed_hosts=tuple(settings.image_allowed_hosts))
         )
+        self.image_limits = ImageLimits.from_settings(settings)
         self.images: TemplateCache[str] = TemplateCache(
             self.image_fetcher,
-            image_data_uri,
+            lambda body, url: image_data_uri(body, url, self.image_limits),
             template_root=settings.template_root,
             maxsize=settings.render_cache_size or 1,
             ttl_seconds=settings.template_cache_ttl_seconds,
             max_bytes=settings.fetch_max_bytes,
         )
-        self.renderer = RenderPool(cache_size=settings.render_cache_size)
+        self.renderer = RenderPool(
+            cache_size=settings.render_cache_size, image_limits=self.image_limits
+        )
         self.metrics = WorkerMetrics(
             self.accounting, lambda: {"templates": self.templates.stats, "images": self.images.stats}
         )

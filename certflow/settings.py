@@ -280,6 +280,26 @@ class Settings(BaseSettings):
         2_097_152, ge=1024, description="Largest response body accepted from a fetch."
     )
     fetch_max_redirects: int = Field(3, ge=0, description="Redirects followed by one fetch.")
+    image_max_pixels: int = Field(
+        4_000_000,
+        ge=1,
+        description="Largest image a certificate may carry (signatures, logos, images "
+        "in templates, fetched or inline `data:`), in pixels as its header declares "
+        "them, checked before any pixel is decoded: a 17 KB PNG can declare 12000×12000 "
+        "pixels, 576 MB to render.",
+    )
+    image_max_bytes: int = Field(
+        2_097_152,
+        ge=1024,
+        description="Largest image a certificate may carry, in bytes (a `data:` URI's "
+        "decoded content, or a fetched body).",
+    )
+    image_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["PNG", "JPEG", "GIF", "WEBP"],
+        description="Image formats a certificate may carry; a subset of PNG, JPEG, GIF "
+        "and WEBP. SVG images are never accepted (they can carry scripts and images "
+        "of their own).",
+    )
     fetch_allow_private_networks: bool = Field(
         False,
         description="Allow fetches from loopback, private, link-local and other "
@@ -297,8 +317,24 @@ class Settings(BaseSettings):
         """``CERTFLOW_SIGNING_KEYS_FILE=`` means "not set", not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("image_formats", mode="after")
+    @classmethod
+    def _raster_formats(cls, value: list[str]) -> list[str]:
+        formats = [name.strip().upper() for name in value if name.strip()]
+        formats = ["JPEG" if name == "JPG" else name for name in formats]
+        unknown = sorted(set(formats) - {"PNG", "JPEG", "GIF", "WEBP"})
+        if unknown or not formats:
+            raise ValueError(
+                f"image formats must be some of PNG, JPEG, GIF, WEBP (got {unknown or 'none'})"
+            )
+        return formats
+
     @field_validator(
-        "template_allowed_hosts", "image_allowed_hosts", "assessment_content_types", mode="before"
+        "template_allowed_hosts",
+        "image_allowed_hosts",
+        "assessment_content_types",
+        "image_formats",
+        mode="before",
     )
     @classmethod
     def _split_list(cls, value: Any) -> Any:

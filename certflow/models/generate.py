@@ -22,6 +22,7 @@ from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
 from certflow.models.events import DisplayText, JobRequest, SunbirdModel, quoted, summarise
 from certflow.models.records import MAX_PUBLISHED_BYTES
+from certflow.render.images import DEFAULT_LIMITS, ImageLimits, ImageRefused, check_inline_image
 
 #: Image references a certificate may carry into a browser: web URLs or inline images.
 #: Anything else (``javascript:``, ``file:``, ``data:text/html``) is refused.
@@ -154,11 +155,27 @@ class GenerateCertificateEdata(SunbirdModel):
                 for field in ("name", "id", "designation", "image"):
                     if not str(getattr(signatory, field)).strip():
                         missing(f"signatoryList[{index}].{field}")
+        limits: ImageLimits = context.get("image_limits", DEFAULT_LIMITS)
+
+        def image(value: str, parameter: str) -> None:
+            """A web URL, or an inline image within the image limits (format, bytes,
+            declared pixels), judged from its header: a 17 KB PNG declaring
+            12000×12000 pixels would cost the renderer 576 MB."""
+            if not value.strip():
+                return
+            if not _IMAGE_REFERENCE.match(value.strip()):
+                invalid(value, parameter)
+            elif value.strip()[:5].lower() == "data:":
+                try:
+                    check_inline_image(value, limits)
+                except ImageRefused as exc:
+                    problems.append(
+                        (ErrorCode.INVALID_PARAM_VALUE, f"Invalid image for parameter {parameter}: it {exc}.")
+                    )
+
         for index, signatory in enumerate(self.signatoryList):
-            if signatory.image.strip() and not _IMAGE_REFERENCE.match(signatory.image.strip()):
-                invalid(signatory.image, f"signatoryList[{index}].image")
-        if self.logo.strip() and not _IMAGE_REFERENCE.match(self.logo.strip()):
-            invalid(self.logo, "logo")
+            image(signatory.image, f"signatoryList[{index}].image")
+        image(self.logo, "logo")
         if not self.criteria.narrative:
             missing("criteria.narrative")
         if self.tag and TAG_FORBIDDEN.search(self.tag):
@@ -276,6 +293,8 @@ class GenerateCertificateRequest(JobRequest[GenerateCertificateEdata]):
         )
 
 
-def validation_context(*, suppress_signatory_errors: bool) -> dict[str, Any]:
+def validation_context(
+    *, suppress_signatory_errors: bool, image_limits: ImageLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
     """The context :class:`GenerateCertificateEdata` validates under."""
-    return {"suppress_signatory_errors": suppress_signatory_errors}
+    return {"suppress_signatory_errors": suppress_signatory_errors, "image_limits": image_limits}
