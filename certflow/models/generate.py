@@ -20,7 +20,15 @@ from pydantic_core import PydanticCustomError
 from certflow.credentials.expiry import valid_until
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
-from certflow.models.events import DisplayText, JobRequest, SunbirdModel, quoted, summarise
+from certflow.models.events import (
+    DisplayId,
+    DisplayLink,
+    DisplayText,
+    JobRequest,
+    SunbirdModel,
+    quoted,
+    summarise,
+)
 from certflow.models.records import MAX_PUBLISHED_BYTES
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits, ImageRefused, check_inline_image
 
@@ -49,22 +57,24 @@ class Recipient(SunbirdModel):
     """One element of ``edata.data``: a learner to certify."""
 
     recipientName: DisplayText = ""
-    recipientId: str = ""
+    #: Shown on the certificate (``${recipientId}``) and in the credential, and the
+    #: learner's key: refused, never altered, when it breaks the display rules.
+    recipientId: DisplayId = ""
     recipientEmail: str | None = None
     recipientPhone: str | None = None
 
 
 class Issuer(SunbirdModel):
     name: DisplayText = ""
-    url: str = ""
+    url: DisplayLink = ""
     publicKey: list[str] = Field(default_factory=list)
 
 
 class Signatory(SunbirdModel):
     name: DisplayText = ""
-    id: str = ""
+    id: DisplayId = ""
     designation: DisplayText = ""
-    image: str = ""
+    image: DisplayLink = ""
 
     @property
     def is_blank(self) -> bool:
@@ -78,8 +88,8 @@ class Criteria(SunbirdModel):
 class Related(SunbirdModel):
     """What the certificate is about; Sunbird reads ``batchId``/``courseId`` from here."""
 
-    batchId: str = ""
-    courseId: str = ""
+    batchId: DisplayId = ""
+    courseId: DisplayId = ""
     type: str = ""
 
 
@@ -90,22 +100,22 @@ class SigningKeys(SunbirdModel):
 class GenerateCertificateEdata(SunbirdModel):
     """``edata`` of a generate-certificate request (Sunbird's generator ``Event``)."""
 
-    userId: str = ""
+    userId: DisplayId = ""
     svgTemplate: str = ""
-    templateId: str = ""
+    templateId: DisplayId = ""
     courseName: DisplayText = ""
     data: list[Recipient] = Field(default_factory=list)
     name: DisplayText = ""
-    tag: str = ""
+    tag: DisplayId = ""
     issuer: Issuer = Field(default_factory=Issuer)
     signatoryList: list[Signatory] = Field(default_factory=list)
     criteria: Criteria = Field(default_factory=Criteria)
-    basePath: str = ""
+    basePath: DisplayLink = ""
     related: Related = Field(default_factory=Related)
-    oldId: str = ""
+    oldId: DisplayId = ""
     issuedDate: str = ""
     expiry: str = ""
-    logo: str = ""
+    logo: DisplayLink = ""
     description: DisplayText = ""
     keys: SigningKeys | None = None
     orgId: str | None = None
