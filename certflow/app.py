@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -40,7 +42,6 @@ class CertflowServices(mode.Service):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.accounting = Accounting()
-        self.keys = KeyRing.from_settings(settings)
         policy = FetchPolicy.from_settings(settings)
         self.fetcher = SafeFetcher(policy)
         self.templates: TemplateCache[SvgTemplate] = TemplateCache.from_settings(
@@ -65,9 +66,24 @@ class CertflowServices(mode.Service):
         self.metrics = WorkerMetrics(
             self.accounting, lambda: {"templates": self.templates.stats, "images": self.images.stats}
         )
-        self.certificates = CertificateFactory(self.templates, settings.base_path, self.keys)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        """The deployment's signing keys (``SigningKeysMissing`` if none are configured).
+
+        Read when first needed or when the worker starts, not when this module is
+        imported: tools and tests import the app without being a worker. ``certflow
+        worker`` reads them before anything else, so a worker without keys stops
+        before it touches the broker.
+        """
+        return KeyRing.from_settings(self.settings)
+
+    @cached_property
+    def certificates(self) -> CertificateFactory:
+        return CertificateFactory(self.templates, self.settings.base_path, self.keys)
 
     async def on_start(self) -> None:
+        self.keys  # noqa: B018 - a worker without signing keys must not run (faust -A too)
         # Faust's worker sets the root logger to DEBUG when the level is WARN or
         # above, so that its start-up spinner sees every record, and leaves it so:
         # every debug line of aiokafka and Faust is then built and thrown away (a
@@ -114,6 +130,13 @@ class CertflowApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        # Faust creates its data directory with mkdir() without parents: in a fresh
+        # working directory the default, .certflow/worker, died with
+        # FileNotFoundError('.certflow/worker'). The whole path is created first.
+        Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
 
 
 def create_app(settings: Settings) -> CertflowApp:

@@ -131,10 +131,34 @@ class LocalBroker(LocalProcess):
         self.stop()
 
 
-class LocalWorker(LocalProcess):
-    """``certflow worker`` with the given ``CERTFLOW_*`` settings."""
+def shared_signing_keys(path: Path) -> dict[str, str]:
+    """The settings that give workers the key ring in ``path``, made (one fresh key)
+    if it does not exist yet: call it once per deployment and hand the result to
+    every worker of it, so they all sign with the same key."""
+    from certflow.credentials.keys import KeyRing, SigningKey
 
-    def __init__(self, settings: Mapping[str, str], *, workdir: Path, name: str = "worker") -> None:
+    if not path.exists():
+        KeyRing((SigningKey.generate(),)).save(path)
+    return {"CERTFLOW_SIGNING_KEYS_FILE": str(path)}
+
+
+class LocalWorker(LocalProcess):
+    """``certflow worker`` with the given ``CERTFLOW_*`` settings.
+
+    The settings must name the deployment's signing keys (``CERTFLOW_SIGNING_KEYS_FILE``
+    or ``CERTFLOW_SIGNING_KEYS``, e.g. from :func:`shared_signing_keys`), the same for
+    every worker of one deployment; ``keys=False`` is only for testing the refusal
+    of a worker without them.
+    """
+
+    def __init__(
+        self, settings: Mapping[str, str], *, workdir: Path, name: str = "worker", keys: bool = True
+    ) -> None:
+        if keys and not (settings.get("CERTFLOW_SIGNING_KEYS_FILE") or settings.get("CERTFLOW_SIGNING_KEYS")):
+            raise ValueError(
+                "a worker needs the deployment's signing keys: pass "
+                "CERTFLOW_SIGNING_KEYS_FILE (see shared_signing_keys) or CERTFLOW_SIGNING_KEYS"
+            )
         self.web_port = int(settings.get("CERTFLOW_WEB_PORT") or free_port())
         env = {
             "CERTFLOW_DATA_DIR": str(workdir / name / "data"),

@@ -170,7 +170,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path(".certflow/worker"),
-        description="Directory of the worker's local state (table stores).",
+        description="Directory of the worker's local state (table stores); created, "
+        "parents included, when the worker starts.",
     )
 
     # --- Web -------------------------------------------------------------------
@@ -213,10 +214,10 @@ class Settings(BaseSettings):
     # --- Credentials ------------------------------------------------------------------
     signing_keys_file: Path | None = Field(
         None,
-        description="JSON file of Ed25519 signing keys (`certflow keys generate` writes "
-        "it); the newest key signs, every key in it verifies. Unset: "
-        "`{data_dir}/signing-keys.json`, created with a fresh key on first start "
-        "(fine for one worker in development; share one file among workers).",
+        description="JSON file of Ed25519 signing keys (`certflow keys generate --file F` "
+        "writes it); the newest key signs, every key in it verifies. Every worker of a "
+        "deployment must have the same keys; a worker with neither this nor "
+        "`signing_keys` refuses to start (it never makes up a key of its own).",
     )
     signing_keys: str = Field(
         "",
