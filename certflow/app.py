@@ -23,7 +23,7 @@ from certflow.credentials.keys import KeyRing
 from certflow.issuing import CertificateFactory
 from certflow.metrics import WorkerMetrics
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.images import ImageLimits, image_data_uri
+from certflow.render.images import ImageLimits, check_template_images, image_data_uri
 from certflow.render.pool import RenderPool
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
@@ -44,14 +44,14 @@ class CertflowServices(mode.Service):
         self.accounting = Accounting()
         policy = FetchPolicy.from_settings(settings)
         self.fetcher = SafeFetcher(policy)
+        self.image_limits = ImageLimits.from_settings(settings)
         self.templates: TemplateCache[SvgTemplate] = TemplateCache.from_settings(
-            settings, self.fetcher, _parse_template
+            settings, self.fetcher, lambda source, url: parse_template(source, url, self.image_limits)
         )
         # Signature and logo images: the same guards, their own host allow-list.
         self.image_fetcher = SafeFetcher(
             replace(policy, allowed_hosts=tuple(settings.image_allowed_hosts))
         )
-        self.image_limits = ImageLimits.from_settings(settings)
         self.images: TemplateCache[str] = TemplateCache(
             self.image_fetcher,
             lambda body, url: image_data_uri(body, url, self.image_limits),
@@ -96,8 +96,11 @@ class CertflowServices(mode.Service):
         self.renderer.close()
 
 
-def _parse_template(source: bytes, url: str) -> SvgTemplate:
-    return SvgTemplate.parse(source, url=url)
+def parse_template(source: bytes, url: str, image_limits: ImageLimits) -> SvgTemplate:
+    """A fetched template, sanitised, whose embedded images are within the limits."""
+    template = SvgTemplate.parse(source, url=url)
+    check_template_images(source, url, image_limits)
+    return template
 
 
 _LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}

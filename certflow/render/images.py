@@ -18,6 +18,8 @@ Where the checks run:
 * ``data:`` images in generate events (signatory images, the logo): checked when the
   event is validated (:func:`check_inline_image`), so a bomb is dead-lettered as
   ``INVALID_PARAM_VALUE`` before any certificate is made;
+* ``data:`` images a template embeds: checked when the template is parsed into the
+  worker's template cache (:func:`check_template_images`): ``TEMPLATE_INVALID``;
 * every ``data:`` image in the document the renderer is about to draw, whether the
   template embedded it or a value put it there (:func:`sanitise_inline_images`,
   called by ``certflow.render.pdf.prepare_svg``, the one way into cairosvg): each is
@@ -213,6 +215,30 @@ def check_inline_image(uri: str, limits: ImageLimits = DEFAULT_LIMITS, *, reenco
 
 def _image_elements(root: etree._Element) -> Iterable[etree._Element]:
     return root.iter(_SVG + "image", _SVG + "feImage")
+
+
+def check_template_images(source: bytes, url: str, limits: ImageLimits = DEFAULT_LIMITS) -> None:
+    """TEMPLATE_INVALID if the template ``source`` embeds a ``data:`` image that breaks
+    ``limits``: refused once, when the template is parsed, rather than left to be
+    dropped from every PDF and PNG made from it (``sanitise_inline_images`` still
+    checks at render time, whatever the template cache let through)."""
+    if b"data:" not in source:
+        return
+    try:
+        root = etree.fromstring(source, hardened_parser())
+    except etree.XMLSyntaxError:
+        return  # not a template at all: SvgTemplate.parse says so
+    for element in _image_elements(root):
+        for attribute in ("href", _XLINK_HREF):
+            ref = element.get(attribute)
+            if ref is None or not ref.strip().lower().startswith("data:"):
+                continue
+            try:
+                check_inline_image(ref, limits)
+            except ImageRefused as exc:
+                raise CertflowError(
+                    ErrorCode.TEMPLATE_INVALID, f"template {url} embeds an image that {exc}"
+                ) from None
 
 
 def sanitise_inline_images(root: etree._Element, limits: ImageLimits = DEFAULT_LIMITS) -> int:

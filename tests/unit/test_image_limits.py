@@ -238,3 +238,30 @@ def test_rendering_a_certificate_with_a_bomb_stays_under_100_mb(tmp_path: Path, 
     assert size > 0
     assert seconds < 5
     assert peak_mb < 100, f"the render peaked at {peak_mb} MB"
+
+
+@pytest.mark.parametrize(
+    ("image", "why"),
+    [(data_uri(BOMB), "(144000000 pixels)"), (NESTED_SVG, "image/svg+xml")],
+    ids=["bomb", "nested-svg"],
+)
+def test_a_template_embedding_a_hostile_image_is_refused_when_parsed(image: str, why: str) -> None:
+    """Once per template, as TEMPLATE_INVALID, instead of the image being dropped
+    from every PDF and PNG made from it."""
+    from certflow.app import parse_template
+
+    source = (
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+        f'<image xlink:href="{image}"/><text>${{recipientName}}</text></svg>'
+    ).encode()
+
+    with pytest.raises(CertflowError) as caught:
+        parse_template(source, "https://templates.example.org/t.svg", ImageLimits())
+
+    assert caught.value.code is ErrorCode.TEMPLATE_INVALID
+    assert "t.svg embeds an image that" in caught.value.message
+    assert why in caught.value.message
+    good = source.replace(image.encode(), data_uri(small_png()).encode())
+    assert parse_template(good, "https://templates.example.org/t.svg", ImageLimits()).placeholders == {
+        "recipientName"
+    }
