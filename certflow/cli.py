@@ -25,7 +25,8 @@ from certflow.settings import Settings
 def cli() -> None:
     """certflow: Sunbird-compatible course certificates on Kafka.
 
-    Typical local run: `certflow broker` in one terminal, `certflow worker` in
+    Typical local run: `certflow broker` in one terminal, `certflow keys generate
+    --file keys.json` once, `CERTFLOW_SIGNING_KEYS_FILE=keys.json certflow worker` in
     another, then `certflow send generate.certificate.request event.json` and
     `certflow tail certificate.issued`.
     """
