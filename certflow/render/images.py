@@ -74,7 +74,7 @@ _MEDIA_TYPES = {
 # Pillow's own guard, for every image opened anywhere in the process (cairosvg
 # opens non-PNG images with Pillow too): it warns above this many pixels and
 # refuses twice as many. Its default, 89 million, lets a 178-million-pixel image
-# through. :func:`check_image` keeps it at the configured limit.
+# through. :func:`check_image` raises it to a configured limit above this default.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
@@ -126,7 +126,10 @@ def check_image(
     """
     if len(body) > limits.max_bytes:
         raise ImageRefused(f"is {len(body)} bytes; at most {limits.max_bytes} are allowed")
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    if limits.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        # Pillow's own guard must not refuse what the configured limit allows; it is
+        # only ever raised to it, never lowered (the check below does the refusing).
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
             # Over the limit but under twice it, Pillow only warns; we refuse below.
