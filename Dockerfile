@@ -1,5 +1,9 @@
 # certflow worker image: `docker build -t certflow .` then `docker run certflow`
 # (the entrypoint is `certflow worker`; configure it with CERTFLOW_* variables).
+# Signing keys are never baked in and never made up: give every worker the same ones,
+# CERTFLOW_SIGNING_KEYS from a Secret, or CERTFLOW_SIGNING_KEYS_FILE naming a mounted
+# file (`certflow keys generate --file keys.json` makes one). Without, the worker
+# exits at once saying so.
 
 # --- build: wheels for certflow and everything it needs --------------------------
 FROM python:3.11-slim AS build

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -21,7 +23,7 @@ from certflow.credentials.keys import KeyRing
 from certflow.issuing import CertificateFactory
 from certflow.metrics import WorkerMetrics
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.images import image_data_uri
+from certflow.render.images import ImageLimits, check_template_images, image_data_uri
 from certflow.render.pool import RenderPool
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
@@ -40,11 +42,11 @@ class CertflowServices(mode.Service):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.accounting = Accounting()
-        self.keys = KeyRing.from_settings(settings)
         policy = FetchPolicy.from_settings(settings)
         self.fetcher = SafeFetcher(policy)
+        self.image_limits = ImageLimits.from_settings(settings)
         self.templates: TemplateCache[SvgTemplate] = TemplateCache.from_settings(
-            settings, self.fetcher, _parse_template
+            settings, self.fetcher, lambda source, url: parse_template(source, url, self.image_limits)
         )
         # Signature and logo images: the same guards, their own host allow-list.
         self.image_fetcher = SafeFetcher(
@@ -52,19 +54,36 @@ class CertflowServices(mode.Service):
         )
         self.images: TemplateCache[str] = TemplateCache(
             self.image_fetcher,
-            image_data_uri,
+            lambda body, url: image_data_uri(body, url, self.image_limits),
             template_root=settings.template_root,
             maxsize=settings.render_cache_size or 1,
             ttl_seconds=settings.template_cache_ttl_seconds,
             max_bytes=settings.fetch_max_bytes,
         )
-        self.renderer = RenderPool(cache_size=settings.render_cache_size)
+        self.renderer = RenderPool(
+            cache_size=settings.render_cache_size, image_limits=self.image_limits
+        )
         self.metrics = WorkerMetrics(
             self.accounting, lambda: {"templates": self.templates.stats, "images": self.images.stats}
         )
-        self.certificates = CertificateFactory(self.templates, settings.base_path, self.keys)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        """The deployment's signing keys (``SigningKeysMissing`` if none are configured).
+
+        Read when first needed or when the worker starts, not when this module is
+        imported: tools and tests import the app without being a worker. ``certflow
+        worker`` reads them before anything else, so a worker without keys stops
+        before it touches the broker.
+        """
+        return KeyRing.from_settings(self.settings)
+
+    @cached_property
+    def certificates(self) -> CertificateFactory:
+        return CertificateFactory(self.templates, self.settings.base_path, self.keys)
 
     async def on_start(self) -> None:
+        self.keys  # noqa: B018 - a worker without signing keys must not run (faust -A too)
         # Faust's worker sets the root logger to DEBUG when the level is WARN or
         # above, so that its start-up spinner sees every record, and leaves it so:
         # every debug line of aiokafka and Faust is then built and thrown away (a
@@ -77,8 +96,11 @@ class CertflowServices(mode.Service):
         self.renderer.close()
 
 
-def _parse_template(source: bytes, url: str) -> SvgTemplate:
-    return SvgTemplate.parse(source, url=url)
+def parse_template(source: bytes, url: str, image_limits: ImageLimits) -> SvgTemplate:
+    """A fetched template, sanitised, whose embedded images are within the limits."""
+    template = SvgTemplate.parse(source, url=url)
+    check_template_images(source, url, image_limits)
+    return template
 
 
 _LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}
@@ -111,6 +133,13 @@ class CertflowApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        # Faust creates its data directory with mkdir() without parents: in a fresh
+        # working directory the default, .certflow/worker, died with
+        # FileNotFoundError('.certflow/worker'). The whole path is created first.
+        Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
 
 
 def create_app(settings: Settings) -> CertflowApp:

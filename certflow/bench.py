@@ -39,7 +39,7 @@ import orjson
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.issuing import CertificateFactory
 from certflow.kafka import ensure_topics, produce, read_topic
-from certflow.local import LocalBroker, LocalWorker, wait_for_reference
+from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
@@ -142,11 +142,10 @@ def bench_broker(workdir: Path) -> Iterator[tuple[LocalBroker, TopicNames, dict[
     with LocalBroker(workdir / "broker") as broker:
         topics = TopicNames("")
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
-        keys = workdir / "signing-keys.json"
-        KeyRing((SigningKey.generate(),)).save(keys)
+        # One key ring for the deployment, shared by all its workers.
         yield broker, topics, {
             "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS),
-            "CERTFLOW_LOG_LEVEL": "warn", "CERTFLOW_SIGNING_KEYS_FILE": str(keys),
+            "CERTFLOW_LOG_LEVEL": "warn", **shared_signing_keys(workdir / "signing-keys.json"),
         }
 
 

@@ -26,7 +26,8 @@ from certflow.settings import Settings
 def cli() -> None:
     """certflow: Sunbird-compatible course certificates on Kafka.
 
-    Typical local run: `certflow broker` in one terminal, `certflow worker` in
+    Typical local run: `certflow broker` in one terminal, `certflow keys generate
+    --file keys.json` once, `CERTFLOW_SIGNING_KEYS_FILE=keys.json certflow worker` in
     another, then `certflow send generate.certificate.request event.json` and
     `certflow tail certificate.issued`.
     """
@@ -90,6 +91,7 @@ def worker(web_port: int | None) -> None:
     if web_port is not None:
         os.environ["CERTFLOW_WEB_PORT"] = str(web_port)
     settings = Settings()
+    _require_signing_keys(settings)
     _create_topics(settings)
     from certflow.app import app
 
@@ -108,6 +110,17 @@ def worker(web_port: int | None) -> None:
         settings.web_host,
     ]
     app.main()
+
+
+def _require_signing_keys(settings: Settings) -> None:
+    """Stop, saying how to fix it, before a worker without usable keys touches the
+    broker (``KeyRing.from_settings`` refuses to make one up)."""
+    from certflow.credentials.keys import KeyRing
+
+    try:
+        KeyRing.from_settings(settings)
+    except ValueError as exc:
+        raise click.ClickException(f"the worker cannot sign certificates: {exc}") from None
 
 
 @cli.command()
@@ -331,8 +344,9 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
 def keys() -> None:
     """Ed25519 signing keys (did:key): the newest signs, all of them verify.
 
-    Without --file the key file is CERTFLOW_SIGNING_KEYS_FILE, else
-    {CERTFLOW_DATA_DIR}/signing-keys.json, the one a worker uses.
+    Without --file the key file is CERTFLOW_SIGNING_KEYS_FILE, the one workers use.
+    Every worker of a deployment must have the same keys (the file, or its content
+    in CERTFLOW_SIGNING_KEYS); a worker without keys refuses to start.
     """
 
 
@@ -341,7 +355,7 @@ _keys_file_option = click.option(
     "path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Key file [default: CERTFLOW_SIGNING_KEYS_FILE, else {data_dir}/signing-keys.json].",
+    help="Key file [default: CERTFLOW_SIGNING_KEYS_FILE].",
 )
 
 
@@ -357,6 +371,11 @@ def keys_generate(path: Path | None) -> None:
 
     settings = Settings()
     target = path or keys_file(settings)
+    if target is None:
+        raise click.ClickException(
+            "say which key file: --file keys.json (then give workers "
+            "CERTFLOW_SIGNING_KEYS_FILE=keys.json), or set CERTFLOW_SIGNING_KEYS_FILE"
+        )
     if path is None and settings.signing_keys.strip():
         click.echo(
             "warning: CERTFLOW_SIGNING_KEYS is set and wins over the key file; "
@@ -387,6 +406,11 @@ def keys_list(path: Path | None) -> None:
             ring = KeyRing.from_json(settings.signing_keys)
         else:
             target = path or keys_file(settings)
+            if target is None:
+                raise click.ClickException(
+                    "no keys configured: give --file, or set CERTFLOW_SIGNING_KEYS_FILE or "
+                    "CERTFLOW_SIGNING_KEYS"
+                )
             if not target.exists():
                 raise click.ClickException(f"no key file at {target} (`certflow keys generate` makes one)")
             ring = KeyRing.load(target)
@@ -497,7 +521,8 @@ def _deployment_keys(settings: Settings):  # type: ignore[no-untyped-def]
                    "only CERTFLOW_TRUSTED_ISSUERS and --trust are trusted", err=True)
         return None
     if ring is None:
-        click.echo(f"warning: no signing keys at {keys_file(settings)} (nor CERTFLOW_SIGNING_KEYS); "
+        where = keys_file(settings) or "CERTFLOW_SIGNING_KEYS_FILE (unset)"
+        click.echo(f"warning: no signing keys at {where} (nor CERTFLOW_SIGNING_KEYS); "
                    "only CERTFLOW_TRUSTED_ISSUERS and --trust are trusted", err=True)
     return ring
 

@@ -138,15 +138,34 @@ class LocalBroker(LocalProcess):
 LOCAL_ADMIN_TOKEN = secrets.token_urlsafe(32)
 
 
+def shared_signing_keys(path: Path) -> dict[str, str]:
+    """The settings that give workers the key ring in ``path``, made (one fresh key)
+    if it does not exist yet: call it once per deployment and hand the result to
+    every worker of it, so they all sign with the same key."""
+    from certflow.credentials.keys import KeyRing, SigningKey
+
+    if not path.exists():
+        KeyRing((SigningKey.generate(),)).save(path)
+    return {"CERTFLOW_SIGNING_KEYS_FILE": str(path)}
+
+
 class LocalWorker(LocalProcess):
     """``certflow worker`` with the given ``CERTFLOW_*`` settings.
 
-    The worker gets ``CERTFLOW_ADMIN_TOKEN`` (the settings' or
-    :data:`LOCAL_ADMIN_TOKEN`), and :meth:`get` sends it: ``/stats``, ``/metrics``
-    and learners' decisions need a token.
+    The settings must name the deployment's signing keys (``CERTFLOW_SIGNING_KEYS_FILE``
+    or ``CERTFLOW_SIGNING_KEYS``, e.g. from :func:`shared_signing_keys`), the same for
+    every worker of one deployment; ``keys=False`` is only for testing the refusal
+    of a worker without them.
     """
 
-    def __init__(self, settings: Mapping[str, str], *, workdir: Path, name: str = "worker") -> None:
+    def __init__(
+        self, settings: Mapping[str, str], *, workdir: Path, name: str = "worker", keys: bool = True
+    ) -> None:
+        if keys and not (settings.get("CERTFLOW_SIGNING_KEYS_FILE") or settings.get("CERTFLOW_SIGNING_KEYS")):
+            raise ValueError(
+                "a worker needs the deployment's signing keys: pass "
+                "CERTFLOW_SIGNING_KEYS_FILE (see shared_signing_keys) or CERTFLOW_SIGNING_KEYS"
+            )
         self.web_port = int(settings.get("CERTFLOW_WEB_PORT") or free_port())
         self.admin_token = settings.get("CERTFLOW_ADMIN_TOKEN", LOCAL_ADMIN_TOKEN)
         env = {

@@ -170,7 +170,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path(".certflow/worker"),
-        description="Directory of the worker's local state (table stores).",
+        description="Directory of the worker's local state (table stores); created, "
+        "parents included, when the worker starts.",
     )
 
     # --- Web -------------------------------------------------------------------
@@ -213,10 +214,10 @@ class Settings(BaseSettings):
     # --- Credentials ------------------------------------------------------------------
     signing_keys_file: Path | None = Field(
         None,
-        description="JSON file of Ed25519 signing keys (`certflow keys generate` writes "
-        "it); the newest key signs, every key in it verifies. Unset: "
-        "`{data_dir}/signing-keys.json`, created with a fresh key on first start "
-        "(fine for one worker in development; share one file among workers).",
+        description="JSON file of Ed25519 signing keys (`certflow keys generate --file F` "
+        "writes it); the newest key signs, every key in it verifies. Every worker of a "
+        "deployment must have the same keys; a worker with neither this nor "
+        "`signing_keys` refuses to start (it never makes up a key of its own).",
     )
     signing_keys: str = Field(
         "",
@@ -303,6 +304,26 @@ class Settings(BaseSettings):
         2_097_152, ge=1024, description="Largest response body accepted from a fetch."
     )
     fetch_max_redirects: int = Field(3, ge=0, description="Redirects followed by one fetch.")
+    image_max_pixels: int = Field(
+        4_000_000,
+        ge=1,
+        description="Largest image a certificate may carry (signatures, logos, images "
+        "in templates, fetched or inline `data:`), in pixels as its header declares "
+        "them, checked before any pixel is decoded: a 17 KB PNG can declare 12000×12000 "
+        "pixels, 576 MB to render.",
+    )
+    image_max_bytes: int = Field(
+        2_097_152,
+        ge=1024,
+        description="Largest image a certificate may carry, in bytes (a `data:` URI's "
+        "decoded content, or a fetched body).",
+    )
+    image_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["PNG", "JPEG", "GIF", "WEBP"],
+        description="Image formats a certificate may carry; a subset of PNG, JPEG, GIF "
+        "and WEBP. SVG images are never accepted (they can carry scripts and images "
+        "of their own).",
+    )
     fetch_allow_private_networks: bool = Field(
         False,
         description="Allow fetches from loopback, private, link-local and other "
@@ -320,12 +341,25 @@ class Settings(BaseSettings):
         """``CERTFLOW_SIGNING_KEYS_FILE=`` means "not set", not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("image_formats", mode="after")
+    @classmethod
+    def _raster_formats(cls, value: list[str]) -> list[str]:
+        formats = [name.strip().upper() for name in value if name.strip()]
+        formats = ["JPEG" if name == "JPG" else name for name in formats]
+        unknown = sorted(set(formats) - {"PNG", "JPEG", "GIF", "WEBP"})
+        if unknown or not formats:
+            raise ValueError(
+                f"image formats must be some of PNG, JPEG, GIF, WEBP (got {unknown or 'none'})"
+            )
+        return formats
+
     @field_validator(
         "template_allowed_hosts",
         "image_allowed_hosts",
         "assessment_content_types",
         "trusted_issuers",
         "status_list_allowed_hosts",
+        "image_formats",
         mode="before",
     )
     @classmethod

@@ -53,11 +53,12 @@ def web_port() -> int:
 
 def qr_content(svg: str) -> str | None:
     """What a phone reads from the certificate's QR code (zxing-cpp's reader)."""
-    match = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", svg)
-    if not match:
-        return None
-    barcodes = zxingcpp.read_barcodes(Image.open(io.BytesIO(base64.b64decode(match.group(1)))))
-    return barcodes[0].text if barcodes else None
+    # Every inline PNG is tried: signatures are PNGs too (SVG images are refused).
+    for match in re.finditer(r"data:image/png;base64,([A-Za-z0-9+/=]+)", svg):
+        barcodes = zxingcpp.read_barcodes(Image.open(io.BytesIO(base64.b64decode(match.group(1)))))
+        if barcodes:
+            return barcodes[0].text
+    return None
 
 
 def slug(text: str) -> str:

@@ -42,6 +42,7 @@ from certflow.eligibility import (
 from certflow.errors import CertflowError, ErrorCode
 from certflow.models.events import parse_event
 from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.render.images import ImageLimits
 from certflow.models.issue import IssueCertificateRequest
 from certflow.models.records import Decision, EventSource
 from certflow.models.reference import BatchRecord, enrolment_slot
@@ -57,7 +58,10 @@ _CONTENT_TYPES = frozenset(settings.assessment_content_types)
 #: per-event overhead on every learner (most of a worker's time, measured); a job
 #: is retried whole, and learners it already decided are skipped as issued.
 JOB_LEARNERS = 500
-_VALIDATION = validation_context(suppress_signatory_errors=settings.suppress_signatory_errors)
+_VALIDATION = validation_context(
+    suppress_signatory_errors=settings.suppress_signatory_errors,
+    image_limits=ImageLimits.from_settings(settings),
+)
 
 
 @app.agent(issue_requests, name="certflow.issue.expand")

@@ -19,7 +19,6 @@ file's entries can be handed to other Multikey tooling as they are.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -35,13 +34,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 if TYPE_CHECKING:
     from certflow.settings import Settings
 
-log = logging.getLogger(__name__)
 
 #: Multicodec prefix of an Ed25519 public key (``ed25519-pub``, 0xed as a varint).
 ED25519_PUBLIC_PREFIX = b"\xed\x01"
 #: Multicodec prefix of an Ed25519 private key seed (``ed25519-priv``, 0x1300 as a varint).
 ED25519_PRIVATE_PREFIX = b"\x80\x26"
-#: File name of the key ring in ``data_dir`` when no file is configured.
+#: File name of the key ring earlier versions created in ``data_dir`` when no file
+#: was configured (now only named in the message of a worker without keys).
 DEFAULT_KEYS_FILE_NAME = "signing-keys.json"
 
 
@@ -253,50 +252,67 @@ class KeyRing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        """The ring a worker signs with.
+        """The ring a worker signs with: ``signing_keys`` (inline JSON, e.g. from a
+        Kubernetes Secret), else ``signing_keys_file``.
 
-        ``signing_keys`` (inline JSON, e.g. from a Kubernetes Secret) wins; then
-        ``signing_keys_file``; then ``{data_dir}/signing-keys.json``, which is
-        created with one fresh key when missing. That last default suits one
-        development worker only: workers that do not share a key file each sign
-        with a key of their own.
+        Neither set is :class:`SigningKeysMissing`, never a key made up on the spot:
+        workers that each made their own would sign with different keys, and every
+        certificate one of them issued would fail verification on the others. A
+        worker refuses to start instead, saying how to configure them.
         """
         if settings.signing_keys.strip():
             return cls.from_json(settings.signing_keys)
-        path = keys_file(settings)
-        if settings.signing_keys_file is None and not path.exists():
-            ring = cls((SigningKey.generate(),))
-            ring.save(path)
-            log.warning(
-                "created signing key %s in %s: a development default; set "
-                "CERTFLOW_SIGNING_KEYS or CERTFLOW_SIGNING_KEYS_FILE in production",
-                ring.current.verification_method,
-                path,
+        if settings.signing_keys_file is None:
+            earlier = Path(settings.data_dir) / DEFAULT_KEYS_FILE_NAME
+            hint = (
+                f" A key file made by an earlier certflow is at {earlier}: set "
+                f"CERTFLOW_SIGNING_KEYS_FILE={earlier} to keep signing with its key."
+                if earlier.exists()
+                else ""
             )
-            return ring
+            raise SigningKeysMissing(f"no signing keys are configured. {HOW_TO_CONFIGURE_KEYS}{hint}")
+        path = Path(settings.signing_keys_file)
+        if not path.exists():
+            raise SigningKeysMissing(
+                f"CERTFLOW_SIGNING_KEYS_FILE={path} does not exist. {HOW_TO_CONFIGURE_KEYS}"
+            )
         return cls.load(path)
 
 
 def configured_key_ring(settings: Settings) -> KeyRing | None:
     """The ring the settings name, read only: ``None`` when none is configured or exists.
 
-    What :meth:`KeyRing.from_settings` reads, except that a missing default key file
-    is *not* created: for tools that only verify (``certflow verify``), which must
-    never mint a key, let alone trust one they just made.
+    What :meth:`KeyRing.from_settings` reads, except that nothing missing is an
+    error: for tools that only verify (``certflow verify``), which must never mint a
+    key, let alone trust one they just made.
     """
     if settings.signing_keys.strip():
         return KeyRing.from_json(settings.signing_keys)
     path = keys_file(settings)
-    if not path.exists():
+    if path is None or not path.exists():
         return None
     return KeyRing.load(path)
 
 
-def keys_file(settings: Settings) -> Path:
-    """The key file the settings name: ``signing_keys_file``, else ``{data_dir}/signing-keys.json``."""
+class SigningKeysMissing(ValueError):
+    """No signing keys are configured (or the configured file is missing)."""
+
+
+#: What a worker without keys says: one key ring, made once, shared by all workers.
+HOW_TO_CONFIGURE_KEYS = (
+    "Make a key file once with `certflow keys generate --file keys.json` and give every "
+    "worker of the deployment the same keys: CERTFLOW_SIGNING_KEYS_FILE=keys.json, or "
+    "the file's content in CERTFLOW_SIGNING_KEYS (e.g. from a Kubernetes Secret). Each "
+    "worker making its own key would sign with a different one, and certificates would "
+    "fail verification on the other workers."
+)
+
+
+def keys_file(settings: Settings) -> Path | None:
+    """The key file the settings name (``signing_keys_file``), if any."""
     if settings.signing_keys_file is not None:
         return Path(settings.signing_keys_file)
-    return Path(settings.data_dir) / DEFAULT_KEYS_FILE_NAME
+    return None
 
 
 def append_new_key(path: Path, *, created: datetime | None = None) -> SigningKey:

@@ -80,6 +80,13 @@ def clean_text(value: str) -> str:
             ErrorCode.INVALID_PARAM_VALUE.value,
             f"is {len(text)} characters long; at most {MAX_DISPLAY_CHARS} are allowed",
         )
+    return refuse_hidden_characters(text)
+
+
+def refuse_hidden_characters(text: str) -> str:
+    """``text`` unchanged, or INVALID_PARAM_VALUE if it holds a character that hides
+    or reorders what is shown: controls, line/paragraph separators, bidi overrides
+    and isolates and other format characters (those names need are allowed)."""
     if text.isprintable():
         # Printable (checked in C) rules out every forbidden category: the
         # character-by-character check below is only for text with a format
@@ -98,8 +105,29 @@ def clean_text(value: str) -> str:
     return text
 
 
-#: A string shown to people: NFC, trimmed, no control characters.
+def check_display_id(value: str) -> str:
+    """An identifier that is also shown: held to the display rules but never altered.
+
+    Ids are keys (a learner's partition, the certificate id's inputs, table slots),
+    so one is refused rather than normalised, trimmed or stripped: a changed key
+    would silently be another learner's or another certificate's.
+    """
+    if len(value) > MAX_DISPLAY_CHARS:
+        raise PydanticCustomError(
+            ErrorCode.INVALID_PARAM_VALUE.value,
+            f"is {len(value)} characters long; at most {MAX_DISPLAY_CHARS} are allowed",
+        )
+    return refuse_hidden_characters(value)
+
+
+#: A string shown to people: NFC, trimmed, no control characters or bidi overrides.
 DisplayText = Annotated[str, AfterValidator(clean_text)]
+#: An identifier shown on a certificate or page (recipient, course, batch, template,
+#: signatory ids …): the display rules, refused rather than changed (it is a key).
+DisplayId = Annotated[str, AfterValidator(check_display_id)]
+#: A link shown or followed from a certificate (issuer URL, basePath, images,
+#: ``data:`` URIs included, so no length limit here): no hidden characters, unchanged.
+DisplayLink = Annotated[str, AfterValidator(refuse_hidden_characters)]
 
 
 class SunbirdModel(BaseModel):

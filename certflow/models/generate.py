@@ -20,8 +20,17 @@ from pydantic_core import PydanticCustomError
 from certflow.credentials.expiry import valid_until
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
-from certflow.models.events import DisplayText, JobRequest, SunbirdModel, quoted, summarise
+from certflow.models.events import (
+    DisplayId,
+    DisplayLink,
+    DisplayText,
+    JobRequest,
+    SunbirdModel,
+    quoted,
+    summarise,
+)
 from certflow.models.records import MAX_PUBLISHED_BYTES
+from certflow.render.images import DEFAULT_LIMITS, ImageLimits, ImageRefused, check_inline_image
 
 #: Image references a certificate may carry into a browser: web URLs or inline images.
 #: Anything else (``javascript:``, ``file:``, ``data:text/html``) is refused.
@@ -48,22 +57,24 @@ class Recipient(SunbirdModel):
     """One element of ``edata.data``: a learner to certify."""
 
     recipientName: DisplayText = ""
-    recipientId: str = ""
+    #: Shown on the certificate (``${recipientId}``) and in the credential, and the
+    #: learner's key: refused, never altered, when it breaks the display rules.
+    recipientId: DisplayId = ""
     recipientEmail: str | None = None
     recipientPhone: str | None = None
 
 
 class Issuer(SunbirdModel):
     name: DisplayText = ""
-    url: str = ""
+    url: DisplayLink = ""
     publicKey: list[str] = Field(default_factory=list)
 
 
 class Signatory(SunbirdModel):
     name: DisplayText = ""
-    id: str = ""
+    id: DisplayId = ""
     designation: DisplayText = ""
-    image: str = ""
+    image: DisplayLink = ""
 
     @property
     def is_blank(self) -> bool:
@@ -77,8 +88,8 @@ class Criteria(SunbirdModel):
 class Related(SunbirdModel):
     """What the certificate is about; Sunbird reads ``batchId``/``courseId`` from here."""
 
-    batchId: str = ""
-    courseId: str = ""
+    batchId: DisplayId = ""
+    courseId: DisplayId = ""
     type: str = ""
 
 
@@ -89,22 +100,22 @@ class SigningKeys(SunbirdModel):
 class GenerateCertificateEdata(SunbirdModel):
     """``edata`` of a generate-certificate request (Sunbird's generator ``Event``)."""
 
-    userId: str = ""
+    userId: DisplayId = ""
     svgTemplate: str = ""
-    templateId: str = ""
+    templateId: DisplayId = ""
     courseName: DisplayText = ""
     data: list[Recipient] = Field(default_factory=list)
     name: DisplayText = ""
-    tag: str = ""
+    tag: DisplayId = ""
     issuer: Issuer = Field(default_factory=Issuer)
     signatoryList: list[Signatory] = Field(default_factory=list)
     criteria: Criteria = Field(default_factory=Criteria)
-    basePath: str = ""
+    basePath: DisplayLink = ""
     related: Related = Field(default_factory=Related)
-    oldId: str = ""
+    oldId: DisplayId = ""
     issuedDate: str = ""
     expiry: str = ""
-    logo: str = ""
+    logo: DisplayLink = ""
     description: DisplayText = ""
     keys: SigningKeys | None = None
     orgId: str | None = None
@@ -154,11 +165,27 @@ class GenerateCertificateEdata(SunbirdModel):
                 for field in ("name", "id", "designation", "image"):
                     if not str(getattr(signatory, field)).strip():
                         missing(f"signatoryList[{index}].{field}")
+        limits: ImageLimits = context.get("image_limits", DEFAULT_LIMITS)
+
+        def image(value: str, parameter: str) -> None:
+            """A web URL, or an inline image within the image limits (format, bytes,
+            declared pixels), judged from its header: a 17 KB PNG declaring
+            12000×12000 pixels would cost the renderer 576 MB."""
+            if not value.strip():
+                return
+            if not _IMAGE_REFERENCE.match(value.strip()):
+                invalid(value, parameter)
+            elif value.strip()[:5].lower() == "data:":
+                try:
+                    check_inline_image(value, limits)
+                except ImageRefused as exc:
+                    problems.append(
+                        (ErrorCode.INVALID_PARAM_VALUE, f"Invalid image for parameter {parameter}: it {exc}.")
+                    )
+
         for index, signatory in enumerate(self.signatoryList):
-            if signatory.image.strip() and not _IMAGE_REFERENCE.match(signatory.image.strip()):
-                invalid(signatory.image, f"signatoryList[{index}].image")
-        if self.logo.strip() and not _IMAGE_REFERENCE.match(self.logo.strip()):
-            invalid(self.logo, "logo")
+            image(signatory.image, f"signatoryList[{index}].image")
+        image(self.logo, "logo")
         if not self.criteria.narrative:
             missing("criteria.narrative")
         if self.tag and TAG_FORBIDDEN.search(self.tag):
@@ -276,6 +303,8 @@ class GenerateCertificateRequest(JobRequest[GenerateCertificateEdata]):
         )
 
 
-def validation_context(*, suppress_signatory_errors: bool) -> dict[str, Any]:
+def validation_context(
+    *, suppress_signatory_errors: bool, image_limits: ImageLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
     """The context :class:`GenerateCertificateEdata` validates under."""
-    return {"suppress_signatory_errors": suppress_signatory_errors}
+    return {"suppress_signatory_errors": suppress_signatory_errors, "image_limits": image_limits}

@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import ErrorCode
-from certflow.models.events import MAX_DISPLAY_CHARS, DisplayText, rejection
+from certflow.models.events import MAX_DISPLAY_CHARS, DisplayText, check_display_id, rejection
 from certflow.models.generate import TAG_FORBIDDEN, GenerateCertificateEdata, validation_context
 
 #: Sunbird's criteria keys. Sunbird's validator checks ``users`` but its evaluator
@@ -61,8 +61,10 @@ def _json_map(value: Any) -> Any:
     return decoded if decoded is not None else {}
 
 
-#: An identifier a record cannot do without (a key, a course, a batch).
-RequiredId = Annotated[str, AfterValidator(_non_blank)]
+#: An identifier a record cannot do without (a key, a course, a batch). Ids end up
+#: on certificates (recipient, course and batch ids), so they are held to the display
+#: rules (no bidi overrides or control characters) when they are loaded.
+RequiredId = Annotated[str, AfterValidator(_non_blank), AfterValidator(check_display_id)]
 #: A Cassandra ``map`` column: a JSON object, possibly as a string; null means empty.
 JsonMap = Annotated[dict[str, float], BeforeValidator(_json_map)]
 

@@ -19,6 +19,10 @@ not consulted. Text that would not fit is shrunk (see :func:`fit_factor`).
 Remote images are never embedded: the document is rendered without network access,
 so an ``<image>`` whose ``href`` is not a ``data:`` URL is removed first (signature
 images are fetched, checked and inlined by whoever fills the template, if at all).
+Every ``data:`` image left is checked against the image limits (format, bytes,
+declared pixels) and re-encoded as PNG, or removed, right before cairosvg sees it
+(:func:`certflow.render.images.sanitise_inline_images`): a 17 KB PNG declaring
+12000×12000 pixels would otherwise make cairosvg allocate 576 MB.
 
 Everything here is CPU-bound and synchronous; callers run it in a thread or process
 pool. Fonts and glyph outlines are shared read-only caches, so threads may render
@@ -35,6 +39,7 @@ import cairosvg
 from lxml import etree
 
 from certflow.render.fonts import FontBook, default_font_book
+from certflow.render.images import DEFAULT_LIMITS, ImageLimits, sanitise_inline_images
 from certflow.render.shaping import RTL_SCRIPTS, GlyphRun, itemize, line_width, shape_runs
 from certflow.render.svg import hardened_parser, remove_element
 
@@ -566,24 +571,40 @@ def outline_text(svg: str, font_book: FontBook | None = None) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-def prepare_svg(svg: str, font_book: FontBook | None = None) -> bytes:
-    """What the renderer hands to cairosvg: text outlined, remote images dropped."""
+def prepare_svg(
+    svg: str, font_book: FontBook | None = None, image_limits: ImageLimits = DEFAULT_LIMITS
+) -> bytes:
+    """What the renderer hands to cairosvg: text outlined, remote images dropped,
+    inline images checked and re-encoded (or dropped)."""
     root = _parse(svg)
     _outline_tree(root, font_book or default_font_book())
     drop_remote_images(root)
+    sanitise_inline_images(root, image_limits)
     return etree.tostring(root, encoding="utf-8")
 
 
-def render_pdf(svg: str, *, font_book: FontBook | None = None) -> bytes:
+def render_pdf(
+    svg: str, *, font_book: FontBook | None = None, image_limits: ImageLimits = DEFAULT_LIMITS
+) -> bytes:
     """A one-page vector PDF of the filled certificate ``svg``, with no fonts in it.
 
     One user unit (px) becomes one PDF point, so a template drawn 842 × 595, as
     Sunbird's are, gives an A4 landscape page; mm and in keep their true size.
     """
     # No url and unsafe=False: cairosvg resolves nothing outside the document.
-    return cairosvg.svg2pdf(bytestring=prepare_svg(svg, font_book), dpi=72, unsafe=False)
+    return cairosvg.svg2pdf(
+        bytestring=prepare_svg(svg, font_book, image_limits), dpi=72, unsafe=False
+    )
 
 
-def render_png(svg: str, *, scale: float = 2.0, font_book: FontBook | None = None) -> bytes:
+def render_png(
+    svg: str,
+    *,
+    scale: float = 2.0,
+    font_book: FontBook | None = None,
+    image_limits: ImageLimits = DEFAULT_LIMITS,
+) -> bytes:
     """A PNG of the filled certificate ``svg``, ``scale`` pixels per user unit."""
-    return cairosvg.svg2png(bytestring=prepare_svg(svg, font_book), scale=scale, unsafe=False)
+    return cairosvg.svg2png(
+        bytestring=prepare_svg(svg, font_book, image_limits), scale=scale, unsafe=False
+    )

@@ -16,19 +16,26 @@ from typing import Literal
 
 from cachetools import LRUCache
 
+from certflow.render.images import DEFAULT_LIMITS, ImageLimits
 from certflow.render.pdf import render_pdf, render_png
 
 Format = Literal["pdf", "png"]
 
 
-def _render(svg: str, fmt: Format) -> bytes:
-    return render_pdf(svg) if fmt == "pdf" else render_png(svg)
+def _render(svg: str, fmt: Format, image_limits: ImageLimits) -> bytes:
+    if fmt == "pdf":
+        return render_pdf(svg, image_limits=image_limits)
+    return render_png(svg, image_limits=image_limits)
 
 
 class RenderPool:
     """Renders certificates in a worker process; results cached by certificate and format."""
 
-    def __init__(self, *, cache_size: int, processes: int = 1) -> None:
+    def __init__(
+        self, *, cache_size: int, processes: int = 1, image_limits: ImageLimits = DEFAULT_LIMITS
+    ) -> None:
+        #: Every image the renderer draws is held to these (``prepare_svg``).
+        self.image_limits = image_limits
         self._cache: LRUCache[tuple[str, Format], bytes] = LRUCache(maxsize=max(cache_size, 1))
         self._processes = processes
         self._executor: ProcessPoolExecutor | None = None
@@ -48,7 +55,7 @@ class RenderPool:
         if pending is None:
             loop = asyncio.get_running_loop()
             pending = asyncio.ensure_future(
-                loop.run_in_executor(self._pool(), _render, svg, fmt)
+                loop.run_in_executor(self._pool(), _render, svg, fmt, self.image_limits)
             )
             self._pending[slot] = pending
             pending.add_done_callback(lambda _: self._pending.pop(slot, None))

@@ -17,7 +17,7 @@ import pytest
 
 from certflow.broker import free_port
 from certflow.kafka import collect_json, ensure_topics, produce
-from certflow.local import LocalBroker, LocalProcess, LocalWorker, wait_for_reference
+from certflow.local import LocalBroker, LocalProcess, LocalWorker, shared_signing_keys, wait_for_reference
 from certflow.settings import TopicNames
 
 pytestmark = pytest.mark.integration
@@ -62,6 +62,9 @@ class Deployment:
             "CERTFLOW_APP_ID": f"certflow-{prefix}",
             "CERTFLOW_TOPIC_PREFIX": prefix,
             "CERTFLOW_PARTITIONS": str(PARTITIONS),
+            # One key ring per deployment, shared by all its workers (a test may
+            # bring its own file instead).
+            **shared_signing_keys(workdir / "signing-keys.json"),
             **settings,
         }
         self.workers: list[LocalWorker] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 
 from certflow.cli import cli
 from certflow.credentials.keys import (
+    SigningKeysMissing,
     KeyRing,
     SigningKey,
     append_new_key,
@@ -116,24 +116,30 @@ def test_a_configured_key_file_is_used_and_must_exist(tmp_path: Path) -> None:
     file_ring.save(tmp_path / "keys.json")
     chosen = KeyRing.from_settings(settings(tmp_path, signing_keys_file=tmp_path / "keys.json"))
     assert chosen.current.verification_method == file_ring.current.verification_method
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SigningKeysMissing, match="missing.json does not exist"):
         KeyRing.from_settings(settings(tmp_path, signing_keys_file=tmp_path / "missing.json"))
 
 
-def test_without_configuration_a_development_key_is_created_once_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_without_configuration_no_key_is_made_up_and_the_error_says_how(tmp_path: Path) -> None:
+    """Workers that each made their own key signed with different keys: half the
+    certificates failed verification on the other worker (issue 10, hole 8)."""
     configured = settings(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="certflow.credentials.keys"):
-        created = KeyRing.from_settings(configured)
-    assert "development default" in caplog.text
-    path = tmp_path / "worker" / "signing-keys.json"
-    assert keys_file(configured) == path
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    caplog.clear()
-    again = KeyRing.from_settings(configured)
-    assert again.current.verification_method == created.current.verification_method
-    assert caplog.text == ""
+
+    with pytest.raises(SigningKeysMissing) as caught:
+        KeyRing.from_settings(configured)
+
+    assert "certflow keys generate --file keys.json" in str(caught.value)
+    assert "CERTFLOW_SIGNING_KEYS_FILE=keys.json" in str(caught.value)
+    assert "CERTFLOW_SIGNING_KEYS " in str(caught.value)
+    assert keys_file(configured) is None
+    assert not (tmp_path / "worker").exists()
+
+
+def test_a_key_file_an_earlier_version_made_is_named_not_used(tmp_path: Path) -> None:
+    KeyRing((SigningKey.generate(),)).save(tmp_path / "worker" / "signing-keys.json")
+
+    with pytest.raises(SigningKeysMissing, match="CERTFLOW_SIGNING_KEYS_FILE=.*worker/signing-keys.json"):
+        KeyRing.from_settings(settings(tmp_path))
 
 
 def test_keys_generate_and_list_on_the_command_line(tmp_path: Path) -> None:
@@ -159,11 +165,20 @@ def test_keys_commands_default_to_the_workers_key_file(tmp_path: Path) -> None:
     env = {
         "CERTFLOW_DATA_DIR": str(tmp_path / "data"),
         "CERTFLOW_SIGNING_KEYS": None,
-        "CERTFLOW_SIGNING_KEYS_FILE": None,
+        "CERTFLOW_SIGNING_KEYS_FILE": str(tmp_path / "keys.json"),
     }
     missing = runner.invoke(cli, ["keys", "list"], env=env)
     assert missing.exit_code != 0 and "no key file" in missing.output
     made = runner.invoke(cli, ["keys", "generate"], env=env)
     assert made.exit_code == 0, made.output
-    assert (tmp_path / "data" / "signing-keys.json").exists()
+    assert (tmp_path / "keys.json").exists()
     assert made.stdout.strip() in runner.invoke(cli, ["keys", "list"], env=env).stdout
+
+
+def test_keys_commands_without_a_file_say_which_to_give(tmp_path: Path) -> None:
+    """No more {data_dir}/signing-keys.json that no worker would read."""
+    env = {"CERTFLOW_DATA_DIR": str(tmp_path / "data"), "CERTFLOW_SIGNING_KEYS": None,
+           "CERTFLOW_SIGNING_KEYS_FILE": None}
+    made = CliRunner().invoke(cli, ["keys", "generate"], env=env)
+    assert made.exit_code != 0 and "--file" in made.output
+    assert not (tmp_path / "data").exists()

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import functools
 import io
+import random
 import struct
 import time
 import zlib
@@ -198,7 +199,12 @@ async def test_signatures_inlined_too_large_to_publish_make_a_coded_failure(sunb
     request fits, its certificate would not. Refused with a code, not left to the
     producer (which would stop the agent)."""
     event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
-    signature = "data:image/png;base64," + "A" * (350 * 1024)
+    # A real image (within the image limits, as validation requires) that does not
+    # compress: 300×300 pixels of noise, about 350 KB as a PNG.
+    noise = Image.frombytes("RGBA", (300, 300), random.Random(0).randbytes(300 * 300 * 4))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    signature = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
     event["edata"].update(svgTemplate="course-completion.svg", signatoryList=[
         {"name": "CEO", "id": "CEO", "designation": "CEO", "image": signature},
         {"name": "Director", "id": "D", "designation": "Director", "image": signature},
