@@ -65,7 +65,6 @@ ACTIVE = """<svg xmlns="http://www.w3.org/2000/svg" xmlns:h="http://www.w3.org/1
   <rect width="842" height="595" style="fill:url({beacon}/style.png)"/>
   <rect width="10" height="10" fill="url({beacon}/attribute.svg#p)" filter="url({beacon}/f.svg#f)"/>
   <image width="10" height="10" href="{beacon}/image.png"/>
-  <image width="10" height="10" href="data:image/svg+xml,&lt;svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/&gt;"/>
   <filter id="f"><feImage href="{beacon}/feimage.png"/></filter>
   <a href="javascript:fetch('{beacon}/link');alert('link')"><text x="10" y="100" font-size="60">Click</text></a>
   <a href="data:text/html,&lt;script&gt;alert('data-link')&lt;/script&gt;"><text x="10" y="200">Data</text></a>
