@@ -93,7 +93,19 @@ class Settings(BaseSettings):
         description="Partition count of every certflow topic. It bounds how many "
         "workers share the work, and all learner-keyed topics must agree on it.",
     )
-    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas of each partition of the topics certflow creates (its own "
+        "and Faust's changelogs). Unset: 3, or the cluster's size when it has fewer brokers.",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="`min.insync.replicas` of the topics certflow creates: replicas that "
+        "must have a write before it is acknowledged (producers use acks=all). Unset: 2 "
+        "with 3 replicas, else one less than the replicas (at least 1).",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="Faust processing guarantee."
     )
