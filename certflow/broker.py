@@ -339,7 +339,7 @@ class KafkaCluster:
         return [
             java_executable(), f"-Xms{low}", f"-Xmx{high}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-            "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+            "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
             f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
             "-cp", self._classpath(), main, *args,
         ]
