@@ -156,6 +156,11 @@ class LocalBroker:
         return self.cluster.nodes if self.cluster is not None else []
 
     @property
+    def pid(self) -> int:
+        """The first node's pid (the JVM's, with Kafka)."""
+        return self.pids[0]
+
+    @property
     def pids(self) -> list[int]:
         if self.cluster is not None:
             return [node.pid for node in self.cluster.nodes if node.pid is not None]
