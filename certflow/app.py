@@ -106,8 +106,6 @@ def logging_config(settings: Settings) -> dict[str, Any] | None:
 class CertflowApp(faust.App):
     """Faust's app on certflow's transport (:mod:`certflow.transport`)."""
 
-    #: Seconds a consumer pauses after a fetch that brought nothing.
-    consumer_idle_backoff: float = 0.0
     #: Replication of the topics Faust creates: configured, or (None) from the cluster's size.
     replication_factor: int | None = None
     min_insync_replicas: int | None = None
@@ -152,7 +150,6 @@ def create_app(settings: Settings) -> CertflowApp:
         loghandlers=[],
         logging_config=logging_config(settings),
     )
-    app.consumer_idle_backoff = settings.consumer_idle_backoff_ms / 1000
     app.replication_factor = settings.replication_factor
     app.min_insync_replicas = settings.min_insync_replicas
     return app

@@ -40,46 +40,6 @@ def key_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-#: How long certflow's own readers (``tail``, tests, the bench) pause after an empty fetch.
-READER_IDLE_BACKOFF = 0.01
-
-
-def pause_when_idle(consumer: AIOKafkaConsumer, idle_backoff: float) -> None:
-    """Make a started ``consumer`` pause ``idle_backoff`` seconds after each fetch
-    that brought no new records, before its next fetch.
-
-    A Kafka consumer long-polls: the broker holds a fetch until there are records or
-    ``fetch.max.wait.ms`` passes. A broker that answers at once instead (noida-db
-    does, whatever ``fetch_max_wait_ms`` and ``fetch_min_bytes`` say) turns
-    aiokafka's fetch loop into a busy loop: an idle worker measured here sent
-    ~4,000 fetches a second and used a whole core, and under load that loop
-    competes with the agents for the GIL and the broker for the CPU. A fetch that
-    brought records is followed at once, so a busy consumer never waits; an idle
-    one polls at most ``1 / idle_backoff`` times a second. On a broker that does
-    long-poll, the pause comes after the broker's own wait.
-
-    aiokafka has no public hook for this: the pause wraps its fetcher's
-    ``_proc_fetch_request`` (aiokafka is pinned in ``pyproject.toml`` for that).
-    """
-    fetcher = consumer._fetcher  # noqa: SLF001 - no public way
-    if fetcher is None or idle_backoff <= 0:
-        return
-    fetch = fetcher._proc_fetch_request  # noqa: SLF001
-
-    async def fetch_then_pause_if_idle(*args: Any, **kwargs: Any) -> bool:
-        has_new_data: bool = await fetch(*args, **kwargs)
-        if not has_new_data:
-            try:
-                await asyncio.sleep(idle_backoff)
-            except asyncio.CancelledError:
-                # aiokafka cancels fetch tasks on close or reassignment and awaits
-                # them; like its own, this one then just says it brought nothing.
-                return False
-        return has_new_data
-
-    fetcher._proc_fetch_request = fetch_then_pause_if_idle  # noqa: SLF001
-
-
 @dataclass(frozen=True)
 class TopicReport:
     created: list[str]
@@ -246,7 +206,6 @@ async def read_topic(
         isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
     await consumer.start()
-    pause_when_idle(consumer, READER_IDLE_BACKOFF)
     try:
         partitions = await _partitions_for(consumer, topic)
         consumer.assign([TopicPartition(topic, p) for p in partitions])

@@ -145,14 +145,6 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(
         3.0, gt=0, description="How often a worker tells the group it is alive."
     )
-    consumer_idle_backoff_ms: float = Field(
-        50.0,
-        ge=0,
-        description="Pause after a fetch that brought no records, before the next "
-        "one. Kafka holds an empty fetch itself (long polling); a broker that answers "
-        "at once (noida-db) otherwise makes an idle worker spin a whole core. A busy "
-        "worker never pauses; 0 turns it off.",
-    )
     producer_linger_seconds: float = Field(
         0.0,
         ge=0,
@@ -164,15 +156,13 @@ class Settings(BaseSettings):
         16384,
         ge=1,
         description="Largest batch the producer sends at once, in bytes (Faust's "
-        "`producer_max_batch_size`). 1 works around brokers that misreport end "
-        "offsets of batched produces (Tansu).",
+        "`producer_max_batch_size`).",
     )
     recovery_consistency_check: bool = Field(
         True,
         description="Stop a worker whose table store is ahead of its changelog topic "
         "(the broker lost acknowledged writes). Keep it on with Kafka; off, the worker "
-        "keeps its own copy and carries on (for brokers known to lose writes across a "
-        "restart, such as noida-db 0.2.3).",
+        "keeps its own copy and carries on.",
     )
     max_event_bytes: int = Field(
         1_048_576,

@@ -1,9 +1,5 @@
 """Faust's Kafka transport, with these changes certflow's guarantees depend on.
 
-* Its consumer's fetcher pauses ``CERTFLOW_CONSUMER_IDLE_BACKOFF_MS`` after a fetch
-  that brought nothing (:func:`certflow.kafka.pause_when_idle` says why). Faust
-  builds the consumer deep inside its consumer thread, so the thread is the class
-  replaced.
 * Its consumer never commits past a record it read but did not process, and
   reads a changelog partition from the beginning where Faust's recovery lost
   track of where to start (:class:`Consumer`).
@@ -28,16 +24,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import HeadersArg
 from faust.types.tuples import TP, FutureMessage, RecordMetadata
 
-from certflow.kafka import pause_when_idle, topic_durability
-
-
-class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread; its aiokafka consumer pauses when idle."""
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        if self._consumer is not None:
-            pause_when_idle(self._consumer, getattr(self.app, "consumer_idle_backoff", 0.0))
+from certflow.kafka import topic_durability
 
 
 #: How long a hole in a partition's acknowledged offsets may last before the
@@ -46,9 +33,6 @@ HOLE_GRACE_SECONDS = 2.0
 
 
 class Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
     def __post_init__(self) -> None:
         super().__post_init__()
         #: Per partition, the hole seen at a commit, (first unprocessed offset,
