@@ -7,7 +7,9 @@ libraries, both silent:
   (anything it does not expect), the consumer never joins, heartbeats or is given
   partitions again, while the process, its web server and ``/health`` carry on.
 * Faust's table recovery is a service task; if it raises, the service is marked
-  crashed and the partitions it was recovering are never processed.
+  crashed and the partitions it was recovering are never processed. Faust's worker
+  stops itself then (status 1, tested); the watchdog covers a crash that does not
+  reach the worker.
 
 The watchdog (:func:`fatal_problem`, checked every couple of seconds by
 ``certflow.agents.liveness``) logs the cause and ends the process with exit status

@@ -1,8 +1,11 @@
 """A worker that can no longer do its work stops, rather than run on doing nothing.
 
 Faults are injected into real worker processes (``tests/integration/faults``): the
-consumer's group coordination dying, and table recovery crashing. Either way the
-worker exits with status 70 (certflow.liveness), so whoever runs it starts it again.
+consumer's group coordination dying (the worker would otherwise run on with no
+partitions: certflow's watchdog stops it with status 70, see certflow.liveness), and
+table recovery crashing (Faust's worker stops itself with status 1; the watchdog is
+there should it not). Either way the worker exits non-zero, so whoever runs it starts
+it again.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def test_a_worker_whose_table_recovery_crashes_exits(broker: LocalBroker, tmp_pa
     try:
         worker.start()
         status = exit_status(worker, 90)
-        assert status == EXIT_STATUS, worker.log_tail()
+        assert status is not None and status != 0, worker.log_tail()
         assert "table recovery crashed" in worker.log_path.read_text()
     finally:
         worker.stop()
