@@ -5,15 +5,22 @@ BIN := $(VENV)/bin
 # Debian packages the tests and the demo need (installed when root and missing);
 # chromium is the browser tests' headless Chromium (never a downloaded browser).
 APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium
+# Apache Kafka runs on a JRE (17 or newer); Maven fetches its jars from Maven Central.
+JAVA_PACKAGES := default-jre-headless maven
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test demo apt clean
+.PHONY: test demo apt java kafka clean
 
-test: apt $(INSTALLED)
+test: apt kafka
 	$(BIN)/pytest
 
-demo: apt $(INSTALLED)
+demo: apt kafka
 	$(BIN)/python demo/run.py
+
+# Apache Kafka's jars, fetched by Maven into ~/.cache/certflow/kafka-<version>/libs
+# (certflow/kafka_dist/pom.xml); `certflow broker` fetches them on first use too.
+kafka: java $(INSTALLED)
+	$(BIN)/python -c 'from certflow.broker import fetch_kafka; print(fetch_kafka())'
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +37,16 @@ apt:
 		else \
 			echo "missing Debian packages: $$missing (install them as root)"; \
 		fi; \
+	fi
+
+# A JRE and Maven unless both are there already (any JRE 17+ on PATH will do).
+java:
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(JAVA_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(JAVA_PACKAGES) >/dev/null; \
+	else \
+		echo "missing java or mvn: install $(JAVA_PACKAGES) as root"; exit 1; \
 	fi
 
 clean:

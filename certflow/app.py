@@ -128,8 +128,9 @@ def logging_config(settings: Settings) -> dict[str, Any] | None:
 class CertflowApp(faust.App):
     """Faust's app on certflow's transport (:mod:`certflow.transport`)."""
 
-    #: Seconds a consumer pauses after a fetch that brought nothing.
-    consumer_idle_backoff: float = 0.0
+    #: Replication of the topics Faust creates: configured, or (None) from the cluster's size.
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
@@ -152,7 +153,9 @@ def create_app(settings: Settings) -> CertflowApp:
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        # A placeholder: the transport gives every topic Faust creates the
+        # replication that fits the cluster (see certflow.transport.Transport).
+        topic_replication_factor=settings.replication_factor or 1,
         # Source topics are created by `certflow topics` with their partition
         # counts; an auto-created topic would get the broker's default instead.
         topic_allow_declare=True,
@@ -176,7 +179,8 @@ def create_app(settings: Settings) -> CertflowApp:
         loghandlers=[],
         logging_config=logging_config(settings),
     )
-    app.consumer_idle_backoff = settings.consumer_idle_backoff_ms / 1000
+    app.replication_factor = settings.replication_factor
+    app.min_insync_replicas = settings.min_insync_replicas
     return app
 
 

@@ -2,7 +2,7 @@
 
 1. The in-process ceiling: making certificates (template fill, QR code, credential,
    Ed25519 signature, the published record) in a loop on one core, no Kafka.
-2. End to end through the embedded broker: reference data for N learners, one issue
+2. End to end through a local Apache Kafka broker (one KRaft node, on the same cores): reference data for N learners, one issue
    request for all of them, and the time until every certificate is on
    ``certificate.issued``; with one worker, with two, and with two that each keep a
    standby copy of the other's tables. Certificates/s, latency
@@ -138,7 +138,7 @@ def certificate_times(broker_url: str, topic: str, count: int) -> list[float]:
 
 @contextmanager
 def bench_broker(workdir: Path) -> Iterator[tuple[LocalBroker, TopicNames, dict[str, str]]]:
-    """A fresh embedded broker with every topic, and the settings of workers on it."""
+    """A fresh local broker (Apache Kafka) with every topic, and the settings of workers on it."""
     with LocalBroker(workdir / "broker") as broker:
         topics = TopicNames("")
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
@@ -223,10 +223,8 @@ def rocksdb_footprint(workdir: Path, learners: int, sample: int) -> dict[str, An
         with LocalWorker(settings, workdir=workdir, name="rocksdb-worker") as worker:
             started = time.monotonic()
             ids: list[str] = []
-            # In steps, as reference data arrives in production: noida-db ignores
-            # fetch size limits, so a worker facing a backlog of a million records
-            # would hold all of them in memory at once (Kafka sends a megabyte per
-            # partition at a time).
+            # In steps, as reference data arrives in production, rather than a
+            # backlog of a million records at once.
             for first in range(0, learners, ROCKSDB_LOAD_STEP):
                 step = min(ROCKSDB_LOAD_STEP, learners - first)
                 ids += load_batch(broker.url, topics, course=COURSE, batch=BATCH, learners=step,

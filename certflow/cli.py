@@ -34,30 +34,71 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--port", default=9092, show_default=True, help="Kafka port on 127.0.0.1.")
+@click.option("--port", default=9092, show_default=True, help="Kafka port of the first broker, on 127.0.0.1.")
 @click.option(
     "--data-dir",
     default=".certflow/broker",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the broker keeps its data.",
+    help="Where the broker keeps its data (and, with Kafka, cluster.json).",
 )
 @click.option(
     "--engine",
-    type=click.Choice(["noida", "tansu"]),
-    default="noida",
+    type=click.Choice(["kafka", "noida"]),
+    default="kafka",
     show_default=True,
-    help="noida-db (persistent, transactions) or Tansu (memory only, rebalances after a crash).",
+    help="Apache Kafka in KRaft mode (needs Java 17+; Maven fetches it on first use), "
+    "or noida-db (one process, no Java; known defects, for a machine without Java).",
 )
-def broker(port: int, data_dir: Path, engine: str) -> None:
-    """Run an embedded Kafka-protocol broker on loopback, in the foreground."""
-    from certflow.broker import broker_command
-
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Kafka nodes, each broker and controller (3 for replication 3, min.insync.replicas 2).",
+)
+def broker(port: int, data_dir: Path, engine: str, brokers: int) -> None:
+    """Run a local broker on loopback, in the foreground, until Ctrl-C or SIGTERM."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = broker_command(port=port, data_dir=data_dir, engine=engine)
-    where = "in memory" if engine == "tansu" else f"data in {data_dir}"
-    click.echo(f"{engine} broker on kafka://127.0.0.1:{port}, {where} (Ctrl-C stops it)", err=True)
-    os.execv(command[0], command)
+    if engine == "noida":
+        from certflow.broker import noida_command
+
+        if brokers != 1:
+            raise click.UsageError("noida-db runs a single broker")
+        command = noida_command(port=port, data_dir=data_dir)
+        click.echo(f"noida-db broker on kafka://127.0.0.1:{port}, data in {data_dir} (Ctrl-C stops it)", err=True)
+        os.execv(command[0], command)
+    _run_kafka(port=port, data_dir=data_dir, brokers=brokers)
+
+
+def _run_kafka(*, port: int, data_dir: Path, brokers: int) -> None:
+    """Apache Kafka nodes as child JVMs; every one is stopped on SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    from certflow.broker import KafkaCluster
+
+    cluster = KafkaCluster(data_dir, nodes=brokers, port=port)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    try:
+        click.echo(f"starting Apache Kafka {cluster.version}, {brokers} node(s), data in {data_dir}", err=True)
+        cluster.start()
+        click.echo(
+            f"Kafka on {cluster.bootstrap} (CERTFLOW_BROKER={cluster.url}); "
+            f"{data_dir / 'cluster.json'} lists the nodes (Ctrl-C stops them)",
+            err=True,
+        )
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        click.echo("stopping Kafka", err=True)
+        cluster.stop()
 
 
 @cli.command()
@@ -76,10 +117,16 @@ def _create_topics(settings: Settings) -> None:
             settings.topics.all(),
             partitions=settings.partitions,
             replication_factor=settings.replication_factor,
+            min_insync_replicas=settings.min_insync_replicas,
+            compacted=[settings.topics.certificate_issued],
         )
     )
     for name in report.created:
-        click.echo(f"created  {name} ({settings.partitions} partitions)", err=True)
+        click.echo(
+            f"created  {name} ({settings.partitions} partitions, {report.replication_factor} replicas, "
+            f"min.insync.replicas {report.min_insync_replicas})",
+            err=True,
+        )
     for name, count in report.existing.items():
         click.echo(f"exists   {name} ({count} partitions)", err=True)
 
@@ -289,7 +336,8 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
         # A topic auto-created by the broker would get its default partition
         # count, and learner-keyed topics must agree with the worker's tables.
         asyncio.run(ensure_topics(settings.broker, [topic], partitions=settings.partitions,
-                                  replication_factor=settings.replication_factor))
+                                  replication_factor=settings.replication_factor,
+                                  min_insync_replicas=settings.min_insync_replicas))
 
     chunk_rows = 5_000  # a chunk is produced and acknowledged before the next is read
     chunk: list[tuple[bytes, bytes | None]] = []

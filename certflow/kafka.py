@@ -40,50 +40,40 @@ def key_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-#: How long certflow's own readers (``tail``, tests, the bench) pause after an empty fetch.
-READER_IDLE_BACKOFF = 0.01
-
-
-def pause_when_idle(consumer: AIOKafkaConsumer, idle_backoff: float) -> None:
-    """Make a started ``consumer`` pause ``idle_backoff`` seconds after each fetch
-    that brought no new records, before its next fetch.
-
-    A Kafka consumer long-polls: the broker holds a fetch until there are records or
-    ``fetch.max.wait.ms`` passes. A broker that answers at once instead (noida-db
-    does, whatever ``fetch_max_wait_ms`` and ``fetch_min_bytes`` say) turns
-    aiokafka's fetch loop into a busy loop: an idle worker measured here sent
-    ~4,000 fetches a second and used a whole core, and under load that loop
-    competes with the agents for the GIL and the broker for the CPU. A fetch that
-    brought records is followed at once, so a busy consumer never waits; an idle
-    one polls at most ``1 / idle_backoff`` times a second. On a broker that does
-    long-poll, the pause comes after the broker's own wait.
-
-    aiokafka has no public hook for this: the pause wraps its fetcher's
-    ``_proc_fetch_request`` (aiokafka is pinned in ``pyproject.toml`` for that).
-    """
-    fetcher = consumer._fetcher  # noqa: SLF001 - no public way
-    if fetcher is None or idle_backoff <= 0:
-        return
-    fetch = fetcher._proc_fetch_request  # noqa: SLF001
-
-    async def fetch_then_pause_if_idle(*args: Any, **kwargs: Any) -> bool:
-        has_new_data: bool = await fetch(*args, **kwargs)
-        if not has_new_data:
-            try:
-                await asyncio.sleep(idle_backoff)
-            except asyncio.CancelledError:
-                # aiokafka cancels fetch tasks on close or reassignment and awaits
-                # them; like its own, this one then just says it brought nothing.
-                return False
-        return has_new_data
-
-    fetcher._proc_fetch_request = fetch_then_pause_if_idle  # noqa: SLF001
-
-
 @dataclass(frozen=True)
 class TopicReport:
     created: list[str]
     existing: dict[str, int]
+    #: What created topics got: replicas of each partition and ``min.insync.replicas``.
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+
+def topic_durability(
+    brokers: int, replication_factor: int | None = None, min_insync_replicas: int | None = None
+) -> tuple[int, int]:
+    """Replicas per partition and ``min.insync.replicas`` for new topics on a cluster of
+    ``brokers``: what is configured, else 3 and 2 (fewer on a smaller cluster: 1 and 1
+    on one broker, 2 and 1 on two), so a write acknowledged with acks=all is on two
+    brokers and the topic stays writable with one broker down."""
+    replicas = replication_factor or min(3, max(1, brokers))
+    in_sync = min_insync_replicas or max(1, min(2, replicas - 1))
+    if in_sync > replicas:
+        raise ValueError(f"min.insync.replicas {in_sync} exceeds the replication factor {replicas}")
+    return replicas, in_sync
+
+
+def topic_config(
+    name: str, *, min_insync_replicas: int, compacted: Iterable[str] = (), extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The per-topic settings certflow creates ``name`` with."""
+    config = {"min.insync.replicas": str(min_insync_replicas)}
+    if name in set(compacted):
+        # Keyed by certificate id, each record the whole current state: the newest
+        # record of each key is all a reader (the registry's recovery) needs.
+        config["cleanup.policy"] = "compact"
+    config.update(extra or {})
+    return config
 
 
 async def ensure_topics(
@@ -91,11 +81,15 @@ async def ensure_topics(
     names: Iterable[str],
     *,
     partitions: int,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
+    compacted: Iterable[str] = (),
     attempts: int = 30,
 ) -> TopicReport:
     """Create the topics that are missing; report the partition counts of the others.
 
+    Replication follows the cluster's size unless configured (:func:`topic_durability`);
+    topics in ``compacted`` keep only the newest record of each key.
     Idempotent, and patient with a broker that is still starting (Kubernetes starts
     workers and brokers together), so it retries connecting for ``attempts`` seconds.
     """
@@ -109,14 +103,23 @@ async def ensure_topics(
                 raise
             await asyncio.sleep(1.0)
     try:
+        cluster = await admin.describe_cluster()
+        replicas, in_sync = topic_durability(
+            len(cluster.get("brokers") or ()) or 1, replication_factor, min_insync_replicas,
+        )
+        compacted = set(compacted)
         wanted = list(dict.fromkeys(names))
         present = set(await admin.list_topics())
         missing = [name for name in wanted if name not in present]
         created: list[str] = []
         if missing:
-            response = await admin.create_topics(
-                [NewTopic(name, partitions, replication_factor) for name in missing]
-            )
+            response = await admin.create_topics([
+                NewTopic(
+                    name, partitions, replicas,
+                    topic_configs=topic_config(name, min_insync_replicas=in_sync, compacted=compacted),
+                )
+                for name in missing
+            ])
             for name, code, message in _topic_errors(response):
                 if code == 0:
                     created.append(name)
@@ -133,7 +136,9 @@ async def ensure_topics(
                     "topic %s has %d partitions, settings say %d: learner-keyed "
                     "topics must agree, or tables will not start", name, count, partitions,
                 )
-        return TopicReport(created=created, existing=existing)
+        return TopicReport(
+            created=created, existing=existing, replication_factor=replicas, min_insync_replicas=in_sync,
+        )
     finally:
         await admin.close()
 
@@ -150,15 +155,13 @@ async def produce(
     *,
     max_batch_size: int = 16384,
 ) -> int:
-    """Send ``(key, value)`` pairs and wait until the broker has them all.
-
-    ``max_batch_size=1`` sends every record in a batch of its own, for brokers that
-    misreport offsets of batched produces (Tansu).
-    """
+    """Send ``(key, value)`` pairs and wait until the broker has them all
+    (acks=all, idempotent: a retried send is written once)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker_url),
         linger_ms=5,
         acks="all",
+        enable_idempotence=True,
         max_batch_size=max_batch_size,
     )
     await producer.start()
@@ -203,7 +206,6 @@ async def read_topic(
         isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
     await consumer.start()
-    pause_when_idle(consumer, READER_IDLE_BACKOFF)
     try:
         partitions = await _partitions_for(consumer, topic)
         consumer.assign([TopicPartition(topic, p) for p in partitions])

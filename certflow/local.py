@@ -22,7 +22,15 @@ from types import TracebackType
 
 import orjson
 
-from certflow.broker import broker_command, free_port, wait_until_listening
+from certflow.broker import (
+    DEFAULT_ENGINE,
+    ENGINES,
+    KafkaCluster,
+    KafkaNode,
+    free_port,
+    noida_command,
+    wait_until_listening,
+)
 from certflow.kafka import wait_until_consumed
 from certflow.settings import TopicNames
 
@@ -103,26 +111,97 @@ class LocalProcess:
             return ""
 
 
-class LocalBroker(LocalProcess):
-    """An embedded broker (noida-db by default, or Tansu) on a free loopback port."""
+class LocalBroker:
+    """A local broker on loopback: Apache Kafka (``engine="kafka"``, the default) with
+    ``nodes`` KRaft nodes, or noida-db (``engine="noida"``, one process, no Java).
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, engine: str = "noida") -> None:
-        self.port = port or free_port()
+    :meth:`stop` and :meth:`start` again keep the data; with Kafka, :attr:`cluster`
+    reaches single nodes (kill, pause, restart one, find a partition's leader).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        engine: str | None = None,
+        nodes: int = 1,
+    ) -> None:
+        self.engine = engine or os.environ.get("CERTFLOW_BROKER_ENGINE") or DEFAULT_ENGINE
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown broker engine {self.engine!r}; one of {ENGINES}")
         self.data_dir = data_dir
-        self.engine = engine
         data_dir.mkdir(parents=True, exist_ok=True)
-        super().__init__(
-            broker_command(port=self.port, data_dir=data_dir, engine=engine),
-            log_path=data_dir / "broker.log",
-        )
+        self.cluster: KafkaCluster | None = None
+        self.process: LocalProcess | None = None
+        if self.engine == "kafka":
+            self.cluster = KafkaCluster(data_dir, nodes=nodes, port=port)
+            self.port = self.cluster.nodes[0].port
+        else:
+            if nodes != 1:
+                raise ValueError("noida-db runs a single broker")
+            self.port = port or free_port()
+            self.process = LocalProcess(
+                noida_command(port=self.port, data_dir=data_dir), log_path=data_dir / "broker.log",
+            )
 
     @property
     def url(self) -> str:
+        """Faust's form of the bootstrap list (``kafka://host:port;kafka://…``)."""
+        if self.cluster is not None:
+            return self.cluster.url
         return f"kafka://127.0.0.1:{self.port}"
 
+    @property
+    def nodes(self) -> list[KafkaNode]:
+        return self.cluster.nodes if self.cluster is not None else []
+
+    @property
+    def pid(self) -> int:
+        """The first node's pid (the JVM's, with Kafka)."""
+        return self.pids[0]
+
+    @property
+    def pids(self) -> list[int]:
+        if self.cluster is not None:
+            return [node.pid for node in self.cluster.nodes if node.pid is not None]
+        return [self.process.pid] if self.process is not None and self.process.process is not None else []
+
     def start(self) -> None:
-        super().start()
-        wait_until_listening(self.port)
+        if self.cluster is not None:
+            try:
+                self.cluster.start()
+            except BaseException:
+                self.cluster.stop(grace=5)
+                raise
+        else:
+            assert self.process is not None
+            self.process.start()
+            wait_until_listening(self.port)
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        elif self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL every node."""
+        if self.cluster is not None:
+            for node in self.cluster.nodes:
+                self.cluster.kill_node(node.id)
+        elif self.process is not None:
+            self.process.kill()
+
+    def alive(self) -> bool:
+        if self.cluster is not None:
+            return self.cluster.alive()
+        return self.process is not None and self.process.alive()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.cluster is not None:
+            return "\n".join(f"--- node {n.id}\n{n.log_tail(lines)}" for n in self.cluster.nodes)
+        return self.process.log_tail(lines) if self.process is not None else ""
 
     def __enter__(self) -> LocalBroker:
         self.start()

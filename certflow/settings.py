@@ -93,7 +93,19 @@ class Settings(BaseSettings):
         description="Partition count of every certflow topic. It bounds how many "
         "workers share the work, and all learner-keyed topics must agree on it.",
     )
-    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas of each partition of the topics certflow creates (its own "
+        "and Faust's changelogs). Unset: 3, or the cluster's size when it has fewer brokers.",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="`min.insync.replicas` of the topics certflow creates: replicas that "
+        "must have a write before it is acknowledged (producers use acks=all). Unset: 2 "
+        "with 3 replicas, else one less than the replicas (at least 1).",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="Faust processing guarantee."
     )
@@ -133,14 +145,6 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(
         3.0, gt=0, description="How often a worker tells the group it is alive."
     )
-    consumer_idle_backoff_ms: float = Field(
-        50.0,
-        ge=0,
-        description="Pause after a fetch that brought no records, before the next "
-        "one. Kafka holds an empty fetch itself (long polling); a broker that answers "
-        "at once (noida-db) otherwise makes an idle worker spin a whole core. A busy "
-        "worker never pauses; 0 turns it off.",
-    )
     producer_linger_seconds: float = Field(
         0.0,
         ge=0,
@@ -152,15 +156,13 @@ class Settings(BaseSettings):
         16384,
         ge=1,
         description="Largest batch the producer sends at once, in bytes (Faust's "
-        "`producer_max_batch_size`). 1 works around brokers that misreport end "
-        "offsets of batched produces (Tansu).",
+        "`producer_max_batch_size`).",
     )
     recovery_consistency_check: bool = Field(
         True,
         description="Stop a worker whose table store is ahead of its changelog topic "
         "(the broker lost acknowledged writes). Keep it on with Kafka; off, the worker "
-        "keeps its own copy and carries on (for brokers known to lose writes across a "
-        "restart, such as noida-db 0.2.3).",
+        "keeps its own copy and carries on.",
     )
     max_event_bytes: int = Field(
         1_048_576,

@@ -1,14 +1,11 @@
 """Faust's Kafka transport, with these changes certflow's guarantees depend on.
 
-* Its consumer's fetcher pauses ``CERTFLOW_CONSUMER_IDLE_BACKOFF_MS`` after a fetch
-  that brought nothing (:func:`certflow.kafka.pause_when_idle` says why). Faust
-  builds the consumer deep inside its consumer thread, so the thread is the class
-  replaced.
 * Its consumer never commits past a record it read but did not process, and
   reads a changelog partition from the beginning where Faust's recovery lost
   track of where to start (:class:`Consumer`).
 * Its producer's ``flush`` waits until every buffered record is delivered
-  (:class:`Producer` says why).
+  (:class:`Producer` says why); the producer is idempotent with acks=all.
+* Topics it creates get the cluster's replication (:class:`Transport`).
 * Under exactly-once, an event's records go in its own partition's transaction
   (:class:`TransactionManager` says why).
 """
@@ -18,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping
 from time import monotonic
+from typing import Any
 
 import faust
 from faust.exceptions import ProducerSendError
@@ -26,16 +24,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import HeadersArg
 from faust.types.tuples import TP, FutureMessage, RecordMetadata
 
-from certflow.kafka import pause_when_idle
-
-
-class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread; its aiokafka consumer pauses when idle."""
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        if self._consumer is not None:
-            pause_when_idle(self._consumer, getattr(self.app, "consumer_idle_backoff", 0.0))
+from certflow.kafka import topic_durability
 
 
 #: How long a hole in a partition's acknowledged offsets may last before the
@@ -44,9 +33,6 @@ HOLE_GRACE_SECONDS = 2.0
 
 
 class Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
     def __post_init__(self) -> None:
         super().__post_init__()
         #: Per partition, the hole seen at a commit, (first unprocessed offset,
@@ -115,7 +101,8 @@ def changelog_starts(partitions: Mapping[TP, int | None]) -> dict[TP, int]:
 
 
 class Producer(faust_aiokafka.Producer):
-    """Faust's producer, whose ``flush`` returns only once every record buffered
+    """Faust's producer: acks=all and idempotent always (Faust makes it idempotent
+    only under exactly-once), and whose ``flush`` returns only once every record buffered
     before it was called has been delivered (or raises if one could not be).
 
     Table changes reach their changelog through the producer's buffer
@@ -129,6 +116,11 @@ class Producer(faust_aiokafka.Producer):
     were committed. The crash test caught it: 98 learners whose enrolments were
     lost were decided ``not_enrolled``.
     """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        # Idempotence: a send retried after a broker failover is written once, in
+        # order; acks=all: acknowledged means on min.insync.replicas brokers.
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,8 +206,30 @@ class TransactionManager(faust_consumer.TransactionManager):
 
 class Transport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with certflow's consumer, producer and
-    transaction manager."""
+    transaction manager; the topics Faust creates (table changelogs, repartition
+    topics) get the replication that fits the cluster, as ``certflow topics`` gives
+    its own (:func:`certflow.kafka.topic_durability`), instead of Faust's one
+    ``topic_replication_factor`` for every cluster."""
 
     Consumer = Consumer
     Producer = Producer
     TransactionManager = TransactionManager
+
+    async def _really_create_topic(
+        self,
+        owner: Any,
+        client: Any,
+        topic: str,
+        partitions: int,
+        replication: int,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        app = self.app
+        brokers = len(client.cluster.brokers()) or 1
+        replicas, in_sync = topic_durability(
+            brokers, getattr(app, "replication_factor", None), getattr(app, "min_insync_replicas", None),
+        )
+        config = {"min.insync.replicas": str(in_sync), **(config or {})}
+        await super()._really_create_topic(owner, client, topic, partitions, replicas, config=config, **kwargs)

@@ -1,6 +1,6 @@
 """`make demo`: reference data and Sunbird issue requests in, certificates out.
 
-Starts the embedded broker and one worker (127.0.0.1 only, stopped by PID at the
+Starts a local Apache Kafka broker (one KRaft node) and one worker (127.0.0.1 only, stopped by PID at the
 end), loads the reference data in demo/reference/ with `certflow load` (two course
 batches and learners with Hindi, Tamil, Bengali, Urdu, Gujarati, Telugu and
 XML-special names), sends the issue requests in demo/events/ (one naming learners,
@@ -88,7 +88,7 @@ def main() -> int:
     request_ids = {request["mid"] for request in requests}
 
     with LocalBroker(workdir / "broker") as broker:
-        print(f"broker   {broker.url}  (pid {broker.pid})")
+        print(f"broker   {broker.url}  ({broker.engine}, pid {broker.pid})")
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
         keys = workdir / "signing-keys.json"
         print(f"$ certflow keys generate --file {keys.relative_to(ROOT)}")

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from certflow.jsonlimits import loads_bounded
-from certflow.kafka import bootstrap_servers, pause_when_idle
+from certflow.kafka import bootstrap_servers
 from certflow.models.reference import BatchRecord
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,10 @@ log = logging.getLogger(__name__)
 class BatchDirectory(mode.Service):
     """batchId → :class:`BatchRecord`, kept current from the topic."""
 
-    def __init__(self, broker_url: str, topic: str, *, idle_backoff: float, **kwargs: object) -> None:
+    def __init__(self, broker_url: str, topic: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._broker_url = broker_url
         self._topic = topic
-        self._idle_backoff = idle_backoff
         self._batches: dict[str, BatchRecord] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._end_offsets: dict[TopicPartition, int] = {}
@@ -54,7 +53,6 @@ class BatchDirectory(mode.Service):
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        pause_when_idle(consumer, self._idle_backoff)
         partitions: set[int] | None = None
         while not partitions:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way

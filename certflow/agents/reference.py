@@ -71,7 +71,7 @@ def keyed_table(name: str, help: str) -> faust.Table:
 
 
 #: batchId → BatchRecord, on every worker (see :class:`BatchDirectory`).
-batches = BatchDirectory(settings.broker, topics.batches, idle_backoff=app.consumer_idle_backoff)
+batches = BatchDirectory(settings.broker, topics.batches)
 app.add_dependency(batches)
 enrolments = keyed_table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
 scores = keyed_table("scores", "userId → {courseId|batchId: activity aggregates}")

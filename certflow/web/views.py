@@ -18,6 +18,7 @@ from faust.web import Request, Response, View
 
 from certflow.agents import reference
 from certflow.app import app, services, settings
+from certflow.liveness import holds_membership
 from certflow.web.auth import Access, requires_token
 from certflow.web.routing import owner_route, tables_recovered
 
@@ -34,8 +35,9 @@ class Health(View):
 class Ready(View):
     async def get(self, request: Request) -> Response:
         assignment = app.consumer.assignment() if app.consumer else set()
-        # No partitions is fine: with more workers than partitions some stand by.
-        ready = tables_recovered() and reference.batches.caught_up.is_set()
+        # No partitions is fine: with more workers than partitions some stand by;
+        # no group membership is not (see certflow.liveness).
+        ready = holds_membership(app) and tables_recovered() and reference.batches.caught_up.is_set()
         body = {"ready": ready, "partitions": len(assignment)}
         return self.json(body, status=200 if ready else 503)
 

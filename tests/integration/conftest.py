@@ -1,13 +1,15 @@
 """A real broker and real worker processes for integration tests.
 
-One embedded broker (noida-db) serves the whole session; each test module gets its
-own topic prefix and consumer group, so modules never see each other's events.
+One Apache Kafka broker (a single KRaft node) serves the whole session; each test
+module gets its own topic prefix and consumer group, so modules never see each
+other's events. ``CERTFLOW_TEST_BROKERS=3`` runs the session on a three-node cluster.
 Processes are started and stopped by PID and listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +30,8 @@ PARTITIONS = 4
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    with LocalBroker(tmp_path_factory.mktemp("broker")) as running:
+    nodes = int(os.environ.get("CERTFLOW_TEST_BROKERS", "1"))
+    with LocalBroker(tmp_path_factory.mktemp("broker"), nodes=nodes) as running:
         yield running
 
 
@@ -84,9 +87,7 @@ class Deployment:
         self.send_keyed(topic, [(key, event) for event in events])
 
     def send_keyed(self, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
-        # Tansu misreports end offsets after batched produces: one record per batch.
-        batch = 1 if self.broker.engine == "tansu" else 16384
-        asyncio.run(produce(self.broker.url, topic, records, max_batch_size=batch))
+        asyncio.run(produce(self.broker.url, topic, records))
 
     def wait_for_reference(self, *, batches: int = 1, timeout: float = 120.0) -> None:
         """Until the workers have applied every reference record (see certflow.local)."""

@@ -6,15 +6,14 @@ out the other end proves no bad one blocked the partition; the failed records pr
 each bad one got its code; ``/stats`` proves every event was accounted for
 (``total == success + skipped + failed``) and the worker never stopped.
 
-A 5 MB event needs a broker that takes it: noida-db, like Kafka, refuses records over
+A 5 MB event needs a broker that takes it: Kafka refuses records over
 a topic's ``max.message.bytes`` (1,048,588 by default), and aiokafka's producer
 refuses requests over its ``max_request_size`` (1 MiB) before sending. The module
 raises the limit of both request topics (as an operator would to let big events
 reach certflow at all) and sends everything with a producer allowing 16 MiB. The
 worker's consumer keeps Faust's 1 MiB ``consumer_max_fetch_size``: brokers return
-the first record of a partition whatever its size (Kafka's KIP-74, which noida-db
-follows), so the 5 MB record is fetched, rejected with ``EVENT_TOO_LARGE`` and the
-partition moves on.
+the first record of a partition whatever its size (Kafka's KIP-74), so the 5 MB
+record is fetched, rejected with ``EVENT_TOO_LARGE`` and the partition moves on.
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from certflow.broker import free_port, wait_until_listening
+from certflow.broker import free_port
 from certflow.kafka import ensure_topics
 from certflow.local import LocalBroker, LocalProcess
 from certflow.settings import TopicNames
@@ -35,20 +36,39 @@ def env(broker: LocalBroker) -> dict[str, str]:
     }
 
 
-def test_broker_runs_in_the_foreground_on_loopback_until_stopped(tmp_path: Path) -> None:
+def test_broker_runs_kafka_in_the_foreground_on_loopback_until_stopped(tmp_path: Path) -> None:
+    """`certflow broker` (Apache Kafka, one KRaft node): listens on loopback only,
+    describes itself in cluster.json with the JVM's pid, and SIGTERM stops the JVM too."""
     port = free_port()
+    data = tmp_path / "data"
     process = LocalProcess(
-        [sys.executable, "-m", "certflow", "broker", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "certflow", "broker", "--port", str(port), "--data-dir", str(data)],
         log_path=tmp_path / "broker.log",
     )
     process.start()
+    pids: list[int] = []
     try:
-        wait_until_listening(port)
-        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
-        assert f"127.0.0.1:{port}" in listening
+        deadline = time.monotonic() + 120
+        while not (data / "cluster.json").exists():
+            assert process.alive(), process.log_tail()
+            assert time.monotonic() < deadline, process.log_tail()
+            time.sleep(0.2)
+        cluster = json.loads((data / "cluster.json").read_text())
+        assert cluster["bootstrap"] == f"127.0.0.1:{port}"
+        [node] = cluster["nodes"]
+        assert node["id"] == 1 and node["port"] == port and node["role"] == "broker,controller"
+        pids = [node["pid"]]
+        assert "kafka.Kafka" in Path(f"/proc/{node['pid']}/cmdline").read_bytes().decode()
+        for listening_port in (port, node["controllerPort"]):
+            listening = subprocess.run(
+                ["ss", "-ltnH", f"sport = :{listening_port}"], capture_output=True, text=True,
+            ).stdout
+            assert f"127.0.0.1:{listening_port}" in listening and "*:" + str(listening_port) not in listening
     finally:
-        assert process.stop() is not None
+        assert process.stop(grace=30) is not None
     assert not process.alive()
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"JVM {pid} outlived certflow broker"
 
 
 def test_topics_creates_every_topic_once_with_its_partitions(env: dict[str, str]) -> None:
@@ -57,7 +77,7 @@ def test_topics_creates_every_topic_once_with_its_partitions(env: dict[str, str]
     assert first.returncode == 0 and second.returncode == 0, first.stderr
     names = TopicNames(env["CERTFLOW_TOPIC_PREFIX"]).all()
     for name in names:
-        assert f"created  {name} (3 partitions)" in first.stderr.decode()
+        assert f"created  {name} (3 partitions, 1 replicas, min.insync.replicas 1)" in first.stderr.decode()
         assert f"exists   {name} (3 partitions)" in second.stderr.decode()
 
 

@@ -1,0 +1,87 @@
+"""Whether a worker still takes part in the work, and a watchdog that stops one that can't.
+
+Two ways a worker could go on running while doing nothing at all, both inside the
+libraries, both silent:
+
+* aiokafka's consumer-group coordination is one task; if it ends with an error
+  (anything it does not expect), the consumer never joins, heartbeats or is given
+  partitions again, while the process, its web server and ``/health`` carry on.
+* Faust's table recovery is a service task; if it raises, the service is marked
+  crashed and the partitions it was recovering are never processed. Faust's worker
+  stops itself then (status 1, tested); the watchdog covers a crash that does not
+  reach the worker.
+
+The watchdog (:func:`fatal_problem`, checked every couple of seconds by
+``certflow.agents.liveness``) logs the cause and ends the process with exit status
+:data:`EXIT_STATUS`, so Kubernetes (or whoever started it) starts it again: a fresh
+process joins the group and recovers its tables, and the events it held are
+processed again from the last commit. ``/ready`` says false whenever the worker holds
+no group membership (:func:`holds_membership`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: The exit status of a worker stopped by the watchdog (EX_SOFTWARE).
+EXIT_STATUS = 70
+
+
+def group_coordinator(app: Any) -> Any | None:
+    """aiokafka's group coordinator of the worker's consumer, if it has one yet."""
+    consumer = getattr(app, "_consumer", None)
+    thread = getattr(consumer, "_thread", None)
+    client = getattr(thread, "_consumer", None)
+    return getattr(client, "_coordinator", None)
+
+
+def holds_membership(app: Any) -> bool:
+    """Whether the worker is a member of its consumer group right now: joined (a
+    member id and a generation) and its coordination still running."""
+    coordinator = group_coordinator(app)
+    if coordinator is None:
+        return False
+    task = getattr(coordinator, "_coordination_task", None)
+    if task is None or task.done():
+        return False
+    return bool(coordinator.member_id) and coordinator.generation >= 0
+
+
+def fatal_problem(app: Any) -> str | None:
+    """Why this worker can no longer do its work, or None while it can."""
+    if getattr(app, "should_stop", False):
+        return None
+    coordinator = group_coordinator(app)
+    if coordinator is not None:
+        task = coordinator._coordination_task  # noqa: SLF001 - no public way
+        closing = getattr(coordinator, "_closing", None)
+        if task.done() and not (closing is not None and closing.done()):
+            cause = "cancelled" if task.cancelled() else repr(task.exception())
+            return f"consumer-group coordination ended: {cause}"
+    tables = getattr(app, "_tables", None)
+    recovery = getattr(tables, "_recovery", None)
+    if recovery is not None and recovery.crashed:
+        return f"table recovery crashed: {recovery.crash_reason!r}"
+    return None
+
+
+def stop_process(reason: str) -> None:
+    """Log ``reason`` and end the process at once with :data:`EXIT_STATUS`.
+
+    At once, not through Faust's shutdown: what is broken may be what a graceful stop
+    waits for. Nothing is lost: offsets are committed only after what the events
+    wrote was delivered, so whatever was in flight is processed again."""
+    log.critical("worker stopping: %s", reason)
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # noqa: BLE001 - stopping anyway
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_STATUS)

@@ -1,0 +1,62 @@
+"""Group membership and the watchdog's verdicts, on stand-ins for aiokafka's and Faust's objects."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from certflow.liveness import fatal_problem, holds_membership
+
+
+def app_with(coordinator: Any = None, recovery: Any = None, stopping: bool = False) -> Any:
+    consumer = SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_coordinator=coordinator)))
+    return SimpleNamespace(
+        _consumer=consumer if coordinator is not None else None,
+        _tables=SimpleNamespace(_recovery=recovery),
+        should_stop=stopping,
+    )
+
+
+def coordinator(task: asyncio.Future, *, member_id: str = "m-1", generation: int = 3, closing: bool = False) -> Any:
+    closed: asyncio.Future = asyncio.get_running_loop().create_future()
+    if closing:
+        closed.set_result(None)
+    return SimpleNamespace(_coordination_task=task, member_id=member_id, generation=generation, _closing=closed)
+
+
+async def test_a_joined_member_with_running_coordination_holds_membership() -> None:
+    running = asyncio.get_running_loop().create_future()
+    app = app_with(coordinator(running))
+    assert holds_membership(app)
+    assert fatal_problem(app) is None
+
+
+async def test_no_member_id_no_generation_or_no_consumer_is_no_membership() -> None:
+    running = asyncio.get_running_loop().create_future()
+    assert not holds_membership(app_with(coordinator(running, member_id="")))
+    assert not holds_membership(app_with(coordinator(running, generation=-1)))
+    assert not holds_membership(app_with(None))
+
+
+async def test_coordination_that_ended_with_an_error_is_fatal() -> None:
+    ended = asyncio.get_running_loop().create_future()
+    ended.set_exception(RuntimeError("boom"))
+    app = app_with(coordinator(ended))
+    assert not holds_membership(app)
+    assert "coordination ended: RuntimeError('boom')" in (fatal_problem(app) or "")
+
+
+async def test_coordination_ended_by_closing_or_a_stopping_worker_is_not() -> None:
+    ended = asyncio.get_running_loop().create_future()
+    ended.set_result(None)
+    assert fatal_problem(app_with(coordinator(ended, closing=True))) is None
+    assert fatal_problem(app_with(coordinator(ended), stopping=True)) is None
+
+
+async def test_crashed_table_recovery_is_fatal() -> None:
+    running = asyncio.get_running_loop().create_future()
+    recovery = SimpleNamespace(crashed=True, crash_reason=RuntimeError("no offsets"))
+    assert "table recovery crashed" in (fatal_problem(app_with(coordinator(running), recovery)) or "")
+    healthy = SimpleNamespace(crashed=False, crash_reason=None)
+    assert fatal_problem(app_with(coordinator(running), healthy)) is None
