@@ -26,7 +26,7 @@ from certflow.credentials.verification import VerificationResult, issuer_id, ver
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.render.images import inline_remote_images
 from certflow.web.auth import Access, requires_token
-from certflow.web.routing import is_this_worker, owner_route, read_at_most
+from certflow.web.routing import is_this_worker, owner_of, owner_route, read_at_most
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ async def _revoked(entry: Any) -> bool | None:
     if not registry.STATUS_LIST_ID.fullmatch(list_id) or not 0 <= index < settings.status_list_size:
         return None
     try:
-        owner = app.router.key_store(registry.status_lists.name, list_id.encode())
+        owner = await owner_of(registry.status_lists, list_id.encode())
     except KeyError:
         log.warning("status list %s has no owner yet (partitions are being assigned)", list_id)
         return None

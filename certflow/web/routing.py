@@ -45,7 +45,7 @@ def owner_route(
                 return await answer_here(handler, view, request, **kwargs)
             key = request.match_info[match_info]
             try:
-                owner = app.router.key_store(table.name, key.encode())
+                owner = await owner_of(table, key.encode())
             except KeyError:
                 return not_ready(view, "partitions are being assigned")
             if is_this_worker(owner):
@@ -55,6 +55,22 @@ def owner_route(
         return route
 
     return decorator
+
+
+async def owner_of(table: TableT, key: bytes) -> URL:
+    """The worker that owns ``key`` of ``table``; KeyError while partitions are assigned.
+
+    Faust hashes the key with the producer's metadata of the table's changelog
+    topic, which the producer only has once it wrote to that topic: a table nobody
+    wrote to yet on this worker (a status list before its first revocation) has
+    none, and Faust's lookup crashes. Its metadata is fetched first then (the
+    changelog topic exists: Faust declares it when the table starts).
+    """
+    topic = table.changelog_topic.get_topic_name()
+    producer = app.producer._ensure_producer()
+    if producer._metadata.partitions_for_topic(topic) is None:
+        await producer.partitions_for(topic)
+    return URL(str(app.router.key_store(table.name, key)))
 
 
 def tables_recovered() -> bool:
