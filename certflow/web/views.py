@@ -155,7 +155,10 @@ class Metrics(View):
         lag: dict[tuple[str, int], int] = {}
         for tp in consumer.assignment():
             position = await consumer.position(tp)
-            if position is not None:
-                lag[(tp.topic, tp.partition)] = max(0, consumer.highwater(tp) - position)
+            highwater = consumer.highwater(tp)
+            # Apache Kafka reports a partition's high watermark with its first
+            # fetch: none yet for a partition nothing was fetched from.
+            if position is not None and highwater is not None:
+                lag[(tp.topic, tp.partition)] = max(0, highwater - position)
         services.metrics.lag = lag
         return self.bytes(services.metrics.exposition(), content_type="text/plain")
