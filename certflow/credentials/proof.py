@@ -142,7 +142,7 @@ def xsd_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any]) -> bytes:
+def _hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any], loader: Any = None) -> bytes:
     """§3.3.4: SHA-256 of the canonical proof configuration, then of the document."""
     return (
         hashlib.sha256(canonical_json(proof_options)).digest()
@@ -150,7 +150,7 @@ def _hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any]) ->
     )
 
 
-def _rdfc_hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any]) -> bytes:
+def _rdfc_hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any], loader: Any = None) -> bytes:
     """§3.2.4: the same, with RDFC-1.0 N-Quads; the proof configuration is read
     under the document's ``@context`` (§3.2.5 step 6), which defines the proof terms."""
     from certflow.credentials.jsonld import canonical_nquads  # pyld: only when asked for
@@ -158,8 +158,8 @@ def _rdfc_hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any
     config = {name: value for name, value in proof_options.items() if name != "@context"}
     config["@context"] = document.get("@context")
     return (
-        hashlib.sha256(canonical_nquads(config).encode("utf-8")).digest()
-        + hashlib.sha256(canonical_nquads(document).encode("utf-8")).digest()
+        hashlib.sha256(canonical_nquads(config, loader=loader).encode("utf-8")).digest()
+        + hashlib.sha256(canonical_nquads(document, loader=loader).encode("utf-8")).digest()
     )
 
 
@@ -168,7 +168,9 @@ class Cryptosuite:
     """A Data Integrity EdDSA cryptosuite: its name and how it hashes (§3.x.4)."""
 
     name: str
-    hash_data: Callable[[Mapping[str, Any], Mapping[str, Any]], bytes]
+    #: ``hash_data(proof_options, unsecured_document, document_loader)``; the loader
+    #: (pyld style; None: the shipped contexts) matters to RDFC only.
+    hash_data: Callable[[Mapping[str, Any], Mapping[str, Any], Any], bytes]
     #: Whether the proof repeats the document's ``@context`` (JCS does, §3.3.5
     #: step 2; RDFC proofs live inside the document's JSON-LD, so they do not).
     proof_context: bool
@@ -190,6 +192,7 @@ def sign(
     challenge: str | None = None,
     domain: str | None = None,
     add_to_proof_set: bool = False,
+    document_loader: Any = None,
 ) -> dict[str, Any]:
     """A copy of ``document`` with a ``DataIntegrityProof`` by ``key`` (``eddsa-jcs-2022``
     unless ``cryptosuite=RDFC``).
@@ -218,7 +221,7 @@ def sign(
         proof["domain"] = domain
     if cryptosuite.proof_context and "@context" in unsecured:
         proof["@context"] = unsecured["@context"]
-    signature = key.sign(cryptosuite.hash_data(proof, unsecured))
+    signature = key.sign(cryptosuite.hash_data(proof, unsecured, document_loader))
     proof["proofValue"] = multibase_base58btc(signature)
     if add_to_proof_set and document.get("proof") is not None:
         existing = document["proof"]
@@ -291,6 +294,7 @@ def verify_proof(
     cryptosuites: Collection[str] = (CRYPTOSUITE, RDFC_CRYPTOSUITE),
     challenge: str | None = None,
     domain: str | None = None,
+    document_loader: Any = None,
 ) -> ProofCheck:
     """Check ``document``'s proof, or every proof of its proof set; never raises for bad input.
 
@@ -299,6 +303,7 @@ def verify_proof(
     must decide whether it trusts that DID). ``cryptosuites``: the ones accepted
     (both EdDSA suites by default). ``challenge`` / ``domain``: when given, each
     proof must carry exactly these (a presentation's replay protection).
+    ``document_loader``: the contexts RDFC may read (None: the shipped ones).
 
     A proof set verifies only when every proof in it does: a proof that fails is a
     forgery or a tampered document whatever the other proofs say.
@@ -311,7 +316,7 @@ def verify_proof(
         if not proof:
             return ProofCheck(False, "missing proof: the proof set is empty")
         checks = tuple(
-            _verify_one(item, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain)
+            _verify_one(item, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain, document_loader)
             for item in proof
         )
         failed = [f"proof {number} ({check.cryptosuite or '?'}): {check.reason}"
@@ -323,7 +328,9 @@ def verify_proof(
         methods = sorted({check.verification_method or "" for check in checks})
         return ProofCheck(True, f"{len(checks)} proofs ({suites}) signed by {', '.join(methods)}",
                           first.verification_method, first.cryptosuite, checks)
-    return _verify_one(proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain)
+    return _verify_one(
+        proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain, document_loader
+    )
 
 
 def _verify_one(
@@ -334,6 +341,7 @@ def _verify_one(
     cryptosuites: Collection[str],
     challenge: str | None,
     domain: str | None,
+    document_loader: Any,
 ) -> ProofCheck:
     if not isinstance(proof, dict):
         return ProofCheck(False, "malformed proof: it must be a JSON object")
@@ -385,7 +393,7 @@ def _verify_one(
         return ProofCheck(False, f"unknown verification method {method}", method, suite.name)
 
     try:
-        data = suite.hash_data(options, unsecured)
+        data = suite.hash_data(options, unsecured, document_loader)
     except (TypeError, ValueError, OverflowError) as exc:
         # jsonld.UnsafeJsonLd is a ValueError: undefined terms, unshipped contexts
         return ProofCheck(False, f"malformed document: not canonicalisable ({str(exc)[:300]})",

@@ -88,6 +88,7 @@ def verify_credential(
     now: datetime,
     trusted_issuers: set[str] | frozenset[str] | None = None,
     expected_types: Collection[str] | None = None,
+    document_loader: Any = None,
 ) -> VerificationResult:
     """Every check of one credential at time ``now`` (timezone-aware).
 
@@ -98,10 +99,12 @@ def verify_credential(
     looks a ``credentialStatus`` entry up (``status_list.status_lookup``); None means
     no status source is available, which leaves a credential that has a status entry
     unverified. ``expected_types``: the credential's ``type`` must name one of them.
+    ``document_loader``: the JSON-LD contexts an ``eddsa-rdfc-2022`` proof may read
+    (None: the shipped ones). A proof set verifies when each of its proofs does.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    proof = verify_proof(credential, resolve_key)
+    proof = verify_proof(credential, resolve_key, document_loader=document_loader)
     return VerificationResult(
         (
             _format(credential, expected_types),
