@@ -222,3 +222,39 @@ def test_the_dcc_verifier_detects_tampering(node_verifier: Verifier) -> None:
     code, report = dcc_verify(signed)
     assert code != 0
     assert report["signature"] != "valid", report
+
+
+# --- the wallet simulator against certflow's exchange -----------------------------------
+
+
+@pytest.mark.parametrize("suite", ["eddsa-rdfc-2022", "eddsa-jcs-2022"])
+def test_the_wallet_simulator_claims_a_certificate(node_verifier: Verifier, suite: str) -> None:
+    """certflow asks for DIDAuth, Digital Bazaar's signPresentation answers, certflow
+    binds the certificate to the wallet's DID; both verifiers accept the result."""
+    from certflow.credentials.exchange import accept_presentation, create_exchange, start_exchange
+
+    issued = certificate()
+    store: dict[str, Any] = {}
+    exchange = create_exchange(store, issued["id"], now=now())
+    request = start_exchange(store, exchange.exchange_id, now=now(), public_url="https://certs.example.org",
+                             domain="certs.example.org")
+    node = shutil.which("node") or "node"
+    ran = subprocess.run([node, "wallet.mjs", "sign", "--suite", suite], cwd=HERE, input=json.dumps(request),
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    wallet = json.loads(ran.stdout)
+    assert wallet["verifiablePresentation"]["proof"]["cryptosuite"] == suite
+
+    answer = accept_presentation(
+        store, exchange.exchange_id, {"verifiablePresentation": wallet["verifiablePresentation"]}, now=now(),
+        domain="certs.example.org", credential_of={issued["id"]: issued}.get, key=KEY,
+    )
+    (credential,) = answer["verifiablePresentation"]["verifiableCredential"]
+    assert credential["credentialSubject"]["id"] == wallet["holder"]
+    verdict = node_verifier(credential, status_list())
+    assert verdict.verified, verdict.report
+    without_status = {name: value for name, value in credential.items() if name != "credentialStatus"}
+    from certflow.credentials.exchange import bind_to_holder
+
+    code, report = dcc_verify(bind_to_holder(without_status, wallet["holder"], key=KEY, now=now()))
+    assert code == 0, report
