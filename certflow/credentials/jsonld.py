@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pyld import jsonld
+from pyld.canon import URDNA2015
 
 from certflow.credentials.contexts import document_loader as shipped_loader
 
@@ -51,6 +52,8 @@ _RELATIVE_MARK = getattr(jsonld, "DEFAULT_BASE_IRI", "http://example.org/base/")
 
 
 def _relative_or_malformed(iri: str) -> bool:
+    if iri.startswith("_:"):  # a blank node identifier
+        return False
     return iri.startswith(_RELATIVE_MARK) or not is_absolute_iri(iri)
 
 
@@ -98,21 +101,54 @@ def safe_expand(document: Mapping[str, Any], *, loader: DocumentLoader | None = 
     return expanded
 
 
-def canonical_nquads(document: Mapping[str, Any], *, loader: DocumentLoader | None = None) -> str:
-    """RDFC-1.0 (URDNA2015) canonical N-Quads of ``document``, after :func:`safe_expand`."""
+#: Most RDF statements a document may have to be canonicalised (a certificate has ~40).
+MAX_QUADS = 2_000
+#: Most "hash N-degree quads" steps RDFC-1.0 may take. The step recurses over
+#: permutations of blank nodes that look alike, so a crafted "poison" graph makes
+#: canonicalisation exponential; RDFC-1.0 §4.4 tells implementations to guard
+#: against it. A certificate needs none or a handful.
+MAX_DEEP_ITERATIONS = 500
+
+
+class _BoundedURDNA2015(URDNA2015):  # type: ignore[misc]
+    """pyld's RDFC-1.0 with a work limit (pyld itself has none)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._left = limit
+
+    def hash_n_degree_quads(self, id_: Any, issuer: Any) -> Any:
+        self._left -= 1
+        if self._left < 0:
+            raise UnsafeJsonLd(["RDF canonicalization refused: too many similar blank nodes (a poison graph?)"])
+        return super().hash_n_degree_quads(id_, issuer)
+
+
+def canonical_nquads(
+    document: Mapping[str, Any],
+    *,
+    loader: DocumentLoader | None = None,
+    max_quads: int = MAX_QUADS,
+    max_deep_iterations: int = MAX_DEEP_ITERATIONS,
+) -> str:
+    """RDFC-1.0 (URDNA2015) canonical N-Quads of ``document``, after :func:`safe_expand`.
+
+    Bounded: more than ``max_quads`` statements or ``max_deep_iterations`` blank
+    node disambiguation steps raise :class:`UnsafeJsonLd` instead of burning CPU
+    on a hostile document.
+    """
     expanded = safe_expand(document, loader=loader)
     try:
-        nquads: str = jsonld.normalize(
+        dataset = jsonld.JsonLdProcessor().to_rdf(
             expanded,
-            {
-                "algorithm": "URDNA2015",
-                "format": "application/n-quads",
-                "documentLoader": loader or shipped_loader,
-                "base": "",
-            },
+            {"documentLoader": loader or shipped_loader, "base": "", "produceGeneralizedRdf": False},
         )
     except jsonld.JsonLdError as exc:
-        raise UnsafeJsonLd([f"RDF canonicalization failed: {_jsonld_reason(exc)}"]) from None
+        raise UnsafeJsonLd([f"RDF conversion failed: {_jsonld_reason(exc)}"]) from None
+    quads = sum(len(graph) for graph in dataset.values())
+    if quads > max_quads:
+        raise UnsafeJsonLd([f"too large to canonicalize: {quads} RDF statements (at most {max_quads})"])
+    nquads: str = _BoundedURDNA2015(max_deep_iterations).main(dataset, {"format": "application/n-quads"})
     return nquads
 
 
