@@ -193,6 +193,8 @@ def sign(
     domain: str | None = None,
     add_to_proof_set: bool = False,
     document_loader: Any = None,
+    proof_id: str | None = None,
+    previous_proof: str | list[str] | None = None,
 ) -> dict[str, Any]:
     """A copy of ``document`` with a ``DataIntegrityProof`` by ``key`` (``eddsa-jcs-2022``
     unless ``cryptosuite=RDFC``).
@@ -205,7 +207,9 @@ def sign(
     key another way than its ``did:key`` (say, a ``did:web`` key id); verifiers must
     then be able to resolve that name. ``challenge`` and ``domain``: for a
     presentation's ``authentication`` proof. RDFC raises
-    ``jsonld.UnsafeJsonLd`` for a document with undefined terms.
+    ``jsonld.UnsafeJsonLd`` for a document with undefined terms. ``proof_id`` names
+    the proof; ``previous_proof`` chains it to proofs of the set (by their ids),
+    which it then signs along with the document (Data Integrity §2.1.2).
     """
     unsecured = {name: value for name, value in document.items() if name != "proof"}
     proof: dict[str, Any] = {
@@ -215,13 +219,26 @@ def sign(
         "verificationMethod": verification_method or key.verification_method,
         "proofPurpose": proof_purpose,
     }
+    if proof_id is not None:
+        proof["id"] = proof_id
+    if previous_proof is not None:
+        proof["previousProof"] = previous_proof
     if challenge is not None:
         proof["challenge"] = challenge
     if domain is not None:
         proof["domain"] = domain
     if cryptosuite.proof_context and "@context" in unsecured:
         proof["@context"] = unsecured["@context"]
-    signature = key.sign(cryptosuite.hash_data(proof, unsecured, document_loader))
+    signed_over = unsecured
+    if previous_proof is not None:
+        wanted = previous_proof if isinstance(previous_proof, list) else [previous_proof]
+        existing = document.get("proof")
+        existing = existing if isinstance(existing, list) else [existing]
+        chained = [item for item in existing if isinstance(item, dict) and item.get("id") in wanted]
+        if len(chained) != len(set(wanted)):
+            raise ValueError(f"previous_proof {previous_proof!r} names proofs the document does not have")
+        signed_over = {**unsecured, "proof": chained}
+    signature = key.sign(cryptosuite.hash_data(proof, signed_over, document_loader))
     proof["proofValue"] = multibase_base58btc(signature)
     if add_to_proof_set and document.get("proof") is not None:
         existing = document["proof"]
@@ -256,6 +273,11 @@ class ProofCheck:
         if not self.verification_method:
             return None
         return self.verification_method.split("#", 1)[0]
+
+    @property
+    def dids(self) -> frozenset[str]:
+        """Every DID that signed a proof (of the set)."""
+        return frozenset(did for check in (self.proofs or (self,)) if (did := check.did) is not None)
 
     @property
     def cryptosuites(self) -> tuple[str, ...]:
@@ -316,7 +338,8 @@ def verify_proof(
         if not proof:
             return ProofCheck(False, "missing proof: the proof set is empty")
         checks = tuple(
-            _verify_one(item, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain, document_loader)
+            _verify_chained(item, proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain,
+                            document_loader)
             for item in proof
         )
         failed = [f"proof {number} ({check.cryptosuite or '?'}): {check.reason}"
@@ -331,6 +354,37 @@ def verify_proof(
     return _verify_one(
         proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain, document_loader
     )
+
+
+def _verify_chained(
+    proof: Any,
+    all_proofs: list[Any],
+    document: Mapping[str, Any],
+    resolve_key: KeyResolver,
+    expected_purpose: str,
+    cryptosuites: Collection[str],
+    challenge: str | None,
+    domain: str | None,
+    document_loader: Any,
+) -> ProofCheck:
+    """One proof of a set; a proof chained to others (``previousProof``, Data Integrity
+    §4.4) signs the document *with* those proofs, which must be in the set."""
+    previous = proof.get("previousProof") if isinstance(proof, dict) else None
+    if previous is None:
+        return _verify_one(proof, document, resolve_key, expected_purpose, cryptosuites, challenge, domain,
+                           document_loader)
+    wanted = previous if isinstance(previous, list) else [previous]
+    if not wanted or not all(isinstance(name, str) for name in wanted):
+        return ProofCheck(False, "malformed proof: previousProof must be a string or a list of strings",
+                          proof.get("verificationMethod"), proof.get("cryptosuite"))
+    matching = [item for item in all_proofs if isinstance(item, dict) and item.get("id") in wanted]
+    missing = set(wanted) - {item.get("id") for item in matching}
+    if missing:
+        return ProofCheck(False, f"previousProof {sorted(missing)[0]!r} is not in the proof set",
+                          proof.get("verificationMethod"), proof.get("cryptosuite"))
+    chained = {**document, "proof": matching}
+    return _verify_one(proof, chained, resolve_key, expected_purpose, cryptosuites, challenge, domain,
+                       document_loader)
 
 
 def _verify_one(

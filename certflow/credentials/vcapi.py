@@ -25,7 +25,10 @@ IRIs, redefined protected terms and unknown contexts are refused, since an
 issuer signing such a credential would vouch for claims no verifier reads the
 same way. Contexts are the shipped ones (never fetched), plus the W3C examples
 context (``https://www.w3.org/ns/credentials/examples/v2``, the conformance
-suites' vocabulary), available to the VC-API only.
+suites' vocabulary), available to the VC-API only. VC Data Model 1.1 credentials
+(``https://www.w3.org/2018/credentials/v1`` first, ``issuanceDate`` required) are
+accepted too, as the W3C eddsa suite sends them; signing one adds the Data
+Integrity context its proof needs, as Digital Bazaar's issuer does.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from certflow.credentials.contexts import VC_V2_CONTEXT, ContextNotShipped, load_context
+from certflow.credentials.contexts import (
+    DATA_INTEGRITY_V2_CONTEXT,
+    EXAMPLES_CONTEXT,
+    VC_V1_CONTEXT,
+    VC_V2_CONTEXT,
+    ContextNotShipped,
+    vc_api_document_loader,
+)
 from certflow.credentials.jsonld import UnsafeJsonLd, is_absolute_iri, safe_expand
 from certflow.credentials.keys import SigningKey, decode_multibase_base58btc
 from certflow.credentials.proof import (
@@ -52,10 +62,6 @@ from certflow.credentials.proof import (
 )
 from certflow.credentials.status_list import status_entry
 from certflow.credentials.verification import StatusOf, verify_credential
-
-#: The W3C examples context (its published document, one ``@vocab``).
-EXAMPLES_CONTEXT = "https://www.w3.org/ns/credentials/examples/v2"
-_EXAMPLES_DOCUMENT = {"@context": {"@vocab": "https://www.w3.org/ns/credentials/examples#"}}
 
 #: Digests the W3C publishes for resources a ``relatedResource`` may name (VC 2.0
 #: §B.1: the base context). A related resource certflow knows must match them;
@@ -76,11 +82,8 @@ _DATETIME_STAMP = re.compile(
 )
 
 
-def vcapi_document_loader(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The shipped contexts and the W3C examples context; nothing is fetched."""
-    if url == EXAMPLES_CONTEXT:
-        return {"contextUrl": None, "documentUrl": url, "document": {"@context": dict(_EXAMPLES_DOCUMENT["@context"])}}
-    return {"contextUrl": None, "documentUrl": url, "document": load_context(url)}
+#: The shipped contexts, plus VC 1.1, Data Integrity v2 and the W3C examples context.
+vcapi_document_loader = vc_api_document_loader
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,13 @@ def _datetime(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+_V1_DATETIME = re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
+
+
+def _v1_datetime(value: Any) -> str | None:
+    return value if isinstance(value, str) and _V1_DATETIME.fullmatch(value) else None
 
 
 def _url(value: Any) -> bool:
@@ -228,8 +238,8 @@ def _context_problems(document: Mapping[str, Any]) -> list[str]:
         return ["@context is missing"]
     entries = _as_list(context)
     problems = []
-    if not entries or entries[0] != VC_V2_CONTEXT:
-        problems.append(f"the first @context entry must be {VC_V2_CONTEXT}")
+    if not entries or entries[0] not in (VC_V2_CONTEXT, VC_V1_CONTEXT):
+        problems.append(f"the first @context entry must be {VC_V2_CONTEXT} (or {VC_V1_CONTEXT})")
     for entry in entries[1:]:
         if not (isinstance(entry, dict) or (isinstance(entry, str) and _url(entry))):
             problems.append(f"@context entry {str(entry)[:80]!r} is neither a URL nor an object")
@@ -300,6 +310,13 @@ def credential_problems(
         if name in credential:
             problems += _language_value_problems(name, credential[name])
     moments = {}
+    if _as_list(credential.get("@context"))[:1] == [VC_V1_CONTEXT]:
+        # VC 1.1: issuanceDate (required) and expirationDate, xsd:dateTime
+        if "issuanceDate" not in credential:
+            problems.append("issuanceDate is required in a VC 1.1 credential")
+        for name in ("issuanceDate", "expirationDate"):
+            if name in credential and _v1_datetime(credential[name]) is None:
+                problems.append(f"{name} must be an XML dateTime")
     for name in ("validFrom", "validUntil"):
         if name in credential:
             moments[name] = _datetime(credential[name])
@@ -395,9 +412,9 @@ def prepare_issue(
             unsigned["id"] = credential_id
         elif new_credential_id is not None:
             unsigned["id"] = new_credential_id
-    return IssuePlan(
-        unsigned, suites, needs_status="credentialStatus" not in unsigned, options=options, loader=loader
-    )
+    # A BitstringStatusListEntry is a VC 2.0 term: a VC 1.1 credential gets none.
+    needs_status = "credentialStatus" not in unsigned and _as_list(unsigned["@context"])[:1] == [VC_V2_CONTEXT]
+    return IssuePlan(unsigned, suites, needs_status=needs_status, options=options, loader=loader)
 
 
 def complete_issue(
@@ -416,6 +433,10 @@ def complete_issue(
     the issuer against the deployment's DIDs).
     """
     credential = dict(plan.credential)
+    contexts = _as_list(credential.get("@context"))
+    if contexts[:1] == [VC_V1_CONTEXT] and DATA_INTEGRITY_V2_CONTEXT not in contexts:
+        # VC 1.1's context does not define DataIntegrityProof; its proof needs this one.
+        credential["@context"] = [*contexts, DATA_INTEGRITY_V2_CONTEXT]
     if plan.needs_status and status_list_url is not None and status_index is not None:
         credential["credentialStatus"] = status_entry(status_list_url, status_index)
     issuer = credential.get("issuer")
@@ -500,7 +521,7 @@ def _check_credential(
         return [], errors, []
     result = verify_credential(
         credential, resolve_key=resolve_key, status_of=status_of, now=now, trusted_issuers=trusted_issuers,
-        document_loader=loader,
+        document_loader=loader, accept_vc_v1=True,
     )
     checks = [] if problems else ["format"]
     warnings: list[str] = []

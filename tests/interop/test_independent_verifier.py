@@ -21,7 +21,12 @@ from typing import Any
 
 import pytest
 
-from certflow.credentials.contexts import document_loader
+from certflow.credentials.contexts import (
+    DATA_INTEGRITY_V2_CONTEXT,
+    VC_V1_CONTEXT,
+    document_loader,
+    vc_api_document_loader,
+)
 from certflow.credentials.document import open_badge_credential
 from certflow.credentials.keys import SigningKey
 from certflow.credentials.proof import RDFC, sign
@@ -140,6 +145,8 @@ def test_certflow_ships_the_verifiers_contexts(node_verifier: Verifier) -> None:
     theirs = json.loads(ran.stdout)
     for url in document_loader:
         assert document_loader[url] == theirs[url], url
+    for url in (VC_V1_CONTEXT, DATA_INTEGRITY_V2_CONTEXT):  # the VC-API's extra contexts
+        assert vc_api_document_loader(url)["document"] == theirs[url], url
 
 
 # --- eddsa-rdfc-2022 and proof sets -------------------------------------------------

@@ -163,3 +163,31 @@ def test_canonicalisation_refuses_a_huge_document() -> None:
     with pytest.raises(UnsafeJsonLd, match="too large"):
         canonical_nquads(document, max_quads=20)
     assert canonical_nquads(document).count("\n") == 51
+
+
+# --- proof chains -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("previous", ["urn:uuid:first", ["urn:uuid:first"]])
+def test_a_chained_proof_signs_the_proof_it_follows(previous: Any) -> None:
+    first = sign(certificate(), KEY, created=SIGNED_AT, cryptosuite=RDFC, proof_id="urn:uuid:first")
+    chained = sign(first, OTHER, created=SIGNED_AT, cryptosuite=RDFC, add_to_proof_set=True,
+                   previous_proof=previous)
+    check = verify_proof(chained, resolve_did_key)
+    assert check.ok, check.reason
+    assert check.dids == {KEY.did, OTHER.did}
+
+    missing = {**chained, "proof": [{**chained["proof"][0], "id": "urn:uuid:renamed"}, chained["proof"][1]]}
+    check = verify_proof(missing, resolve_did_key)
+    assert not check.ok and "is not in the proof set" in check.reason
+
+    changed_first = {**chained, "proof": [{**chained["proof"][0], "created": "2026-11-25T00:00:00Z"},
+                                          chained["proof"][1]]}
+    check = verify_proof(changed_first, resolve_did_key)
+    assert [proof.ok for proof in check.proofs] == [False, False]
+
+
+def test_a_chain_to_a_proof_that_is_not_there_cannot_be_signed() -> None:
+    first = sign(certificate(), KEY, created=SIGNED_AT, cryptosuite=RDFC)
+    with pytest.raises(ValueError, match="names proofs"):
+        sign(first, OTHER, created=SIGNED_AT, add_to_proof_set=True, previous_proof="urn:uuid:nope")

@@ -392,3 +392,44 @@ def test_a_malformed_presentation_is_400(changes: dict[str, Any], reason: str) -
 
 def test_dates_are_written_as_the_suites_expect() -> None:
     assert xsd_datetime(NOW + timedelta(microseconds=5)) == "2026-12-06T12:00:00Z"
+
+
+# --- VC 1.1 (the W3C eddsa suite issues and verifies 1.1 credentials too) -----------------
+
+V1 = "https://www.w3.org/2018/credentials/v1"
+
+
+def v1_credential(**changes: Any) -> dict[str, Any]:
+    credential = {"@context": [V1], "type": ["VerifiableCredential"], "issuer": KEY.did,
+                  "issuanceDate": "2020-03-16T22:37:26.544Z", "credentialSubject": {"id": KEY.did}}
+    credential.update(changes)
+    return {name: value for name, value in credential.items() if value is not None}
+
+
+@pytest.mark.parametrize("suite", ["eddsa-jcs-2022", "eddsa-rdfc-2022"])
+def test_a_vc_1_1_credential_is_issued_with_the_data_integrity_context_and_verifies(suite: str) -> None:
+    result = issue(v1_credential(), cryptosuite=suite)
+    assert result.status == 201, result.body
+    issued_v1 = result.body["verifiableCredential"]
+    assert issued_v1["@context"] == [V1, "https://w3id.org/security/data-integrity/v2"]
+    assert "credentialStatus" not in issued_v1  # BitstringStatusListEntry is a VC 2.0 term
+    verified = verify_credential_request({"verifiableCredential": issued_v1}, now=NOW, status_of=None)
+    assert verified.status == 200, verified.body
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [({"issuanceDate": None}, "issuanceDate is required"), ({"issuanceDate": "16 March 2020"}, "issuanceDate must be"),
+     ({"expirationDate": "soon"}, "expirationDate must be")],
+)
+def test_a_malformed_vc_1_1_credential_is_refused(changes: dict[str, Any], reason: str) -> None:
+    result = issue(v1_credential(**changes))
+    assert result.status == 422
+    assert any(reason in error["message"] for error in result.body["errors"]), result.body
+
+
+def test_an_expired_vc_1_1_credential_does_not_verify() -> None:
+    issued_v1 = issue(v1_credential(expirationDate="2021-01-01T00:00:00Z")).body["verifiableCredential"]
+    result = verify_credential_request({"verifiableCredential": issued_v1}, now=NOW, status_of=None)
+    assert result.status == 400
+    assert any(error["check"] == "validUntil" for error in result.body["errors"])
