@@ -62,6 +62,10 @@ RDFC_CRYPTOSUITE = "eddsa-rdfc-2022"
 ASSERTION_METHOD = "assertionMethod"
 AUTHENTICATION = "authentication"
 
+#: Most proofs a proof set may hold: each RDFC proof costs milliseconds, and a
+#: presented document must not be able to ask for unbounded work.
+MAX_PROOFS = 8
+
 #: Given a proof's verificationMethod, the 32-byte Ed25519 public key, or None.
 KeyResolver = Callable[[str], bytes | None]
 
@@ -337,6 +341,8 @@ def verify_proof(
     if isinstance(proof, list):
         if not proof:
             return ProofCheck(False, "missing proof: the proof set is empty")
+        if len(proof) > MAX_PROOFS:
+            return ProofCheck(False, f"malformed proof: a proof set of {len(proof)} proofs (at most {MAX_PROOFS})")
         checks = tuple(
             _verify_chained(item, proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain,
                             document_loader)

@@ -575,6 +575,10 @@ def verify_credential_request(
 # --- POST /presentations/verify ---------------------------------------------------------
 
 
+#: Most credentials one presentation may carry (each is verified, RDFC included).
+MAX_PRESENTED_CREDENTIALS = 16
+
+
 def presentation_problems(presentation: Any, *, loader: Callable[..., Any] | None = vcapi_document_loader) -> list[str]:
     """The VC 2.0 data model's rules for a presentation (§4.13), in words."""
     if not isinstance(presentation, dict):
@@ -588,7 +592,10 @@ def presentation_problems(presentation: Any, *, loader: Callable[..., Any] | Non
         holder_id = holder.get("id") if isinstance(holder, dict) else holder
         if not _url(holder_id):
             problems.append("holder must be a URL or an object with an id that is a URL")
-    for credential in _as_list(presentation.get("verifiableCredential", [])):
+    presented = _as_list(presentation.get("verifiableCredential", []))
+    if len(presented) > MAX_PRESENTED_CREDENTIALS:
+        return [*problems, f"too many credentials ({len(presented)}, at most {MAX_PRESENTED_CREDENTIALS})"]
+    for credential in presented:
         if not isinstance(credential, dict):
             problems.append("verifiableCredential must hold objects (not strings or URLs)")
         elif "EnvelopedVerifiableCredential" in _as_list(credential.get("type")):

@@ -191,3 +191,12 @@ def test_a_chain_to_a_proof_that_is_not_there_cannot_be_signed() -> None:
     first = sign(certificate(), KEY, created=SIGNED_AT, cryptosuite=RDFC)
     with pytest.raises(ValueError, match="names proofs"):
         sign(first, OTHER, created=SIGNED_AT, add_to_proof_set=True, previous_proof="urn:uuid:nope")
+
+
+def test_a_proof_set_is_bounded() -> None:
+    from certflow.credentials.proof import MAX_PROOFS
+
+    signed = sign(certificate(), KEY, created=SIGNED_AT)
+    flood = {**signed, "proof": [signed["proof"]] * (MAX_PROOFS + 1)}
+    check = verify_proof(flood, resolve_did_key)
+    assert not check.ok and "at most" in check.reason

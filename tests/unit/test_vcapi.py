@@ -433,3 +433,12 @@ def test_an_expired_vc_1_1_credential_does_not_verify() -> None:
     result = verify_credential_request({"verifiableCredential": issued_v1}, now=NOW, status_of=None)
     assert result.status == 400
     assert any(error["check"] == "validUntil" for error in result.body["errors"])
+
+
+def test_a_presentation_carries_a_bounded_number_of_credentials() -> None:
+    from certflow.credentials.vcapi import MAX_PRESENTED_CREDENTIALS
+
+    crowded = presentation(*[minimal()] * (MAX_PRESENTED_CREDENTIALS + 1))
+    result = verify_presentation_request({"verifiablePresentation": crowded}, now=NOW, status_of=None)
+    assert result.status == 400
+    assert any("too many credentials" in error["message"] for error in result.body["errors"])
