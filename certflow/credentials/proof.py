@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from typing import Any
 
 import orjson
 import rfc8785
+from cachetools import LRUCache
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -163,8 +165,29 @@ def _rdfc_hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any
     config["@context"] = document.get("@context")
     return (
         hashlib.sha256(canonical_nquads(config, loader=loader).encode("utf-8")).digest()
-        + hashlib.sha256(canonical_nquads(document, loader=loader).encode("utf-8")).digest()
+        + _rdfc_document_hash(document, loader)
     )
+
+
+#: SHA-256 of a document's RDFC N-Quads, by the SHA-256 of its JCS form and the
+#: loader: every proof of a set, and a proof added then verified, canonicalises the
+#: same document; the JSON decides the graph, so equal JSON means equal N-Quads.
+_RDFC_DOCUMENT_HASHES: LRUCache[tuple[bytes, int], bytes] = LRUCache(maxsize=1024)
+_RDFC_LOCK = threading.Lock()
+
+
+def _rdfc_document_hash(document: Mapping[str, Any], loader: Any) -> bytes:
+    from certflow.credentials.jsonld import canonical_nquads
+
+    key = (hashlib.sha256(canonical_json(document)).digest(), id(loader) if loader is not None else 0)
+    with _RDFC_LOCK:
+        known = _RDFC_DOCUMENT_HASHES.get(key)
+    if known is not None:
+        return known
+    digest = hashlib.sha256(canonical_nquads(document, loader=loader).encode("utf-8")).digest()
+    with _RDFC_LOCK:
+        _RDFC_DOCUMENT_HASHES[key] = digest
+    return digest
 
 
 @dataclass(frozen=True)
