@@ -234,8 +234,8 @@ def accept_presentation(
     credential = credential_of(exchange.certificate_id)
     if credential is None:
         raise ExchangeError(404, "the certificate of this claim link no longer exists")
-    store[exchange_id] = replace(exchange, holder=holder, claimed=now).to_json()
     bound = bind_to_holder(credential, holder, key=key, now=now)
+    store[exchange_id] = replace(exchange, holder=holder, claimed=now).to_json()
     return {
         "verifiablePresentation": {
             "@context": [VC_V2_CONTEXT],
