@@ -139,6 +139,8 @@ class CertificateFactory:
                 valid_until=expires,
                 status=status_entry(status_list_url, status_index) if status_list_url else None,
                 issuer_id=signer.did,
+                issuer_image=edata.logo if edata.logo.startswith(("https://", "http://")) else "",
+                achievement_image=f"{verify_url}.png",
             )
         )
         credential = sign(unsigned, signer, created=now)

@@ -59,6 +59,12 @@ class CredentialFacts:
     #: ``id`` (verifiers require issuer and signer to be the same). Empty: the
     #: issuer URL is the id, as in unsigned credentials.
     issuer_id: str = ""
+    #: The issuer's logo (an http(s) URL): the issuer profile's ``image``, which
+    #: wallets show beside the issuer's name. Empty: none.
+    issuer_image: str = ""
+    #: The certificate's picture (``{verify_url}.png``): the achievement's
+    #: ``image``, which wallets show as the badge. Empty: none.
+    achievement_image: str = ""
 
 
 def _utc(moment: datetime) -> str:
@@ -77,6 +83,8 @@ def open_badge_credential(facts: CredentialFacts) -> dict[str, Any]:
     }
     if facts.description:
         achievement["description"] = facts.description
+    if facts.achievement_image:
+        achievement["image"] = {"id": facts.achievement_image, "type": "Image", "caption": facts.certificate_name}
     subject: dict[str, Any] = {
         "type": ["AchievementSubject"],
         "identifier": [
@@ -102,6 +110,8 @@ def open_badge_credential(facts: CredentialFacts) -> dict[str, Any]:
     }
     if facts.issuer_url or not facts.issuer_id:
         issuer["url"] = facts.issuer_url
+    if facts.issuer_image:
+        issuer["image"] = {"id": facts.issuer_image, "type": "Image"}
     context: list[Any] = [VC_V2_CONTEXT, OB_V3_CONTEXT]
     if facts.signatories:
         # Sunbird's signatories are in neither VC 2.0 nor Open Badges 3.0, and the

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from certflow.credentials.contexts import VC_V2_CONTEXT
+from certflow.credentials.contexts import VC_V1_CONTEXT, VC_V2_CONTEXT
 from certflow.credentials.proof import KeyResolver, ProofCheck, verify_proof
 from certflow.credentials.status_list import REVOCATION, StatusList
 
@@ -88,6 +88,8 @@ def verify_credential(
     now: datetime,
     trusted_issuers: set[str] | frozenset[str] | None = None,
     expected_types: Collection[str] | None = None,
+    document_loader: Any = None,
+    accept_vc_v1: bool = False,
 ) -> VerificationResult:
     """Every check of one credential at time ``now`` (timezone-aware).
 
@@ -98,13 +100,18 @@ def verify_credential(
     looks a ``credentialStatus`` entry up (``status_list.status_lookup``); None means
     no status source is available, which leaves a credential that has a status entry
     unverified. ``expected_types``: the credential's ``type`` must name one of them.
+    ``document_loader``: the JSON-LD contexts an ``eddsa-rdfc-2022`` proof may read
+    (None: the shipped ones). A proof set verifies when each of its proofs does.
+    ``accept_vc_v1``: a VC Data Model 1.1 credential (``issuanceDate``,
+    ``expirationDate``) passes the format check too (the VC-API verifier); certflow's
+    own certificates are VC 2.0, so its verifiers leave this off.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    proof = verify_proof(credential, resolve_key)
+    proof = verify_proof(credential, resolve_key, document_loader=document_loader)
     return VerificationResult(
         (
-            _format(credential, expected_types),
+            _format(credential, expected_types, accept_vc_v1=accept_vc_v1),
             Check("signature", proof.ok, proof.reason),
             _issuer(credential, proof, trusted_issuers),
             _valid_from(credential, now),
@@ -184,11 +191,13 @@ def verified_status_list(
 # --- the checks -----------------------------------------------------------------------
 
 
-def _format(credential: Mapping[str, Any], expected_types: Collection[str] | None = None) -> Check:
+def _format(
+    credential: Mapping[str, Any], expected_types: Collection[str] | None = None, *, accept_vc_v1: bool = False
+) -> Check:
     problems: list[str] = []
     context = credential.get("@context")
     first = context[0] if isinstance(context, list) and context else context
-    if first != VC_V2_CONTEXT:
+    if first != VC_V2_CONTEXT and not (accept_vc_v1 and first == VC_V1_CONTEXT):
         problems.append(f"@context must start with {VC_V2_CONTEXT}")
     types = credential.get("type")
     types = types if isinstance(types, list) else [types]
@@ -214,6 +223,9 @@ def _issuer(
 ) -> Check:
     issuer = _issuer_id(credential)
     signer = proof.did
+    if signer is None and proof.ok and issuer in proof.dids:
+        # a proof set signed by several DIDs (say, the issuer and a notary), all verified
+        signer = issuer
     if signer is None:
         return Check("issuer", False, "no signer to compare with the issuer")
     if not proof.ok:
@@ -226,7 +238,15 @@ def _issuer(
     return Check("issuer", True, f"issued by {signer}" + (" (trusted)" if trusted is not None else ""))
 
 
+def _v1_dates(credential: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A VC 1.1 credential's issuanceDate / expirationDate, named as VC 2.0 names them."""
+    renamed = {"issuanceDate": "validFrom", "expirationDate": "validUntil"}
+    dates = {renamed[name]: credential[name] for name in renamed if name in credential}
+    return {**credential, **dates} if dates and "validFrom" not in credential else credential
+
+
 def _valid_from(credential: Mapping[str, Any], now: datetime) -> Check:
+    credential = _v1_dates(credential)
     if "validFrom" not in credential:
         return Check("validFrom", True, "no validFrom")
     moment = _datetime(credential["validFrom"])
@@ -238,6 +258,7 @@ def _valid_from(credential: Mapping[str, Any], now: datetime) -> Check:
 
 
 def _expiry(credential: Mapping[str, Any], now: datetime) -> Check:
+    credential = _v1_dates(credential)
     if "validUntil" not in credential:
         return Check("expiry", True, "does not expire")
     moment = _datetime(credential["validUntil"])

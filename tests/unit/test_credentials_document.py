@@ -44,6 +44,8 @@ def certificate_facts(**changes: Any) -> CredentialFacts:
         valid_until=datetime(2028, 11, 24, 9, 30, tzinfo=UTC),
         status=status_entry(STATUS_LIST, 42),
         issuer_id=ISSUER_DID,
+        issuer_image="https://gcert.gujarat.gov.in/logo.png",
+        achievement_image="https://certs.example.org/certs/0b8f6a52-5a3b-5f0e-8a5d-3c9e7f1d2b4a.png",
     )
     return replace(facts, **changes)
 
@@ -55,6 +57,7 @@ def test_the_signing_did_is_the_issuer_and_its_name_and_url_are_kept() -> None:
         "type": ["Profile"],
         "name": "Gujarat Council of Educational Research and Training",
         "url": "https://gcert.gujarat.gov.in/gcert/",
+        "image": {"id": "https://gcert.gujarat.gov.in/logo.png", "type": "Image"},
     }
 
 
@@ -103,3 +106,19 @@ def test_blank_signatory_fields_are_left_out() -> None:
         certificate_facts(signatories=(SignatoryFacts(name="Registrar", designation="", image="", identity=""),))
     )
     assert credential["signatories"] == [{"name": "Registrar"}]
+
+
+def test_wallets_see_the_achievement_and_its_picture() -> None:
+    """OB 3.0 fields the Learner Credential Wallet displays: the achievement's name,
+    description, criteria and image, and the issuer's name, url and image."""
+    achievement = open_badge_credential(certificate_facts())["credentialSubject"]["achievement"]
+    assert achievement["name"] == "100PercentCompletionCertificate"
+    assert achievement["description"] == "Awarded for completing the course with full marks"
+    assert achievement["criteria"] == {"narrative": "course completion certificate"}
+    assert achievement["image"] == {
+        "id": "https://certs.example.org/certs/0b8f6a52-5a3b-5f0e-8a5d-3c9e7f1d2b4a.png",
+        "type": "Image",
+        "caption": "100PercentCompletionCertificate",
+    }
+    plain = open_badge_credential(certificate_facts(issuer_image="", achievement_image=""))
+    assert "image" not in plain["issuer"] and "image" not in plain["credentialSubject"]["achievement"]

@@ -188,7 +188,7 @@ def with_proof(**proof_changes: Any) -> dict[str, Any]:
     [
         ({"@context": ["https://www.w3.org/ns/credentials/v2"]}, "missing proof"),
         ({"proof": "z123"}, "malformed proof"),
-        (with_proof(cryptosuite="eddsa-rdfc-2022"), "unsupported cryptosuite"),
+        (with_proof(cryptosuite="ecdsa-rdfc-2019"), "unsupported cryptosuite"),
         (with_proof(type="Ed25519Signature2020"), "unsupported cryptosuite"),
         (with_proof(proofValue="u" + "A" * 86), "malformed proofValue"),
         (with_proof(proofValue="z0OIl"), "malformed proofValue"),

@@ -20,11 +20,25 @@ OB_V3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 #: The W3C context for terms no vocabulary defines (``@vocab`` → ``…/undefined-term#``).
 UNDEFINED_TERMS_CONTEXT = "https://www.w3.org/ns/credentials/undefined-terms/v2"
 
+#: VC Data Model 1.1's context: the VC-API accepts 1.1 credentials (the W3C eddsa suite sends them).
+VC_V1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
+#: Defines DataIntegrityProof for documents whose base context does not (VC 1.1).
+DATA_INTEGRITY_V2_CONTEXT = "https://w3id.org/security/data-integrity/v2"
+#: The W3C examples context (its published document is one ``@vocab``): the conformance suites' vocabulary.
+EXAMPLES_CONTEXT = "https://www.w3.org/ns/credentials/examples/v2"
+
 #: Context URL → file name in this package.
 _SHIPPED: dict[str, str] = {
     VC_V2_CONTEXT: "credentials-v2.jsonld",
     OB_V3_CONTEXT: "ob-v3p0-context-3.0.3.json",
     UNDEFINED_TERMS_CONTEXT: "credentials-undefined-terms-v2.jsonld",
+}
+#: Contexts only the VC-API (``vcapi.py``) reads: credentials certflow is asked to
+#: issue or verify may use them; certflow's own certificates never do.
+_VC_API_ONLY: dict[str, str] = {
+    VC_V1_CONTEXT: "credentials-v1.jsonld",
+    DATA_INTEGRITY_V2_CONTEXT: "data-integrity-v2.jsonld",
+    EXAMPLES_CONTEXT: "credentials-examples-v2.jsonld",
 }
 
 
@@ -44,7 +58,7 @@ class ContextNotShipped(KeyError):
 
 @cache
 def _parsed(url: str) -> dict[str, Any]:
-    name = _SHIPPED[url]
+    name = _SHIPPED.get(url) or _VC_API_ONLY[url]
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
@@ -86,8 +100,20 @@ class ShippedContexts(Mapping[str, dict[str, Any]]):
 #: The only document loader certflow uses: the shipped contexts, nothing fetched.
 document_loader = ShippedContexts()
 
+
+def vc_api_document_loader(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The VC-API's loader: the shipped contexts, plus VC 1.1, Data Integrity v2 and
+    the W3C examples context; nothing is fetched."""
+    if url in _VC_API_ONLY:
+        return {"contextUrl": None, "documentUrl": url, "document": copy.deepcopy(_parsed(url))}
+    return document_loader(url, options)
+
 __all__ = [
+    "DATA_INTEGRITY_V2_CONTEXT",
+    "EXAMPLES_CONTEXT",
     "OB_V3_CONTEXT",
+    "VC_V1_CONTEXT",
+    "vc_api_document_loader",
     "UNDEFINED_TERMS_CONTEXT",
     "VC_V2_CONTEXT",
     "ContextNotShipped",
