@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests and the demo need (installed when root and missing);
 # chromium is the browser tests' headless Chromium (never a downloaded browser).
-APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium
+APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium poppler-utils
 INSTALLED := $(VENV)/.installed
 
 .PHONY: test demo apt clean
