@@ -17,7 +17,7 @@ from typing import Literal
 from cachetools import LRUCache
 
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits
-from certflow.render.pdf import render_pdf, render_png
+from certflow.render.output import render_certificate
 
 Format = Literal["pdf", "png"]
 
@@ -26,9 +26,8 @@ def _render(
     svg: str, fmt: Format, image_limits: ImageLimits, title: str | None = None,
     lang: str | None = None, revoked: bool = False,
 ) -> bytes:
-    if fmt == "pdf":
-        return render_pdf(svg, image_limits=image_limits, title=title, lang=lang, revoked=revoked)
-    return render_png(svg, image_limits=image_limits, title=title, lang=lang, revoked=revoked)
+    # The function `certflow render -o OUT.pdf|.png` calls too (render/output.py).
+    return render_certificate(svg, fmt, image_limits=image_limits, title=title, lang=lang, revoked=revoked)
 
 
 class RenderPool:

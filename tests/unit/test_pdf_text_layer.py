@@ -154,3 +154,19 @@ def test_helpers():
     a, b, c, d, e, f = parse_transform("rotate(90 10 10)")
     assert abs(e - 20) < 1e-9 and abs(f - 0) < 1e-9 and abs(b - 1) < 1e-9
     assert parse_transform(None) == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def test_output_format_by_extension_and_the_pool_function():
+    from certflow.render.output import output_format, render_certificate
+    from certflow.render.pool import _render
+
+    assert [output_format(p) for p in ("a.svg", "b.PDF", "dir/c.png")] == ["svg", "pdf", "png"]
+    with pytest.raises(ValueError, match=r"\.svg, \.pdf or \.png"):
+        output_format("c.jpg")
+    svg = fill("Asha Verma")
+    assert render_certificate(svg, "svg") == svg.encode()
+    assert render_certificate(svg, "pdf").startswith(b"%PDF")
+    assert render_certificate(svg, "png").startswith(b"\x89PNG")
+    from certflow.render.images import DEFAULT_LIMITS
+
+    assert _render(svg, "pdf", DEFAULT_LIMITS, "T", "en", True).startswith(b"%PDF")
