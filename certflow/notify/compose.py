@@ -12,7 +12,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from certflow.notify.i18n import lang_of, text_direction
+from certflow.i18n import lang_of, text_direction
 from certflow.notify.links import linkedin_add_to_profile
 from certflow.notify.models import NotificationRequest
 

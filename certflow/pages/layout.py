@@ -7,7 +7,7 @@ import html
 from datetime import date, datetime
 from urllib.parse import quote
 
-from certflow.notify.i18n import lang_of, text_direction
+from certflow.i18n import lang_of, text_direction
 
 #: Contrast on white: text #1a1a1a 17.4:1, muted #4d4d4d 8.5:1, links #0b57d0 6.3:1;
 #: white on the banners: green #1b5e20 7.9:1, red #b71c1c 6.6:1, amber text

@@ -33,7 +33,7 @@ from functools import cache
 
 import pikepdf
 
-from certflow.notify.i18n import lang_of
+from certflow.i18n import lang_of
 
 __all__ = ["Affine", "TextLine", "add_png_text", "add_text_layer", "document_language", "parse_transform", "visual_order"]
 
