@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 from certflow.i18n import lang_of, text_direction
 
-#: Contrast on white: text #1a1a1a 17.4:1, muted #4d4d4d 8.5:1, links #0b57d0 6.3:1;
+#: Contrast on white: text #1a1a1a 17.4:1, muted #4d4d4d 8.5:1, links #0b57d0 6.4:1;
 #: white on the banners: green #1b5e20 7.9:1, red #b71c1c 6.6:1, amber text
-#: #5c3c00 on #fff4d6 9.6:1, white on the button blue #0b57d0 6.3:1. All ≥ 4.5:1 (AA).
+#: #5c3c00 on #fff4d6 9.1:1, white on the button blue #0b57d0 6.4:1. All ≥ 4.5:1 (AA).
 CSS = """
 *{box-sizing:border-box}
 body{margin:0;font-family:'Noto Sans',system-ui,sans-serif;color:#1a1a1a;background:#fff;line-height:1.5}
