@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests and the demo need (installed when root and missing);
 # chromium is the browser tests' headless Chromium (never a downloaded browser).
-APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium
+APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium poppler-utils
 # Apache Kafka runs on a JRE (17 or newer); Maven fetches its jars from Maven Central.
 JAVA_PACKAGES := default-jre-headless maven
 INSTALLED := $(VENV)/.installed

@@ -332,6 +332,46 @@ class Settings(BaseSettings):
         "non-public addresses. Off in production: it is what stops SSRF.",
     )
 
+    # --- Notifications (issue 14: email on issue, re-issue, revoke) -------------------
+    smtp_host: str = Field(
+        "",
+        description="SMTP server the notifier sends learners' email through; empty: no "
+        "email is sent (every notification is skipped with a reason).",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of `smtp_host` (587: submission).")
+    smtp_from: str = Field(
+        "", description="The `From:` address of notifications, e.g. `Certificates <certs@example.org>`."
+    )
+    smtp_username: str = Field("", description="SMTP login; empty: no authentication.")
+    smtp_password: str = Field("", description="SMTP password for `smtp_username`.")
+    smtp_starttls: bool = Field(
+        True,
+        description="`true`: upgrade the connection with STARTTLS before authenticating "
+        "(required when a password is sent); `false`: plain SMTP (a local relay, tests).",
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one SMTP exchange.")
+    smtp_max_attempts: int = Field(
+        5, ge=1, le=20,
+        description="Attempts per notification on transient failures (4xx, lost "
+        "connection) before it goes to its failed topic; 5xx answers are not retried.",
+    )
+    smtp_backoff_seconds: float = Field(
+        1.0, gt=0, description="First retry delay; doubled after each attempt (with jitter)."
+    )
+    smtp_backoff_max_seconds: float = Field(60.0, gt=0, description="Longest delay between two attempts.")
+    notify_attach_pdf: bool = Field(
+        False, description="Attach the certificate's PDF to the notification email."
+    )
+    learner_link_secret: str = Field(
+        "",
+        description="Key of the learner-page links' HMAC-SHA256. Empty (the default): "
+        "derived from the current signing key, like the access codes, so every worker "
+        "shares it with nothing more to distribute; set it to keep links valid across "
+        "a signing-key rotation.",
+    )
+    learner_link_days: int = Field(
+        90, ge=1, le=3650, description="How long a learner-page link in an email stays valid."
+    )
     # --- Operations ---------------------------------------------------------------------
     log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
         "info", description="Log level of the worker (`warning` and `critical` are accepted too)."

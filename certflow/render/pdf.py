@@ -31,6 +31,7 @@ concurrently.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,10 +43,22 @@ from certflow.render.fonts import FontBook, default_font_book
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits, sanitise_inline_images
 from certflow.render.shaping import RTL_SCRIPTS, GlyphRun, itemize, line_width, shape_runs
 from certflow.render.svg import hardened_parser, remove_element
+from certflow.render.textlayer import (
+    IDENTITY,
+    Affine,
+    TextLine,
+    add_png_text,
+    add_text_layer,
+    document_language,
+    multiply,
+    parse_transform,
+)
 
 __all__ = [
     "MIN_SHRINK",
     "PAGE_MARGIN",
+    "REVOKED_MARK",
+    "add_revoked_mark",
     "drop_remote_images",
     "fit_factor",
     "outline_text",
@@ -498,10 +511,39 @@ def _painting_attributes(element: etree._Element) -> Iterator[tuple[str, str]]:
             yield key, value
 
 
-def _outlined(text: etree._Element, styles: _Styles, book: FontBook) -> etree._Element:
-    """A ``<g>`` of ``<path>`` outlines that draws what ``text`` would."""
+def _user_space(text: etree._Element) -> Affine | None:
+    """The matrix from ``text``'s coordinates to the root's user space, or None when
+    the text is not drawn on the page as is (inside ``defs``, a symbol, a nested
+    viewport, or under ``display="none"``)."""
+    matrix = IDENTITY
+    node: etree._Element | None = text
+    while node is not None and node.getparent() is not None:
+        if _local(node.tag) in _OWN_COORDINATES or node.get(_NO_TEXT_LAYER) or node.get("display") == "none" or "display:none" in (
+            node.get("style") or ""
+        ).replace(" ", ""):
+            return None
+        matrix = multiply(parse_transform(node.get("transform")), matrix)
+        node = node.getparent()
+    return matrix
+
+
+def _outlined(
+    text: etree._Element, styles: _Styles, book: FontBook, lines: list[TextLine] | None = None
+) -> etree._Element:
+    """A ``<g>`` of ``<path>`` outlines that draws what ``text`` would; each of its
+    lines is added to ``lines`` (for the PDF's text layer) when given."""
     chunks = _layout(text, styles, book)
     uniform, condense = _split_factor(_shrink(text, chunks, styles))
+    matrix = _user_space(text) if lines is not None else None
+    if matrix is not None:
+        for chunk in chunks:
+            words = "".join(part.piece.text for part in chunk.parts).strip()
+            if words:
+                size = max(styles.font_size(part.piece.element) for part in chunk.parts) * uniform
+                lines.append(TextLine(
+                    words, chunk.x - chunk.anchor_shift() * uniform * condense, chunk.y,
+                    chunk.width * uniform * condense, size, matrix,
+                ))
     group = etree.Element(_SVG + "g")
     for key, value in _painting_attributes(text):
         group.set(key, value)
@@ -535,7 +577,7 @@ def _style_like_tspan(path: etree._Element, element: etree._Element, text: etree
                 path.set(key, value)
 
 
-def _outline_tree(root: etree._Element, book: FontBook) -> int:
+def _outline_tree(root: etree._Element, book: FontBook, lines: list[TextLine] | None = None) -> int:
     """Replace every ``<text>`` under ``root`` with outlines; return how many."""
     styles = _Styles()
     texts = [element for element in root.iter(_SVG + "text")]
@@ -543,8 +585,52 @@ def _outline_tree(root: etree._Element, book: FontBook) -> int:
         parent = text.getparent()
         if parent is None:
             continue
-        parent.replace(text, _outlined(text, styles, book))
+        parent.replace(text, _outlined(text, styles, book, lines))
     return len(texts)
+
+
+#: The word drawn across a revoked certificate.
+REVOKED_MARK = "REVOKED"
+#: An attribute on a group whose text stays out of the PDF's text layer.
+_NO_TEXT_LAYER = "data-certflow-no-text-layer"
+
+
+def _page_size(root: etree._Element) -> tuple[float, float, float, float]:
+    """(x, y, width, height) of the page in user units."""
+    view_box = _view_box(root)
+    if view_box:
+        return view_box
+    width = _length(root.get("width"), _DEFAULT_FONT_SIZE) or 842.0
+    height = _length(root.get("height"), _DEFAULT_FONT_SIZE) or 595.0
+    return 0.0, 0.0, width, height
+
+
+def _view_box(root: etree._Element) -> tuple[float, float, float, float] | None:
+    numbers = [float(n) for n in _NUMBER.findall(root.get("viewBox") or "")]
+    if len(numbers) == 4 and numbers[2] > 0 and numbers[3] > 0:
+        return numbers[0], numbers[1], numbers[2], numbers[3]
+    return None
+
+
+def add_revoked_mark(root: etree._Element) -> None:
+    """Draw a large translucent red "REVOKED" diagonally across the page, on top."""
+    x, y, width, height = _page_size(root)
+    cx, cy = x + width / 2, y + height / 2
+    angle = -math.degrees(math.atan2(height, width))
+    size = min(width, height) / 4.5
+    group = etree.SubElement(root, _SVG + "g", {
+        "transform": f"rotate({angle:.2f} {cx:.2f} {cy:.2f})",
+        "aria-label": REVOKED_MARK,
+        # Rotated text comes out of extractors one letter per line: the text layer
+        # carries the word horizontally instead (see _prepare).
+        _NO_TEXT_LAYER: "true",
+    })
+    etree.SubElement(group, _SVG + "text", {
+        "x": f"{cx:.2f}", "y": f"{cy + size * 0.35:.2f}", "text-anchor": "middle",
+        "font-family": "Noto Sans", "font-weight": "700", "font-size": f"{size:.2f}",
+        "letter-spacing": f"{size * 0.08:.2f}", "fill": "#c62828", "fill-opacity": "0.6",
+        "stroke": "#ffffff", "stroke-opacity": "0.8", "stroke-width": f"{size * 0.02:.2f}",
+    }).text = REVOKED_MARK
 
 
 def drop_remote_images(root: etree._Element) -> int:
@@ -576,24 +662,80 @@ def prepare_svg(
 ) -> bytes:
     """What the renderer hands to cairosvg: text outlined, remote images dropped,
     inline images checked and re-encoded (or dropped)."""
+    return _prepare(svg, font_book, image_limits).svg
+
+
+@dataclass(slots=True)
+class _Prepared:
+    svg: bytes
+    lines: list[TextLine]
+    view_box: tuple[float, float, float, float] | None
+    title: str
+
+
+def _prepare(
+    svg: str, font_book: FontBook | None, image_limits: ImageLimits, *, revoked: bool = False
+) -> _Prepared:
     root = _parse(svg)
-    _outline_tree(root, font_book or default_font_book())
+    if revoked:
+        add_revoked_mark(root)
+    title_element = root.find(_SVG + "title")
+    title = " ".join((title_element.text or "").split()) if title_element is not None else ""
+    lines: list[TextLine] = []
+    _outline_tree(root, font_book or default_font_book(), lines)
+    if revoked:
+        x, y, width, height = _page_size(root)
+        size = min(width, height) / 9
+        lines.insert(0, TextLine(REVOKED_MARK, x + width * 0.3, y + height / 2, width * 0.4, size))
+        for element in root.iter():
+            element.attrib.pop(_NO_TEXT_LAYER, None)
     drop_remote_images(root)
     sanitise_inline_images(root, image_limits)
-    return etree.tostring(root, encoding="utf-8")
+    return _Prepared(etree.tostring(root, encoding="utf-8"), lines, _view_box(root), title)
+
+
+def _title(prepared: _Prepared, title: str | None) -> str:
+    """The given title, else the SVG's ``<title>``, else its first line of text."""
+    revoked = any(line.text == REVOKED_MARK for line in prepared.lines)
+    chosen = title or prepared.title or next(
+        (line.text for line in prepared.lines if line.text != REVOKED_MARK), "Certificate"
+    )
+    return f"{REVOKED_MARK}: {chosen}" if revoked else chosen
+
+
+def _description(prepared: _Prepared) -> str:
+    """Alt text of a certificate picture: every line of text it shows, in order."""
+    return "Certificate. " + " · ".join(line.text for line in prepared.lines)
 
 
 def render_pdf(
-    svg: str, *, font_book: FontBook | None = None, image_limits: ImageLimits = DEFAULT_LIMITS
+    svg: str,
+    *,
+    font_book: FontBook | None = None,
+    image_limits: ImageLimits = DEFAULT_LIMITS,
+    title: str | None = None,
+    lang: str | None = None,
+    revoked: bool = False,
+    text_layer: bool = True,
 ) -> bytes:
-    """A one-page vector PDF of the filled certificate ``svg``, with no fonts in it.
+    """A one-page vector PDF of the filled certificate ``svg``.
 
     One user unit (px) becomes one PDF point, so a template drawn 842 × 595, as
-    Sunbird's are, gives an A4 landscape page; mm and in keep their true size.
+    Sunbird's are, gives an A4 landscape page; mm and in keep their true size. Text
+    is drawn as outlines; with ``text_layer`` (the default) every line is also
+    written as invisible, selectable text over them, and the PDF gets a title
+    (``title``, else the SVG's ``<title>``, else its first line) and a language
+    (``lang``, else that of most of its letters) (:mod:`certflow.render.textlayer`).
+    ``revoked`` draws a large "REVOKED" across the page.
     """
+    prepared = _prepare(svg, font_book, image_limits, revoked=revoked)
     # No url and unsafe=False: cairosvg resolves nothing outside the document.
-    return cairosvg.svg2pdf(
-        bytestring=prepare_svg(svg, font_book, image_limits), dpi=72, unsafe=False
+    pdf = cairosvg.svg2pdf(bytestring=prepared.svg, dpi=72, unsafe=False)
+    if not text_layer:
+        return pdf
+    return add_text_layer(
+        pdf, prepared.lines, view_box=prepared.view_box, title=_title(prepared, title),
+        lang=lang or document_language(prepared.lines),
     )
 
 
@@ -603,8 +745,18 @@ def render_png(
     scale: float = 2.0,
     font_book: FontBook | None = None,
     image_limits: ImageLimits = DEFAULT_LIMITS,
+    title: str | None = None,
+    description: str | None = None,
+    lang: str | None = None,
+    revoked: bool = False,
 ) -> bytes:
-    """A PNG of the filled certificate ``svg``, ``scale`` pixels per user unit."""
-    return cairosvg.svg2png(
-        bytestring=prepare_svg(svg, font_book, image_limits), scale=scale, unsafe=False
+    """A PNG of the filled certificate ``svg``, ``scale`` pixels per user unit, with
+    ``Title`` and ``Description`` (alt text: every line of the certificate's text,
+    unless given) in iTXt chunks; ``revoked`` draws "REVOKED" across it."""
+    prepared = _prepare(svg, font_book, image_limits, revoked=revoked)
+    png = cairosvg.svg2png(bytestring=prepared.svg, scale=scale, unsafe=False)
+    return add_png_text(
+        png,
+        {"Title": _title(prepared, title), "Description": description or _description(prepared)},
+        lang=lang or document_language(prepared.lines),
     )

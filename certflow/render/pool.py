@@ -17,15 +17,17 @@ from typing import Literal
 from cachetools import LRUCache
 
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits
-from certflow.render.pdf import render_pdf, render_png
+from certflow.render.output import render_certificate
 
 Format = Literal["pdf", "png"]
 
 
-def _render(svg: str, fmt: Format, image_limits: ImageLimits) -> bytes:
-    if fmt == "pdf":
-        return render_pdf(svg, image_limits=image_limits)
-    return render_png(svg, image_limits=image_limits)
+def _render(
+    svg: str, fmt: Format, image_limits: ImageLimits, title: str | None = None,
+    lang: str | None = None, revoked: bool = False,
+) -> bytes:
+    # The function `certflow render -o OUT.pdf|.png` calls too (render/output.py).
+    return render_certificate(svg, fmt, image_limits=image_limits, title=title, lang=lang, revoked=revoked)
 
 
 class RenderPool:
@@ -36,16 +38,24 @@ class RenderPool:
     ) -> None:
         #: Every image the renderer draws is held to these (``prepare_svg``).
         self.image_limits = image_limits
-        self._cache: LRUCache[tuple[str, Format], bytes] = LRUCache(maxsize=max(cache_size, 1))
+        self._cache: LRUCache[tuple[str, Format, bool], bytes] = LRUCache(maxsize=max(cache_size, 1))
         self._processes = processes
         self._executor: ProcessPoolExecutor | None = None
-        self._pending: dict[tuple[str, Format], asyncio.Future[bytes]] = {}
+        self._pending: dict[tuple[str, Format, bool], asyncio.Future[bytes]] = {}
         self.hits = 0
         self.misses = 0
 
-    async def render(self, key: str, svg: str, fmt: Format) -> bytes:
-        """The rendered certificate ``key``; concurrent requests for it share one render."""
-        slot = (key, fmt)
+    async def render(
+        self, key: str, svg: str, fmt: Format, *, title: str | None = None,
+        lang: str | None = None, revoked: bool = False,
+    ) -> bytes:
+        """The rendered certificate ``key``; concurrent requests for it share one render.
+
+        ``title``/``lang``: the PDF's (and PNG's) title and language (the
+        certificate's name, the learner's language); ``revoked``: drawn with a
+        REVOKED mark, cached apart from the clean rendering.
+        """
+        slot = (key, fmt, revoked)
         cached = self._cache.get(slot)
         if cached is not None:
             self.hits += 1
@@ -55,7 +65,7 @@ class RenderPool:
         if pending is None:
             loop = asyncio.get_running_loop()
             pending = asyncio.ensure_future(
-                loop.run_in_executor(self._pool(), _render, svg, fmt, self.image_limits)
+                loop.run_in_executor(self._pool(), _render, svg, fmt, self.image_limits, title, lang, revoked)
             )
             self._pending[slot] = pending
             pending.add_done_callback(lambda _: self._pending.pop(slot, None))
