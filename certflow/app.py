@@ -1,150 +1,57 @@
-"""The Faust application: one per worker process, configured from :class:`Settings`.
+"""The Faust application: built by :func:`create_app` from explicit :class:`Settings`.
 
-Following Faust's "Projects and Directory Layout" guide, ``app`` is a module-level
-object that agent and view modules import and decorate; ``create_app`` is the
-factory that makes it, so tests and tools can build one from explicit settings.
-``faust -A certflow.app worker`` and ``certflow worker`` run the same app.
+Nothing happens when this module is imported. ``create_app`` builds the app and
+its services and registers every flow's agents, tables and views through their
+``register`` functions, in the order they depend on each other:
+
+* ``reference`` (ingestion, and the learner state every other flow reads and writes),
+* ``registry`` (certificates by id, revocations, status lists, and their views),
+* ``issue`` (who gets a certificate), then ``generate`` (making it),
+* the shared web views, and the watchdog.
+
+``certflow worker`` and ``faust -A certflow.worker worker`` run such an app.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
-from functools import cached_property
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-import faust
-import mode
-from faust.types import TransportT
-
-from certflow.accounting import Accounting
-from certflow.credentials.keys import KeyRing
-from certflow.issuing import CertificateFactory
-from certflow.metrics import WorkerMetrics
-from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.images import ImageLimits, check_template_images, image_data_uri
-from certflow.render.pool import RenderPool
-from certflow.render.svg import SvgTemplate
-from certflow.render.template_cache import TemplateCache
+from certflow.events.settle import Settler
+from certflow.faust_fixes import liveness
+from certflow.generate import agents as generate_agents
+from certflow.issue import agents as issue_agents
+from certflow.reference import agents as reference_agents
+from certflow.registry import agents as registry_agents
+from certflow.registry import views as registry_views
+from certflow.web import views as web_views
+from certflow.faust_fixes.app import FixedApp
+from certflow.faust_fixes.web import FAUST_PAGES_OFF
+from certflow.logs import logging_config
+from certflow.reference.state import LearnerState
+from certflow.registry.agents import Registry
+from certflow.services import CertflowServices
 from certflow.settings import Settings
-from certflow.transport import Transport
 
 
-class CertflowServices(mode.Service):
-    """The long-lived objects every agent shares, started and stopped with the app.
+@dataclass
+class Flows:
+    """What the flows share once registered (views and tests reach them through the app)."""
 
-    One template cache per worker, so a template is fetched once per worker however
-    many partitions and events use it; one HTTP session, closed on shutdown.
-    """
-
-    def __init__(self, settings: Settings, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.settings = settings
-        self.accounting = Accounting()
-        policy = FetchPolicy.from_settings(settings)
-        self.fetcher = SafeFetcher(policy)
-        self.image_limits = ImageLimits.from_settings(settings)
-        self.templates: TemplateCache[SvgTemplate] = TemplateCache.from_settings(
-            settings, self.fetcher, lambda source, url: parse_template(source, url, self.image_limits)
-        )
-        # Signature and logo images: the same guards, their own host allow-list.
-        self.image_fetcher = SafeFetcher(
-            replace(policy, allowed_hosts=tuple(settings.image_allowed_hosts))
-        )
-        self.images: TemplateCache[str] = TemplateCache(
-            self.image_fetcher,
-            lambda body, url: image_data_uri(body, url, self.image_limits),
-            template_root=settings.template_root,
-            maxsize=settings.render_cache_size or 1,
-            ttl_seconds=settings.template_cache_ttl_seconds,
-            max_bytes=settings.fetch_max_bytes,
-        )
-        self.renderer = RenderPool(
-            cache_size=settings.render_cache_size, image_limits=self.image_limits
-        )
-        self.metrics = WorkerMetrics(
-            self.accounting, lambda: {"templates": self.templates.stats, "images": self.images.stats}
-        )
-
-    @cached_property
-    def keys(self) -> KeyRing:
-        """The deployment's signing keys (``SigningKeysMissing`` if none are configured).
-
-        Read when first needed or when the worker starts, not when this module is
-        imported: tools and tests import the app without being a worker. ``certflow
-        worker`` reads them before anything else, so a worker without keys stops
-        before it touches the broker.
-        """
-        return KeyRing.from_settings(self.settings)
-
-    @cached_property
-    def certificates(self) -> CertificateFactory:
-        return CertificateFactory(self.templates, self.settings.base_path, self.keys)
-
-    async def on_start(self) -> None:
-        self.keys  # noqa: B018 - a worker without signing keys must not run (faust -A too)
-        # Faust's worker sets the root logger to DEBUG when the level is WARN or
-        # above, so that its start-up spinner sees every record, and leaves it so:
-        # every debug line of aiokafka and Faust is then built and thrown away (a
-        # fifth of an idle worker's CPU, measured with py-spy). Back to the setting.
-        logging.getLogger().setLevel(_LEVELS[self.settings.log_level])
-
-    async def on_stop(self) -> None:
-        await self.fetcher.close()
-        await self.image_fetcher.close()
-        self.renderer.close()
+    settle: Settler
+    state: LearnerState
+    registry: Registry
 
 
-def parse_template(source: bytes, url: str, image_limits: ImageLimits) -> SvgTemplate:
-    """A fetched template, sanitised, whose embedded images are within the limits."""
-    template = SvgTemplate.parse(source, url=url)
-    check_template_images(source, url, image_limits)
-    return template
+class CertflowApp(FixedApp):
+    """A certflow worker's Faust app: its settings, services and flows."""
 
-
-_LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}
-
-
-def logging_config(settings: Settings) -> dict[str, Any] | None:
-    """JSON lines for log pipelines (``CERTFLOW_LOG_FORMAT=json``), else Faust's own."""
-    if settings.log_format != "json":
-        return None
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            }
-        },
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
-        "root": {"level": _LEVELS[settings.log_level], "handlers": ["stdout"]},
-    }
-
-
-class CertflowApp(faust.App):
-    """Faust's app on certflow's transport (:mod:`certflow.transport`)."""
-
-    #: Replication of the topics Faust creates: configured, or (None) from the cluster's size.
-    replication_factor: int | None = None
-    min_insync_replicas: int | None = None
-
-    def _new_transport(self) -> TransportT:
-        return Transport(self.conf.broker_consumer, self)
-
-    async def on_first_start(self) -> None:
-        # Faust creates its data directory with mkdir() without parents: in a fresh
-        # working directory the default, .certflow/worker, died with
-        # FileNotFoundError('.certflow/worker'). The whole path is created first.
-        Path(self.conf.datadir).mkdir(parents=True, exist_ok=True)
-        await super().on_first_start()
+    settings: Settings
+    services: CertflowServices
+    flows: Flows
 
 
 def create_app(settings: Settings) -> CertflowApp:
-    """A Faust app wired to ``settings``; agents attach when their modules import."""
+    """A Faust app wired to ``settings``, with every agent, table and view registered."""
     app = CertflowApp(
         settings.app_id,
         broker=settings.broker,
@@ -154,7 +61,7 @@ def create_app(settings: Settings) -> CertflowApp:
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         # A placeholder: the transport gives every topic Faust creates the
-        # replication that fits the cluster (see certflow.transport.Transport).
+        # replication that fits the cluster (see certflow.faust_fixes.transport).
         topic_replication_factor=settings.replication_factor or 1,
         # Source topics are created by `certflow topics` with their partition
         # counts; an auto-created topic would get the broker's default instead.
@@ -168,23 +75,26 @@ def create_app(settings: Settings) -> CertflowApp:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
-        # Faust's generic table and router pages would serve any learner's stored
-        # data to anyone who can reach the port: certflow's own views only.
-        web_tables_enabled=False,
-        web_router_enabled=False,
         key_serializer="raw",
         value_serializer="raw",
-        autodiscover=("certflow.agents", "certflow.web"),
+        autodiscover=False,
         origin="certflow",
         loghandlers=[],
         logging_config=logging_config(settings),
+        **FAUST_PAGES_OFF,
     )
+    app.settings = settings
     app.replication_factor = settings.replication_factor
     app.min_insync_replicas = settings.min_insync_replicas
+    services = app.services = CertflowServices(settings)
+    app.add_dependency(services)
+    settle = Settler(app, services.accounting, services.metrics)
+    state = reference_agents.register(app, services, settle)
+    records = registry_agents.register(app, services, settle)
+    issue_agents.register(app, services, settle, state)
+    generate_agents.register(app, services, settle, state, records)
+    app.flows = Flows(settle=settle, state=state, registry=records)
+    web_views.register(app)
+    registry_views.register(app)
+    liveness.register(app)
     return app
-
-
-settings = Settings()
-app = create_app(settings)
-services = CertflowServices(settings)
-app.add_dependency(services)

@@ -37,11 +37,11 @@ from typing import Any
 import orjson
 
 from certflow.credentials.keys import KeyRing, SigningKey
-from certflow.issuing import CertificateFactory
+from certflow.generate.factory import CertificateFactory
 from certflow.kafka import ensure_topics, produce, read_topic
 from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache

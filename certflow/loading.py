@@ -24,7 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from certflow.jsonlimits import MAX_JSON_DEPTH, loads_bounded
-from certflow.models.reference import (
+from certflow.reference.models import (
     BatchRecord,
     EnrolmentRow,
     LearnerProfile,

@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from certflow.errors import CertflowError
-from certflow.models.events import rejection
-from certflow.models.generate import GenerateCertificateRequest, Recipient, validation_context
+from certflow.events.models import rejection
+from certflow.generate.models import GenerateCertificateRequest, Recipient, validation_context
 
 __all__ = [
     "COLUMN_ALIASES",

@@ -58,7 +58,7 @@ def notification_for(
     revoked_on: str = "",
     revocation_reason: str = "",
 ) -> NotificationRequest:
-    """The notification about an :class:`~certflow.models.records.IssuedCertificate`
+    """The notification about an :class:`~certflow.events.records.IssuedCertificate`
     (as a dict: ``record.model_dump()``), for the agent that publishes it."""
     credential = record.get("certificate") or {}
     issuer = credential.get("issuer") or {}

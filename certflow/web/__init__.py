@@ -1,5 +1,3 @@
-"""Faust web views of a worker. Importing this package registers them."""
-
-from certflow.web import certificates, views
-
-__all__ = ["certificates", "views"]
+"""What every web view of a worker shares: tokens, security headers, JSON errors, and
+the operational views (health, readiness, stats, metrics, a learner's decisions).
+Each flow's own views live in its package (e.g. :mod:`certflow.registry.views`)."""

@@ -30,7 +30,8 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from certflow.app import settings
+from certflow.settings import Settings
+from certflow.web.errors import error_response
 
 #: Routes anyone may call (method, aiohttp route pattern); every other route needs a token.
 PUBLIC_ROUTES = frozenset({
@@ -55,7 +56,7 @@ class Access(Enum):
     METRICS = "metrics"
 
 
-def accepted_tokens(access: Access) -> list[str]:
+def accepted_tokens(settings: Settings, access: Access) -> list[str]:
     """The configured tokens that grant ``access`` (never an empty one)."""
     tokens = [settings.admin_token]
     if access is Access.METRICS:
@@ -89,9 +90,8 @@ def unauthorized(view: View, request: Request, access: Access) -> Response:
     if request.headers.get("Authorization"):
         challenge += ', error="invalid_token"'
     needs = "the admin token" if access is Access.ADMIN else "the metrics or admin token"
-    return view.json(
-        {"error": {"code": "UNAUTHORIZED", "message": f"this route needs {needs}: Authorization: Bearer <token>"}},
-        status=401,
+    return error_response(
+        401, "UNAUTHORIZED", f"this route needs {needs}: Authorization: Bearer <token>",
         headers={"WWW-Authenticate": challenge},
     )
 
@@ -106,7 +106,7 @@ def requires_token(access: Access = Access.ADMIN) -> Callable[[Handler], Handler
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
         async def guarded(view: View, request: Request, **kwargs: Any) -> Response:
-            if not bearer_matches(request.headers.get("Authorization"), accepted_tokens(access)):
+            if not bearer_matches(request.headers.get("Authorization"), accepted_tokens(view.app.settings, access)):
                 return unauthorized(view, request, access)
             return await handler(view, request, **kwargs)
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web as aiohttp_web
 
-from certflow.app import app
+from faust import App
 
 #: Certificate files: documents a browser renders, with no active part allowed.
 DOCUMENT_POLICY = (
@@ -62,7 +62,11 @@ async def security_headers(
     return response
 
 
-# Registered as the module is imported (autodiscovery), before the server starts:
-# aiohttp freezes its middleware list then. Appended first of certflow's, so it runs
-# outermost and also sees the JSON error answers.
-app.web.web_app.middlewares.insert(0, security_headers)
+def register(app: App) -> None:
+    """Add the headers to every answer of ``app``'s web server.
+
+    Called before the server starts (aiohttp freezes its middleware list then), and
+    put first of certflow's middlewares, so it runs outermost and also sees the JSON
+    error answers.
+    """
+    app.web.web_app.middlewares.insert(0, security_headers)

@@ -21,8 +21,8 @@ from certflow.broker import free_port
 from certflow.credentials.keys import KeyRing
 from certflow.credentials.proof import resolve_did_key, verify_proof
 from certflow.credentials.status_list import StatusList
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from tests.integration.conftest import FIXTURES, Deployment
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from certflow.liveness import EXIT_STATUS
+from certflow.faust_fixes.liveness import EXIT_STATUS
 from certflow.local import LocalBroker, LocalWorker
 from tests.integration.conftest import Deployment
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from certflow.app import CertflowApp
+from certflow.faust_fixes.app import FixedApp
 from certflow.kafka import ensure_topics
 from certflow.local import LocalBroker
 
@@ -19,7 +19,7 @@ async def buffered_records_after_flush(broker_url: str, records: int) -> tuple[i
     await ensure_topics(broker_url, [name], partitions=1)
     # One record per batch: handing each to the client waits for the one before it
     # to be sent, as on a busy or slow broker.
-    app = CertflowApp(name, broker=broker_url, producer_max_batch_size=1, autodiscover=False)
+    app = FixedApp(name, broker=broker_url, producer_max_batch_size=1, autodiscover=False)
     topic = app.topic(name, key_serializer="raw", value_serializer="raw")
     producer = app.producer
     await producer.start()

@@ -20,20 +20,20 @@ import pytest
 from pydantic import ValidationError
 
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.events import MAX_REPORTED_PROBLEMS, parse_event
-from certflow.models.generate import (
+from certflow.events.models import MAX_REPORTED_PROBLEMS, parse_event
+from certflow.generate.models import (
     MAX_FORWARDED_BYTES,
     MAX_SPLIT_BYTES,
     GenerateCertificateRequest,
     validation_context,
 )
-from certflow.models.issue import IssueCertificateRequest
-from certflow.models.records import (
+from certflow.issue.models import IssueCertificateRequest
+from certflow.events.records import (
     MAX_ERROR_MESSAGE_CHARS,
     EventSource,
     FailedEvent,
 )
-from certflow.models.reference import BatchRecord, EnrolmentRow, LearnerProfile
+from certflow.reference.models import BatchRecord, EnrolmentRow, LearnerProfile
 from certflow.settings import Settings
 
 #: The deployment default (``CERTFLOW_MAX_EVENT_BYTES``).

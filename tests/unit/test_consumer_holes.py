@@ -7,14 +7,14 @@ import asyncio
 import pytest
 from faust.types import TP
 
-from certflow import transport
-from certflow.app import CertflowApp
+from certflow.faust_fixes import transport
+from certflow.faust_fixes.app import FixedApp
 
 PARTITION = TP("certflow.learners", 1)
 
 
 def consumer_having(committed: int, acked: list[int]) -> transport.Consumer:
-    consumer = CertflowApp("holes", broker="kafka://127.0.0.1:1").consumer
+    consumer = FixedApp("holes", broker="kafka://127.0.0.1:1").consumer
     assert isinstance(consumer, transport.Consumer)
     consumer._committed_offset[PARTITION] = committed
     consumer._acked[PARTITION] = list(acked)

@@ -22,10 +22,10 @@ from pydantic import BaseModel
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError, ErrorCode
-from certflow.issuing import CertificateFactory
-from certflow.models.events import check_display_id, clean_text, parse_event, refuse_hidden_characters
-from certflow.models.generate import GenerateCertificateEdata, GenerateCertificateRequest, validation_context
-from certflow.models.reference import LearnerProfile
+from certflow.generate.factory import CertificateFactory
+from certflow.events.models import check_display_id, clean_text, parse_event, refuse_hidden_characters
+from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest, validation_context
+from certflow.reference.models import LearnerProfile
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache

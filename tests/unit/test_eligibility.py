@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from certflow.eligibility import (
+from certflow.issue.rules import (
     IssuedEntry,
     already_issued,
     LearnerFacts,
@@ -17,9 +17,9 @@ from certflow.eligibility import (
     generate_request,
     request_again,
 )
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
-from certflow.models.reference import BatchRecord, CertTemplate, EnrolmentRow, LearnerProfile, ScoreRow
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
+from certflow.reference.models import BatchRecord, CertTemplate, EnrolmentRow, LearnerProfile, ScoreRow
 
 COURSE, BATCH, USER = "do_11309999837886054415", "0131000245281587206", "user001"
 SELF_ASSESS = frozenset({"SelfAssess"})

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 
 EVENT_3 = "certgen_EVENT_3_generate_certificate_no_oldId.json"
 

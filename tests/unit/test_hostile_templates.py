@@ -36,10 +36,10 @@ from PIL import Image
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError, ErrorCode
-from certflow.issuing import CertificateFactory
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
-from certflow.models.records import MAX_PUBLISHED_BYTES
+from certflow.generate.factory import CertificateFactory
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
+from certflow.events.records import MAX_PUBLISHED_BYTES
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.images import MAX_IMAGE_PIXELS, image_data_uri, inline_remote_images
 from certflow.render.svg import MAX_CERTIFICATE_MARKUP_BYTES, SvgTemplate

@@ -24,8 +24,8 @@ from lxml import etree
 from PIL import Image
 
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.images import (
     ImageLimits,
     ImageRefused,
@@ -248,7 +248,7 @@ def test_rendering_a_certificate_with_a_bomb_stays_under_100_mb(tmp_path: Path, 
 def test_a_template_embedding_a_hostile_image_is_refused_when_parsed(image: str, why: str) -> None:
     """Once per template, as TEMPLATE_INVALID, instead of the image being dropped
     from every PDF and PNG made from it."""
-    from certflow.app import parse_template
+    from certflow.generate.factory import parse_template
 
     source = (
         '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'

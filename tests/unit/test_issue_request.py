@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.events import parse_event
-from certflow.models.issue import IssueCertificateRequest
+from certflow.events.models import parse_event
+from certflow.issue.models import IssueCertificateRequest
 
 
 def parse(document: dict | bytes) -> IssueCertificateRequest:

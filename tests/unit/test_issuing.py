@@ -18,9 +18,9 @@ from certflow.credentials.identity import CertifiedFacts
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.credentials.proof import verify_proof
 from certflow.errors import CertflowError, ErrorCode
-from certflow.issuing import CertificateFactory
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.generate.factory import CertificateFactory
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache

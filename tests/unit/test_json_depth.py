@@ -15,10 +15,10 @@ import pytest
 
 from certflow.errors import CertflowError, ErrorCode
 from certflow.loading import ReferenceKind, RejectedRow, read_rows
-from certflow.models.events import decode_json_object, parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
-from certflow.models.issue import IssueCertificateRequest
-from certflow.models.reference import BatchRecord
+from certflow.events.models import decode_json_object, parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
+from certflow.issue.models import IssueCertificateRequest
+from certflow.reference.models import BatchRecord
 
 #: The limit (``certflow.jsonlimits.MAX_JSON_DEPTH``); imported lazily by the tests
 #: of the helper itself, so the tests of each path run against any version.

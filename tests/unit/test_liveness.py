@@ -6,7 +6,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from certflow.liveness import fatal_problem, holds_membership
+from certflow.faust_fixes.liveness import fatal_problem, holds_membership
 
 
 def app_with(coordinator: Any = None, recovery: Any = None, stopping: bool = False) -> Any:

@@ -19,7 +19,7 @@ from certflow.loading import (
     count_lines,
     read_rows,
 )
-from certflow.models.reference import BatchRecord, EnrolmentRow, LearnerProfile, ScoreRow
+from certflow.reference.models import BatchRecord, EnrolmentRow, LearnerProfile, ScoreRow
 from certflow.settings import TopicNames
 
 COURSE = "do_11309999837886054415"

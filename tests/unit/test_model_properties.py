@@ -22,12 +22,12 @@ from lxml import etree
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from certflow.eligibility import LearnerFacts, decide, generate_request
+from certflow.issue.rules import LearnerFacts, decide, generate_request
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.events import MAX_DISPLAY_CHARS, clean_text, parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
-from certflow.models.issue import IssueCertificateRequest
-from certflow.models.reference import (
+from certflow.events.models import MAX_DISPLAY_CHARS, clean_text, parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
+from certflow.issue.models import IssueCertificateRequest
+from certflow.reference.models import (
     BatchRecord,
     CertTemplate,
     EnrolmentRow,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from certflow.eligibility import IssuedEntry, authorise_reissue
+from certflow.issue.rules import IssuedEntry, authorise_reissue
 from certflow.errors import CertflowError, ErrorCode
 
 SLOT = "do_course|0140000000000000001"

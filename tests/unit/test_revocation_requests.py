@@ -10,8 +10,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from certflow.agents.registry import RevocationOrigin, certified_facts, parse_revocation
+from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation
 from certflow.errors import CertflowError, ErrorCode
+from certflow.settings import Settings
+
+#: The largest event a worker accepts, by default.
+MAX_BYTES = Settings().max_event_bytes
 
 FACTS = {"recipientId": "learner-1", "courseId": "do_1", "batchId": "b1", "certificateName": "course completion"}
 
@@ -44,13 +48,13 @@ def revocation(**fields) -> bytes:
 )
 def test_a_malformed_revocation_is_refused_with_a_code(key: bytes | None, value: bytes | None, code: ErrorCode) -> None:
     with pytest.raises(CertflowError) as raised:
-        parse_revocation(key, value)
+        parse_revocation(key, value, max_bytes=MAX_BYTES)
     assert raised.value.code is code
 
 
 def test_well_formed_revocations_are_accepted() -> None:
-    admin = parse_revocation(b"cert-1", revocation(origin="admin"))
-    reissue = parse_revocation(b"cert-1", revocation(origin="reissue", replacedBy="new", certifies=FACTS))
+    admin = parse_revocation(b"cert-1", revocation(origin="admin"), max_bytes=MAX_BYTES)
+    reissue = parse_revocation(b"cert-1", revocation(origin="reissue", replacedBy="new", certifies=FACTS), max_bytes=MAX_BYTES)
 
     assert admin["origin"] is RevocationOrigin.ADMIN
     assert reissue["origin"] is RevocationOrigin.REISSUE and reissue["certifies"] == FACTS

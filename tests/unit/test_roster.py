@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from certflow.errors import CertflowError
-from certflow.models.events import parse_event
-from certflow.models.generate import GenerateCertificateRequest, validation_context
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.roster import RosterSpec, read_roster, rejected_csv, roster_requests
 
 SPEC = RosterSpec(

@@ -15,9 +15,8 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-import certflow.web.certificates  # noqa: F401 - registers its views
-import certflow.web.views  # noqa: F401 - registers its views
-from certflow.app import app, settings
+from certflow.app import create_app
+from certflow.settings import Settings
 from certflow.web.auth import PUBLIC_ROUTES, bearer_matches
 
 #: aiohttp binds an application to the loop that first serves it: one loop for the module.
@@ -25,6 +24,10 @@ in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 ADMIN = "admin-token-for-tests"
 METRICS = "metrics-token-for-tests"
+
+#: A worker's app with its own settings, built in-process (nothing starts).
+settings = Settings(admin_token=ADMIN, metrics_token=METRICS)
+app = create_app(settings)
 
 ROUTES = sorted(
     {(route.method, route.resource.canonical) for route in app.web.web_app.router.routes() if route.method != "HEAD"}

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from certflow.jsonlimits import loads_bounded
 from certflow.kafka import bootstrap_servers
-from certflow.models.reference import BatchRecord
+from certflow.reference.models import BatchRecord
 
 log = logging.getLogger(__name__)
 

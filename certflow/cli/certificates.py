@@ -1,10 +1,4 @@
-"""``certflow``: run the service, and the tools that go with it.
-
-Settings come from ``CERTFLOW_*`` environment variables (see ``certflow.settings``);
-the few flags here override the matching setting for one run. Modules that build
-the Faust app are imported inside commands, after flags have been applied, because
-the app reads its settings when it is created.
-"""
+"""Certificates offline: render a template, verify a credential, manage signing keys."""
 
 from __future__ import annotations
 
@@ -17,226 +11,10 @@ from pathlib import Path
 import click
 import orjson
 
+from certflow.cli.root import cli
 from certflow.errors import CertflowError
 from certflow.loading import ReferenceKind
 from certflow.settings import Settings
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """certflow: Sunbird-compatible course certificates on Kafka.
-
-    Typical local run: `certflow broker` in one terminal, `certflow keys generate
-    --file keys.json` once, `CERTFLOW_SIGNING_KEYS_FILE=keys.json certflow worker` in
-    another, then `certflow send generate.certificate.request event.json` and
-    `certflow tail certificate.issued`.
-    """
-
-
-@cli.command()
-@click.option("--port", default=9092, show_default=True, help="Kafka port of the first broker, on 127.0.0.1.")
-@click.option(
-    "--data-dir",
-    default=".certflow/broker",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the broker keeps its data (and, with Kafka, cluster.json).",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["kafka", "noida"]),
-    default="kafka",
-    show_default=True,
-    help="Apache Kafka in KRaft mode (needs Java 17+; Maven fetches it on first use), "
-    "or noida-db (one process, no Java; known defects, for a machine without Java).",
-)
-@click.option(
-    "--brokers",
-    type=click.IntRange(1, 9),
-    default=1,
-    show_default=True,
-    help="Kafka nodes, each broker and controller (3 for replication 3, min.insync.replicas 2).",
-)
-def broker(port: int, data_dir: Path, engine: str, brokers: int) -> None:
-    """Run a local broker on loopback, in the foreground, until Ctrl-C or SIGTERM."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if engine == "noida":
-        from certflow.broker import noida_command
-
-        if brokers != 1:
-            raise click.UsageError("noida-db runs a single broker")
-        command = noida_command(port=port, data_dir=data_dir)
-        click.echo(f"noida-db broker on kafka://127.0.0.1:{port}, data in {data_dir} (Ctrl-C stops it)", err=True)
-        os.execv(command[0], command)
-    _run_kafka(port=port, data_dir=data_dir, brokers=brokers)
-
-
-def _run_kafka(*, port: int, data_dir: Path, brokers: int) -> None:
-    """Apache Kafka nodes as child JVMs; every one is stopped on SIGTERM or SIGINT."""
-    import signal
-    import threading
-
-    from certflow.broker import KafkaCluster
-
-    cluster = KafkaCluster(data_dir, nodes=brokers, port=port)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopping.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, on_signal)
-    try:
-        click.echo(f"starting Apache Kafka {cluster.version}, {brokers} node(s), data in {data_dir}", err=True)
-        cluster.start()
-        click.echo(
-            f"Kafka on {cluster.bootstrap} (CERTFLOW_BROKER={cluster.url}); "
-            f"{data_dir / 'cluster.json'} lists the nodes (Ctrl-C stops them)",
-            err=True,
-        )
-        while not stopping.wait(1.0):
-            pass
-    finally:
-        click.echo("stopping Kafka", err=True)
-        cluster.stop()
-
-
-@cli.command()
-def topics() -> None:
-    """Create every certflow topic with its configured partition count (idempotent)."""
-    settings = Settings()
-    _create_topics(settings)
-
-
-def _create_topics(settings: Settings) -> None:
-    from certflow.kafka import ensure_topics
-
-    report = asyncio.run(
-        ensure_topics(
-            settings.broker,
-            settings.topics.all(),
-            partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-            min_insync_replicas=settings.min_insync_replicas,
-            compacted=[settings.topics.certificate_issued],
-        )
-    )
-    for name in report.created:
-        click.echo(
-            f"created  {name} ({settings.partitions} partitions, {report.replication_factor} replicas, "
-            f"min.insync.replicas {report.min_insync_replicas})",
-            err=True,
-        )
-    for name, count in report.existing.items():
-        click.echo(f"exists   {name} ({count} partitions)", err=True)
-
-
-@cli.command()
-@click.option("--web-port", type=int, default=None, help="Port of the worker's web server [6066].")
-def worker(web_port: int | None) -> None:
-    """Run a certflow worker (creates the topics first)."""
-    if web_port is not None:
-        os.environ["CERTFLOW_WEB_PORT"] = str(web_port)
-    settings = Settings()
-    _require_signing_keys(settings)
-    _create_topics(settings)
-    from certflow.app import app
-
-    # Hand over to Faust's own `worker` command, so `certflow worker` and
-    # `faust -A certflow.app worker` are one and the same thing.
-    sys.argv = [
-        "certflow",
-        "worker",
-        "--loglevel",
-        settings.log_level,
-        "--web-port",
-        str(settings.web_port),
-        "--web-bind",
-        settings.web_bind,
-        "--web-host",
-        settings.web_host,
-    ]
-    app.main()
-
-
-def _require_signing_keys(settings: Settings) -> None:
-    """Stop, saying how to fix it, before a worker without usable keys touches the
-    broker (``KeyRing.from_settings`` refuses to make one up)."""
-    from certflow.credentials.keys import KeyRing
-
-    try:
-        KeyRing.from_settings(settings)
-    except ValueError as exc:
-        raise click.ClickException(f"the worker cannot sign certificates: {exc}") from None
-
-
-@cli.command()
-@click.argument("topic")
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", default=None, help="Kafka key for every event (default: none, as Sunbird).")
-def send(topic: str, files: tuple[Path, ...], key: str | None) -> None:
-    """Produce JSON events to TOPIC from FILES, or from stdin.
-
-    A file holding one JSON document is one event; otherwise every non-blank line
-    is one event. Lines are sent as they are (invalid JSON too, on purpose: that is
-    how you test the dead-letter topic).
-    """
-    settings = Settings()
-    from certflow.kafka import produce
-
-    events: list[bytes] = []
-    sources = [path.read_bytes() for path in files] if files else [sys.stdin.buffer.read()]
-    for content in sources:
-        events.extend(_split_events(content))
-    key_bytes = key.encode() if key is not None else None
-    sent = asyncio.run(produce(settings.broker, topic, [(key_bytes, event) for event in events]))
-    click.echo(f"sent {sent} event(s) to {topic}", err=True)
-
-
-def _as_json(value: bytes | None) -> object:
-    """A record's value as JSON; one that is not JSON is shown as a string."""
-    if value is None:
-        return None
-    from certflow.jsonlimits import loads_bounded
-
-    try:
-        return loads_bounded(value)  # deeper JSON would not print again (orjson.dumps: 254)
-    except orjson.JSONDecodeError:
-        return value.decode("utf-8", "replace")
-
-
-def _split_events(content: bytes) -> list[bytes]:
-    try:
-        orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return [line.strip() for line in content.splitlines() if line.strip()]
-    return [content.strip()]
-
-
-@cli.command()
-@click.argument("topic")
-@click.option("--count", type=int, default=None, help="Stop after N events.")
-@click.option("--timeout", type=float, default=5.0, show_default=True,
-              help="Stop after S seconds without a new event.")
-@click.option("--meta", is_flag=True, help="Wrap each event with topic, partition, offset and key.")
-def tail(topic: str, count: int | None, timeout: float, meta: bool) -> None:
-    """Print the events of TOPIC from the beginning as JSON lines, then exit."""
-    settings = Settings()
-    from certflow.kafka import read_topic
-
-    async def run() -> None:
-        async for record in read_topic(settings.broker, topic, timeout=timeout, count=count):
-            value = _as_json(record.value)
-            if meta:
-                value = {
-                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
-                    "key": record.key.decode("utf-8", "replace") if record.key else None,
-                    "value": value,
-                }
-            sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
-            sys.stdout.buffer.flush()
-
-    asyncio.run(run())
 
 
 @cli.command()
@@ -266,9 +44,9 @@ def render(template: Path, data: Path, output: Path, json_output: Path | None) -
 
 async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
     from certflow.credentials.keys import KeyRing, SigningKey
-    from certflow.issuing import CertificateFactory
-    from certflow.models.events import decode_json_object, parse_event
-    from certflow.models.generate import GenerateCertificateRequest, validation_context
+    from certflow.generate.factory import CertificateFactory
+    from certflow.events.models import decode_json_object, parse_event
+    from certflow.generate.models import GenerateCertificateRequest, validation_context
     from certflow.render.fetch import FetchPolicy, SafeFetcher
     from certflow.render.svg import SvgTemplate
     from certflow.render.template_cache import TemplateCache
@@ -295,97 +73,6 @@ async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
         preview_keys = KeyRing((SigningKey.generate(),))
         factory = CertificateFactory(templates, settings.base_path, preview_keys)
         return await factory.issue(first, now=datetime.now(UTC))
-
-
-@cli.command()
-@click.argument("kind", type=click.Choice([kind.value for kind in ReferenceKind]))
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Validate every row, produce nothing.")
-def load(kind: str, file: Path, dry_run: bool) -> None:
-    """Load reference data (KIND: batches, enrolments, scores or learners) from FILE.
-
-    Every row is validated as a worker will validate it, then produced to the
-    kind's topic: batches keyed by batch id; enrolments, scores and learners keyed
-    by the learner's user id, so one learner's data shares a partition. Bad rows
-    are reported by line number and skipped; the good ones are still loaded.
-
-    \b
-    Formats, by file name:
-      .jsonl .ndjson .json  one JSON object per line; blank lines are skipped.
-      .csv                  a header row names the columns (Cassandra's names
-                            do); empty cells are left out, and cells starting
-                            with { or [ are read as JSON, so map and list
-                            columns must be exported as JSON, not CQL literals.
-
-    A JSON line {"delete": "KEY"} is a tombstone: a record with key KEY and no
-    value, which removes what the worker holds under KEY on that topic.
-
-    Exit status: 0 if every row was loaded, 1 if some were rejected.
-    """
-    from certflow.kafka import ensure_topics, produce
-    from certflow.loading import RejectedRow, count_lines, read_rows
-
-    settings = Settings()
-    reference = ReferenceKind(kind)
-    topic = reference.topic(settings.topics)
-    try:
-        rows = read_rows(file, reference, max_row_bytes=settings.max_event_bytes)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="FILE") from None
-    if not dry_run:
-        # A topic auto-created by the broker would get its default partition
-        # count, and learner-keyed topics must agree with the worker's tables.
-        asyncio.run(ensure_topics(settings.broker, [topic], partitions=settings.partitions,
-                                  replication_factor=settings.replication_factor,
-                                  min_insync_replicas=settings.min_insync_replicas))
-
-    chunk_rows = 5_000  # a chunk is produced and acknowledged before the next is read
-    chunk: list[tuple[bytes, bytes | None]] = []
-    produced = loaded = 0
-    rejected: list[RejectedRow] = []
-    rejected_count = 0
-
-    def flush() -> None:
-        nonlocal produced
-        if chunk:
-            try:
-                # None values (tombstones) pass through produce as they are.
-                produced += asyncio.run(produce(settings.broker, topic, chunk))  # type: ignore[arg-type]
-            except Exception as exc:  # the broker's errors vary; the operator needs the count
-                raise click.ClickException(
-                    f"producing to {topic} failed after {produced} row(s): {exc!r}"
-                ) from exc
-            chunk.clear()
-
-    with click.progressbar(length=count_lines(file), label=f"loading {file.name}",
-                           file=sys.stderr) as bar:
-        line = 0
-        for row in rows:
-            bar.update(row.line - line)
-            line = row.line
-            if isinstance(row, RejectedRow):
-                rejected_count += 1
-                if len(rejected) < 50:
-                    rejected.append(row)
-                continue
-            loaded += 1
-            if not dry_run:
-                chunk.append((row.key, row.value))
-                if len(chunk) >= chunk_rows:
-                    flush()
-        flush()
-        bar.update(bar.length - line)
-
-    if dry_run:
-        click.echo(f"dry run: would load {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
-    else:
-        click.echo(f"loaded {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
-    for row in rejected:
-        click.echo(f"line {row.line}: {row.reason}", err=True)
-    if rejected_count > len(rejected):
-        click.echo(f"… and {rejected_count - len(rejected)} more", err=True)
-    if rejected_count:
-        sys.exit(1)
 
 
 @cli.group()
@@ -467,14 +154,6 @@ def keys_list(path: Path | None) -> None:
     for key in ring.keys:
         marker = "  (signs)" if key is ring.current else ""
         click.echo(f"{key.verification_method}  {key.created.strftime('%Y-%m-%dT%H:%M:%SZ')}{marker}")
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()
 
 
 @cli.command()
@@ -660,26 +339,3 @@ async def _status_lists(
     return lists, problems
 
 
-@cli.command()
-@click.option("--learners", default=3000, show_default=True, help="Learners in each end-to-end run.")
-@click.option("--ceiling-count", default=2000, show_default=True, help="Certificates in the in-process run.")
-@click.option("--pdf-samples", default=41, show_default=True, help="Certificates rendered to PDF.")
-@click.option("--rocksdb-learners", default=0, show_default=True,
-              help="Also measure a RocksDB-backed worker's RSS holding this many learners (slow).")
-@click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write every figure as JSON.")
-def bench(
-    learners: int, ceiling_count: int, pdf_samples: int, rocksdb_learners: int, json_output: Path | None
-) -> None:
-    """Measure certflow against this machine's ceiling, in one run (a few minutes).
-
-    Starts its own embedded broker and workers on 127.0.0.1 and stops them at the
-    end. Prints the in-process ceiling, end-to-end throughput, latency, CPU and RSS
-    with one and two workers (each as a ratio of the ceiling), and on-demand PDF
-    timings.
-    """
-    from certflow.bench import run
-
-    report = run(learners, ceiling_count, pdf_samples, rocksdb_learners)
-    if json_output is not None:
-        json_output.write_bytes(orjson.dumps(report.figures, option=orjson.OPT_INDENT_2))

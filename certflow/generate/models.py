@@ -9,10 +9,10 @@ Where we deliberately differ from Sunbird it is said on the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -20,17 +20,21 @@ from pydantic_core import PydanticCustomError
 from certflow.credentials.expiry import valid_until
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import ErrorCode
-from certflow.models.events import (
+from certflow.events.models import (
     DisplayId,
     DisplayLink,
     DisplayText,
     JobRequest,
+    parse_event,
     SunbirdModel,
     quoted,
     summarise,
 )
-from certflow.models.records import MAX_PUBLISHED_BYTES
+from certflow.events.records import MAX_PUBLISHED_BYTES
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits, ImageRefused, check_inline_image
+
+if TYPE_CHECKING:
+    from certflow.settings import Settings
 
 #: Image references a certificate may carry into a browser: web URLs or inline images.
 #: Anything else (``javascript:``, ``file:``, ``data:text/html``) is refused.
@@ -308,3 +312,20 @@ def validation_context(
 ) -> dict[str, Any]:
     """The context :class:`GenerateCertificateEdata` validates under."""
     return {"suppress_signatory_errors": suppress_signatory_errors, "image_limits": image_limits}
+
+
+def generate_request_parser(settings: Settings) -> Callable[[bytes], GenerateCertificateRequest]:
+    """A generate request as the generate flow accepts it, under ``settings``.
+
+    The issue flow checks its own requests with the same parser, so it never records
+    a certificate the generate flow would refuse.
+    """
+    context = validation_context(
+        suppress_signatory_errors=settings.suppress_signatory_errors,
+        image_limits=ImageLimits.from_settings(settings),
+    )
+
+    def parse(raw: bytes) -> GenerateCertificateRequest:
+        return parse_event(GenerateCertificateRequest, raw, max_bytes=settings.max_event_bytes, context=context)
+
+    return parse

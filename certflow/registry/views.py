@@ -9,24 +9,26 @@ page, a program gets JSON.
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.web import Request, Response, View
-
-from certflow.agents import registry
-from certflow.app import app, services, settings
 from certflow.credentials.status_list import StatusList, status_list_credential
 from certflow.credentials.trust import TrustPolicy
 from certflow.credentials.verification import VerificationResult, issuer_id, verify_certificate
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.render.images import inline_remote_images
+from certflow.faust_fixes.routing import is_this_worker, owner_of, owner_route, read_at_most
+from certflow.registry.agents import RevocationOrigin
+from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url
 from certflow.web.auth import Access, requires_token
-from certflow.web.routing import is_this_worker, owner_of, owner_route, read_at_most
+from certflow.web.errors import error_response
+
+if TYPE_CHECKING:
+    from certflow.app import CertflowApp
 
 log = logging.getLogger(__name__)
 
@@ -34,48 +36,44 @@ log = logging.getLogger(__name__)
 MAX_PRESENTED_BYTES = 256 * 1024
 #: An admin's revocation body: a reason, nothing more.
 MAX_REVOCATION_BYTES = 16 * 1024
-_CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
-_MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
+CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
+#: Every printable format of a certificate: file extension → media type. The route
+#: ``/certs/{id}.{fmt}`` and the links a certificate lists are derived from it.
+MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
 
 
-def _problem(view: View, status: int, code: str, message: str) -> Response:
-    """Errors are JSON with a machine-readable code, like everything else here."""
-    return view.json({"error": {"code": code, "message": message}}, status=status)
-
-
-@app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}")
 class CertificateView(View):
     """The certificate and its status: JSON, or a verification page for browsers."""
 
-    @owner_route(registry.certificates, "id")
+    @owner_route("certificates", "id")
     async def get(self, request: Request, id: str) -> Response:  # noqa: A002 - route name
-        stored = registry.certificate(id)
+        stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
-            return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+            return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
         record = stored["record"]
-        result = await verify_stored(record["certificate"])
+        result = await verify_stored(self.app, record["certificate"])
         body = {
             "id": id,
             "status": "revoked" if stored.get("revocation") else "active",
             "revocation": stored.get("revocation"),
             "verification": result.as_dict(),
             "credential": record["certificate"],
-            "links": {fmt: f"{_base(record)}/{id}.{fmt}" for fmt in _MEDIA_TYPES},
+            "links": {fmt: f"{_base(record)}/{id}.{fmt}" for fmt in MEDIA_TYPES},
         }
         if "text/html" in request.headers.get("Accept", ""):
             return self.html(_verification_page(record, stored.get("revocation"), result))
         return self.json(body)
 
 
-@app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}.{{fmt:svg|pdf|png}}")
 class CertificateFileView(View):
     """The printable certificate: the filled SVG, or a PDF or PNG rendered from it."""
 
-    @owner_route(registry.certificates, "id")
+    @owner_route("certificates", "id")
     async def get(self, request: Request, id: str, fmt: str) -> Response:  # noqa: A002
-        stored = registry.certificate(id)
+        services = self.app.services
+        stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
-            return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+            return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
         # Remote images (signatures, logos) are inlined for every format: the SVG's
         # Content-Security-Policy lets a browser load images from data: only, and
         # the renderer must not fetch anything itself.
@@ -84,10 +82,9 @@ class CertificateFileView(View):
             body = printable.encode()
         else:
             body = await services.renderer.render(id, printable, fmt)  # type: ignore[arg-type]
-        return self.bytes(body, content_type=_MEDIA_TYPES[fmt])
+        return self.bytes(body, content_type=MEDIA_TYPES[fmt])
 
 
-@app.page(f"/certs/{{id:{_CERTIFICATE_ID}}}/revoke")
 class RevokeView(View):
     """Revoke a certificate (an admin action: ``Authorization: Bearer <token>``).
 
@@ -98,70 +95,70 @@ class RevokeView(View):
     """
 
     @requires_token(Access.ADMIN)
-    @owner_route(registry.certificates, "id", body_limit=MAX_REVOCATION_BYTES)
+    @owner_route("certificates", "id", body_limit=MAX_REVOCATION_BYTES)
     async def post(self, request: Request, id: str) -> Response:  # noqa: A002
         reason = "revoked by an administrator"
         raw = await read_at_most(request, MAX_REVOCATION_BYTES)
         if raw is None:
-            return _problem(self, 413, "TOO_LARGE", f"the body is at most {MAX_REVOCATION_BYTES} bytes")
+            return error_response(413, "TOO_LARGE", f"the body is at most {MAX_REVOCATION_BYTES} bytes")
         if raw.strip():
             try:
                 body = loads_bounded(raw)
             except orjson.JSONDecodeError:
-                return _problem(self, 400, "MALFORMED_JSON", "the body must be JSON")
+                return error_response(400, "MALFORMED_JSON", "the body must be JSON")
             if not isinstance(body, dict):
-                return _problem(self, 400, "MALFORMED_JSON", 'the body must be a JSON object: {"reason": "…"}')
+                return error_response(400, "MALFORMED_JSON", 'the body must be a JSON object: {"reason": "…"}')
             reason = str(body.get("reason") or reason)[:500]
+        registry = self.app.flows.registry
         stored = registry.certificate(id)
         if stored is None or stored.get("record") is None:
-            return _problem(self, 404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+            return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
         if stored.get("revocation"):
             return self.json({"id": id, "status": "revoked", "revocation": stored["revocation"]})
-        await registry.request_revocation(id, reason=reason, origin=registry.RevocationOrigin.ADMIN)
+        await registry.request_revocation(id, reason=reason, origin=RevocationOrigin.ADMIN)
         return self.json({"id": id, "status": "revocation requested"}, status=202)
 
 
-@app.page("/verify")
 class VerifyView(View):
     """Verify a presented credential: signature, status, validity period, issuer."""
 
     async def post(self, request: Request) -> Response:
         raw = await read_at_most(request, MAX_PRESENTED_BYTES)
         if raw is None:
-            return _problem(self, 413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
+            return error_response(413, "TOO_LARGE", f"a credential is at most {MAX_PRESENTED_BYTES} bytes")
         try:
             presented = loads_bounded(raw)
         except JSONTooDeep as exc:
-            return _problem(self, 400, "MALFORMED_JSON", f"the body is not a credential: {exc}")
+            return error_response(400, "MALFORMED_JSON", f"the body is not a credential: {exc}")
         except orjson.JSONDecodeError:
-            return _problem(self, 400, "MALFORMED_JSON", "the body must be a JSON credential")
+            return error_response(400, "MALFORMED_JSON", "the body must be a JSON credential")
         if not isinstance(presented, dict):
-            return _problem(self, 400, "MALFORMED_JSON", "the body must be a JSON object")
+            return error_response(400, "MALFORMED_JSON", "the body must be a JSON object")
         credential = presented.get("verifiableCredential", presented)
         if not isinstance(credential, dict):
-            return _problem(
-                self, 400, "MALFORMED_JSON", "verifiableCredential must be a JSON object (one credential)"
+            return error_response(
+                400, "MALFORMED_JSON", "verifiableCredential must be a JSON object (one credential)"
             )
-        result = await verify_stored(credential)
+        result = await verify_stored(self.app, credential)
         return self.json(result.as_dict(), status=200)
 
 
-@app.page(f"/status/{{list:{registry.STATUS_LIST_ID.pattern}}}")
 class StatusListView(View):
     """A signed ``BitstringStatusListCredential``: the revocation bits of one list."""
 
-    @owner_route(registry.status_lists, "list")
+    @owner_route("status_lists", "list")
     async def get(self, request: Request, list: str) -> Response:  # noqa: A002
-        return self.json(signed_status_list(list))
+        return self.json(signed_status_list(self.app, list))
 
 
-def signed_status_list(list_id: str) -> dict[str, Any]:
+def signed_status_list(app: CertflowApp, list_id: str) -> dict[str, Any]:
+    settings = app.settings
     bits = StatusList(settings.status_list_size)
-    for index in registry.revoked_indices(list_id):
+    for index in app.flows.registry.revoked_indices(list_id):
         bits.set(index, True)
-    signer = services.keys.current
+    signer = app.services.keys.current
     return status_list_credential(
-        f"{settings.public_url.rstrip('/')}/status/{list_id}",
+        status_list_url(settings.public_url, list_id),
         bits.encoded(),
         issuer=signer.did,
         key=signer,
@@ -169,31 +166,38 @@ def signed_status_list(list_id: str) -> dict[str, Any]:
     )
 
 
-@functools.cache
-def trust_policy() -> TrustPolicy:
-    """Whose certificates verify here: this deployment's keys and CERTFLOW_TRUSTED_ISSUERS."""
-    return TrustPolicy.from_settings(settings, services.keys)
+_TRUST_POLICY = "certflow_trust_policy"
 
 
-async def verify_stored(credential: dict[str, Any]) -> VerificationResult:
+def trust_policy(app: CertflowApp) -> TrustPolicy:
+    """Whose certificates verify here: this deployment's keys and CERTFLOW_TRUSTED_ISSUERS
+    (worked out once per app)."""
+    policy: TrustPolicy | None = getattr(app, _TRUST_POLICY, None)
+    if policy is None:
+        policy = TrustPolicy.from_settings(app.settings, app.services.keys)
+        setattr(app, _TRUST_POLICY, policy)
+    return policy
+
+
+async def verify_stored(app: CertflowApp, credential: dict[str, Any]) -> VerificationResult:
     """Verify as every certflow verifier does (``verify_certificate``), with the live status lists.
 
     Only this deployment's own credentials have their lists here; a credential of
     another trusted issuer names a list this deployment does not hold, whatever its
     URL looks like, so its status is unknown rather than read from a local list.
     """
-    ours = issuer_id(credential) in services.keys.dids
-    revoked = await _revoked(credential.get("credentialStatus")) if ours else None
+    ours = issuer_id(credential) in app.services.keys.dids
+    revoked = await _revoked(app, credential.get("credentialStatus")) if ours else None
 
     def status_of(entry: Any) -> bool | None:
         if not ours:
             raise LookupError("its status list is another issuer's, which this deployment does not hold")
         return revoked
 
-    return verify_certificate(credential, trust=trust_policy(), status_of=status_of, now=datetime.now(UTC))
+    return verify_certificate(credential, trust=trust_policy(app), status_of=status_of, now=datetime.now(UTC))
 
 
-async def _revoked(entry: Any) -> bool | None:
+async def _revoked(app: CertflowApp, entry: Any) -> bool | None:
     """The bit of a status entry, from the worker that owns its list; None if unknown.
 
     The entry may come from a credential anyone can POST to ``/verify``: only a list
@@ -203,18 +207,19 @@ async def _revoked(entry: Any) -> bool | None:
     if not isinstance(entry, dict):
         return None
     try:
-        list_id = str(entry["statusListCredential"]).rsplit("/", 1)[-1]
+        list_id = status_list_id(str(entry["statusListCredential"]))
         index = int(entry["statusListIndex"])
     except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if not registry.STATUS_LIST_ID.fullmatch(list_id) or not 0 <= index < settings.status_list_size:
+    registry = app.flows.registry
+    if not STATUS_LIST_ID.fullmatch(list_id) or not 0 <= index < app.settings.status_list_size:
         return None
     try:
-        owner = await owner_of(registry.status_lists, list_id.encode())
+        owner = await owner_of(app, registry.status_lists, list_id.encode())
     except KeyError:
         log.warning("status list %s has no owner yet (partitions are being assigned)", list_id)
         return None
-    if is_this_worker(owner):
+    if is_this_worker(app, owner):
         return index in registry.revoked_indices(list_id)
     try:
         async with app.http_client.get(owner.with_path(f"/status/{list_id}")) as response:
@@ -256,7 +261,7 @@ def _verification_page(
     ]
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     links = " · ".join(
-        f'<a href="{e(base)}/{e(record["id"])}.{fmt}">{fmt.upper()}</a>' for fmt in _MEDIA_TYPES
+        f'<a href="{e(base)}/{e(record["id"])}.{fmt}">{fmt.upper()}</a>' for fmt in MEDIA_TYPES
     )
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -269,3 +274,14 @@ def _verification_page(
         f"<p class=\"verdict\">{e(verdict)}</p><table>{table}</table>"
         f"<p>Download: {links}</p></body></html>"
     )
+
+
+def register(app: CertflowApp) -> None:
+    """The registry's views: certificates, their files, revocation, verification, status lists."""
+    certificate = f"/certs/{{id:{CERTIFICATE_ID}}}"
+    formats = "|".join(MEDIA_TYPES)
+    app.page(certificate)(CertificateView)
+    app.page(f"{certificate}.{{fmt:{formats}}}")(CertificateFileView)
+    app.page(f"{certificate}/revoke")(RevokeView)
+    app.page("/verify")(VerifyView)
+    app.page(f"/status/{{list:{STATUS_LIST_ID.pattern}}}")(StatusListView)

@@ -29,8 +29,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import ErrorCode
-from certflow.models.events import MAX_DISPLAY_CHARS, DisplayText, check_display_id, rejection
-from certflow.models.generate import TAG_FORBIDDEN, GenerateCertificateEdata, validation_context
+from certflow.events.models import MAX_DISPLAY_CHARS, DisplayText, check_display_id, rejection
+from certflow.generate.models import TAG_FORBIDDEN, GenerateCertificateEdata, validation_context
 
 #: Sunbird's criteria keys. Sunbird's validator checks ``users`` but its evaluator
 #: reads ``user`` (a template with only user criteria was always rejected); both are
@@ -161,7 +161,7 @@ class CertTemplate(ReferenceModel):
 
     def _generate_problem(self) -> str | None:
         """What the generate flow would say about the event eligibility makes from this
-        template (``certflow.eligibility.generate_request``), for any learner."""
+        template (``certflow.issue.rules.generate_request``), for any learner."""
         probe = {
             "name": self.name,
             "svgTemplate": self.url,

@@ -12,7 +12,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import ErrorCode
-from certflow.models.events import Int64, JobRequest, SunbirdModel
+from certflow.events.models import Int64, JobRequest, SunbirdModel
 
 ISSUE_CERTIFICATE_ACTION = "issue-certificate"
 

@@ -20,11 +20,14 @@ from certflow.credentials.keys import KeyRing
 from certflow.credentials.proof import sign
 from certflow.credentials.status_list import status_entry
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.generate import GenerateCertificateEdata, GenerateCertificateRequest
-from certflow.models.records import IssuedCertificate, Party
+from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest
+from certflow.events.records import IssuedCertificate, Party
 from certflow.render.qr import access_code, qr_code_data_uri
 from certflow.render.svg import SvgTemplate
+from certflow.render.fetch import SafeFetcher
+from certflow.render.images import ImageLimits, check_template_images
 from certflow.render.template_cache import TemplateCache
+from certflow.settings import Settings
 
 
 def sunbird_placeholders(
@@ -176,3 +179,27 @@ def _fill(template: SvgTemplate, values: Mapping[str, str]) -> str:
         return template.fill(values)
     except ValueError as exc:
         raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, str(exc)) from None
+
+
+def parse_template(source: bytes, url: str, image_limits: ImageLimits) -> SvgTemplate:
+    """A fetched template, sanitised, whose embedded images are within the limits."""
+    template = SvgTemplate.parse(source, url=url)
+    check_template_images(source, url, image_limits)
+    return template
+
+
+def build_certificate_factory(settings: Settings, fetcher: SafeFetcher, keys: KeyRing) -> CertificateFactory:
+    """The one wiring of template fetching → template cache → certificate factory.
+
+    The worker, ``certflow render``, the bench and the tests all make certificates
+    through this, so a preview or a measurement fetches, sanitises and checks a
+    template exactly as a worker does. ``fetcher`` is the caller's: its lifetime
+    (an HTTP session) is the caller's too.
+    """
+    return CertificateFactory(template_cache(settings, fetcher), settings.base_path, keys)
+
+
+def template_cache(settings: Settings, fetcher: SafeFetcher) -> TemplateCache[SvgTemplate]:
+    """Templates as a worker fetches them: sanitised, their images within the limits."""
+    limits = ImageLimits.from_settings(settings)
+    return TemplateCache.from_settings(settings, fetcher, lambda source, url: parse_template(source, url, limits))

@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
-from faust.types import EventT
+from faust.types import AppT, EventT
 
-from certflow.accounting import Outcome
-from certflow.app import app, services
+from certflow.accounting import Accounting, Outcome
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.records import EventSource, FailedEvent
+from certflow.events.records import EventSource, FailedEvent
+from certflow.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -57,38 +57,6 @@ def failures_at(stage: str) -> Iterator[None]:
         with suppress(AttributeError):  # an exception type with __slots__ keeps its stage
             setattr(exc, _STAGE_ATTRIBUTE, stage)
         raise
-
-
-async def settle(
-    event: EventT,
-    work: Callable[[], Awaitable[Outcome]],
-    *,
-    failed_topic: str,
-    stage: str,
-) -> None:
-    """Run ``work`` for ``event`` and account for how it ended."""
-    topic = event.message.topic
-    services.accounting.received(topic)
-    started = time.perf_counter()
-    try:
-        outcome = await work()
-    except INFRASTRUCTURE_FAILURES as exc:
-        if not isinstance(exc, MessageSizeTooLargeError):  # a record too big is the event's fault
-            log.exception("infrastructure failure on %s event; it will be processed again", stage)
-            raise
-        await _reject(event, exc, failed_topic, stage)
-    except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
-        await _reject(event, exc, failed_topic, stage)
-    else:
-        services.accounting.ended(topic, outcome)
-    finally:
-        services.metrics.processing.labels(stage).observe(time.perf_counter() - started)
-
-
-async def _reject(event: EventT, exc: Exception, failed_topic: str, stage: str) -> None:
-    stage = getattr(exc, _STAGE_ATTRIBUTE, stage)
-    await dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
-    services.accounting.ended(event.message.topic, Outcome.FAILED)
 
 
 def event_source(event: EventT) -> EventSource:
@@ -127,25 +95,69 @@ def source_headers(source: EventSource) -> dict[str, bytes]:
     return {SOURCE_HEADER: source.model_dump_json().encode()}
 
 
-async def dead_letter(
-    failed_topic: str, raw: bytes, exc: Exception, *, stage: str, source: EventSource
-) -> None:
-    """Publish ``raw`` with the reason it was rejected; never raises for a bad event."""
-    where = {"topic": source.topic, "partition": source.partition, "offset": source.offset,
-             "stage": stage}
-    if isinstance(exc, CertflowError):
-        code, message = exc.code, exc.message
-        log.warning("rejected %s event: %s %s", stage, code.value, message,
-                    extra={**where, "errorCode": code.value})
-    else:
-        code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
-        log.exception("unexpected failure on %s event", stage,
-                      extra={**where, "errorCode": code.value})
-    record = FailedEvent.of(
-        raw=raw, code=code.value, message=message, stage=stage, source=source, now=datetime.now(UTC)
-    )
-    await app.topic(failed_topic).send(
-        key=source.key.encode() if source.key else None,
-        value=record.to_json(),
-        headers={ERROR_CODE_HEADER: code.value.encode()},
-    )
+class Settler:
+    """Ends every input event as exactly one of success, skipped or failed.
+
+    One per app: it counts outcomes in the app's accounting and metrics, and
+    publishes dead letters with the app's producer.
+    """
+
+    def __init__(self, app: AppT, accounting: Accounting, metrics: WorkerMetrics) -> None:
+        self.app = app
+        self.accounting = accounting
+        self.metrics = metrics
+
+    async def settle(
+        self,
+        event: EventT,
+        work: Callable[[], Awaitable[Outcome]],
+        *,
+        failed_topic: str,
+        stage: str,
+    ) -> None:
+        """Run ``work`` for ``event`` and account for how it ended."""
+        topic = event.message.topic
+        self.accounting.received(topic)
+        started = time.perf_counter()
+        try:
+            outcome = await work()
+        except INFRASTRUCTURE_FAILURES as exc:
+            if not isinstance(exc, MessageSizeTooLargeError):  # a record too big is the event's fault
+                log.exception("infrastructure failure on %s event; it will be processed again", stage)
+                raise
+            await self._reject(event, exc, failed_topic, stage)
+        except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
+            await self._reject(event, exc, failed_topic, stage)
+        else:
+            self.accounting.ended(topic, outcome)
+        finally:
+            self.metrics.processing.labels(stage).observe(time.perf_counter() - started)
+
+
+    async def _reject(self, event: EventT, exc: Exception, failed_topic: str, stage: str) -> None:
+        stage = getattr(exc, _STAGE_ATTRIBUTE, stage)
+        await self.dead_letter(failed_topic, event.value or b"", exc, stage=stage, source=event_source(event))
+        self.accounting.ended(event.message.topic, Outcome.FAILED)
+
+    async def dead_letter(
+        self, failed_topic: str, raw: bytes, exc: Exception, *, stage: str, source: EventSource
+    ) -> None:
+        """Publish ``raw`` with the reason it was rejected; never raises for a bad event."""
+        where = {"topic": source.topic, "partition": source.partition, "offset": source.offset,
+                 "stage": stage}
+        if isinstance(exc, CertflowError):
+            code, message = exc.code, exc.message
+            log.warning("rejected %s event: %s %s", stage, code.value, message,
+                        extra={**where, "errorCode": code.value})
+        else:
+            code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+            log.exception("unexpected failure on %s event", stage,
+                          extra={**where, "errorCode": code.value})
+        record = FailedEvent.of(
+            raw=raw, code=code.value, message=message, stage=stage, source=source, now=datetime.now(UTC)
+        )
+        await self.app.topic(failed_topic).send(
+            key=source.key.encode() if source.key else None,
+            value=record.to_json(),
+            headers={ERROR_CODE_HEADER: code.value.encode()},
+        )

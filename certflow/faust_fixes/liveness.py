@@ -12,7 +12,7 @@ libraries, both silent:
   reach the worker.
 
 The watchdog (:func:`fatal_problem`, checked every couple of seconds by
-``certflow.agents.liveness``) logs the cause and ends the process with exit status
+:func:`register`) logs the cause and ends the process with exit status
 :data:`EXIT_STATUS`, so Kubernetes (or whoever started it) starts it again: a fresh
 process joins the group and recovers its tables, and the events it held are
 processed again from the last commit. ``/ready`` says false whenever the worker holds
@@ -85,3 +85,18 @@ def stop_process(reason: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_STATUS)
+
+
+#: Seconds between two checks of the watchdog.
+CHECK_INTERVAL = 2.0
+
+
+def register(app: Any) -> None:
+    """The watchdog: every :data:`CHECK_INTERVAL` seconds, stop a worker that cannot work."""
+
+    async def watchdog() -> None:
+        problem = fatal_problem(app)
+        if problem is not None:
+            stop_process(problem)
+
+    app.timer(CHECK_INTERVAL, name="certflow.watchdog")(watchdog)

@@ -22,7 +22,7 @@ from typing import Any
 
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import CertflowError, ErrorCode
-from certflow.models.reference import (
+from certflow.reference.models import (
     BatchRecord,
     CertTemplate,
     EnrolmentRow,

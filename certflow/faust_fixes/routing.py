@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
+from faust import App
 from faust.types import TableT
 from faust.web import Request, Response, View
 from yarl import URL
 
-from certflow.app import app
+from certflow.web.errors import error_response
 
 #: Set on a forwarded request: the receiver answers from what it has.
 FORWARDED_HEADER = "X-Certflow-Forwarded"
@@ -29,9 +30,10 @@ Handler = Callable[..., Awaitable[Response]]
 
 
 def owner_route(
-    table: TableT, match_info: str, *, body_limit: int = 0
+    table: str, match_info: str, *, body_limit: int = 0
 ) -> Callable[[Handler], Handler]:
-    """Decorate a view method keyed by ``request.match_info[match_info]`` in ``table``.
+    """Decorate a view method keyed by ``request.match_info[match_info]`` in the
+    table named ``table`` of the view's app.
 
     ``body_limit``: the most bytes of a request body (a POST's) relayed to the
     owner; a longer body is refused here with 413 before it is read whole. GETs
@@ -41,14 +43,15 @@ def owner_route(
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
         async def route(view: View, request: Request, **kwargs: Any) -> Response:
+            app = view.app
             if request.headers.get(FORWARDED_HEADER):
                 return await answer_here(handler, view, request, **kwargs)
             key = request.match_info[match_info]
             try:
-                owner = await owner_of(table, key.encode())
+                owner = await owner_of(app, app.tables[table], key.encode())
             except KeyError:
-                return not_ready(view, "partitions are being assigned")
-            if is_this_worker(owner):
+                return not_ready("partitions are being assigned")
+            if is_this_worker(app, owner):
                 return await answer_here(handler, view, request, **kwargs)
             return await forward(view, request, owner, body_limit=body_limit)
 
@@ -57,7 +60,7 @@ def owner_route(
     return decorator
 
 
-async def owner_of(table: TableT, key: bytes) -> URL:
+async def owner_of(app: App, table: TableT, key: bytes) -> URL:
     """The worker that owns ``key`` of ``table``; KeyError while partitions are assigned.
 
     Faust hashes the key with the producer's metadata of the table's changelog
@@ -73,7 +76,7 @@ async def owner_of(table: TableT, key: bytes) -> URL:
     return URL(str(app.router.key_store(table.name, key)))
 
 
-def tables_recovered() -> bool:
+def tables_recovered(app: App) -> bool:
     """Whether this worker's tables hold what their changelogs say: not during a
     rebalance, nor while a partition it was given is being read back."""
     return not app.rebalancing and app.tables.recovery.completed.is_set()
@@ -82,16 +85,17 @@ def tables_recovered() -> bool:
 async def answer_here(handler: Handler, view: View, request: Request, **kwargs: Any) -> Response:
     """The owner's answer, once its tables are recovered: before that, a table read
     would answer "unknown" for what is only not read back yet (a 503 is retried)."""
-    if not tables_recovered():
-        return not_ready(view, "tables are being recovered")
+    if not tables_recovered(view.app):
+        return not_ready("tables are being recovered")
     return await handler(view, request, **kwargs)
 
 
-def not_ready(view: View, message: str) -> Response:
-    return view.json({"error": {"code": "NOT_READY", "message": message}}, status=503)
+def not_ready(message: str) -> Response:
+    """503: the answer is not known here yet (clients retry)."""
+    return error_response(503, "NOT_READY", message)
 
 
-def is_this_worker(owner: URL) -> bool:
+def is_this_worker(app: App, owner: URL) -> bool:
     mine = URL(str(app.conf.canonical_url))
     return (owner.host, owner.port) == (mine.host, mine.port)
 
@@ -108,11 +112,8 @@ async def forward(view: View, request: Request, owner: URL, *, body_limit: int =
     if request.method not in ("GET", "HEAD"):
         payload = await read_at_most(request, body_limit)
         if payload is None:
-            return view.json(
-                {"error": {"code": "TOO_LARGE", "message": f"the body is at most {body_limit} bytes"}},
-                status=413,
-            )
-    async with app.http_client.request(request.method, url, headers=headers, data=payload) as response:
+            return error_response(413, "TOO_LARGE", f"the body is at most {body_limit} bytes")
+    async with view.app.http_client.request(request.method, url, headers=headers, data=payload) as response:
         body = await response.read()
         return view.bytes(body, content_type=response.content_type, status=response.status)
 

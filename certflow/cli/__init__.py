@@ -1,0 +1,22 @@
+"""``certflow``: run the service, and the tools that go with it.
+
+Settings come from ``CERTFLOW_*`` environment variables (see ``certflow.settings``),
+read when a command runs, never when a module is imported; the few flags here
+override the matching setting for one run. One module per group of commands:
+
+* :mod:`certflow.cli.service`: ``broker``, ``topics``, ``worker``
+* :mod:`certflow.cli.events`: ``send``, ``tail``, ``load``
+* :mod:`certflow.cli.certificates`: ``render``, ``verify``, ``keys``
+* :mod:`certflow.cli.bench`: ``bench``
+"""
+
+from __future__ import annotations
+
+from certflow.cli import bench, certificates, events, service
+from certflow.cli.root import cli
+
+__all__ = ["bench", "certificates", "cli", "events", "main", "service"]
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,147 @@
+"""Running certflow: a local Kafka, the topics, a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from certflow.cli.root import cli
+from certflow.errors import CertflowError
+from certflow.loading import ReferenceKind
+from certflow.settings import Settings
+
+
+@cli.command()
+@click.option("--port", default=9092, show_default=True, help="Kafka port of the first broker, on 127.0.0.1.")
+@click.option(
+    "--data-dir",
+    default=".certflow/broker",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the broker keeps its data (and, with Kafka, cluster.json).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["kafka", "noida"]),
+    default="kafka",
+    show_default=True,
+    help="Apache Kafka in KRaft mode (needs Java 17+; Maven fetches it on first use), "
+    "or noida-db (one process, no Java; known defects, for a machine without Java).",
+)
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Kafka nodes, each broker and controller (3 for replication 3, min.insync.replicas 2).",
+)
+def broker(port: int, data_dir: Path, engine: str, brokers: int) -> None:
+    """Run a local broker on loopback, in the foreground, until Ctrl-C or SIGTERM."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if engine == "noida":
+        from certflow.broker import noida_command
+
+        if brokers != 1:
+            raise click.UsageError("noida-db runs a single broker")
+        command = noida_command(port=port, data_dir=data_dir)
+        click.echo(f"noida-db broker on kafka://127.0.0.1:{port}, data in {data_dir} (Ctrl-C stops it)", err=True)
+        os.execv(command[0], command)
+    _run_kafka(port=port, data_dir=data_dir, brokers=brokers)
+
+
+def _run_kafka(*, port: int, data_dir: Path, brokers: int) -> None:
+    """Apache Kafka nodes as child JVMs; every one is stopped on SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    from certflow.broker import KafkaCluster
+
+    cluster = KafkaCluster(data_dir, nodes=brokers, port=port)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    try:
+        click.echo(f"starting Apache Kafka {cluster.version}, {brokers} node(s), data in {data_dir}", err=True)
+        cluster.start()
+        click.echo(
+            f"Kafka on {cluster.bootstrap} (CERTFLOW_BROKER={cluster.url}); "
+            f"{data_dir / 'cluster.json'} lists the nodes (Ctrl-C stops them)",
+            err=True,
+        )
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        click.echo("stopping Kafka", err=True)
+        cluster.stop()
+
+
+@cli.command()
+def topics() -> None:
+    """Create every certflow topic with its configured partition count (idempotent)."""
+    settings = Settings()
+    _create_topics(settings)
+
+
+def _create_topics(settings: Settings) -> None:
+    from certflow.kafka import ensure_topics
+
+    report = asyncio.run(
+        ensure_topics(
+            settings.broker,
+            settings.topics.all(),
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            min_insync_replicas=settings.min_insync_replicas,
+            compacted=[settings.topics.certificate_issued],
+        )
+    )
+    for name in report.created:
+        click.echo(
+            f"created  {name} ({settings.partitions} partitions, {report.replication_factor} replicas, "
+            f"min.insync.replicas {report.min_insync_replicas})",
+            err=True,
+        )
+    for name, count in report.existing.items():
+        click.echo(f"exists   {name} ({count} partitions)", err=True)
+
+
+@cli.command()
+@click.option("--web-port", type=int, default=None, help="Port of the worker's web server [6066].")
+def worker(web_port: int | None) -> None:
+    """Run a certflow worker (creates the topics first)."""
+    from certflow.faust_fixes.versions import UnpatchedVersion, check_versions
+    from certflow.worker import run_worker
+
+    overrides = {"web_port": web_port} if web_port is not None else {}
+    settings = Settings(**overrides)
+    try:
+        check_versions()
+    except UnpatchedVersion as exc:
+        raise click.ClickException(str(exc)) from None
+    _require_signing_keys(settings)
+    _create_topics(settings)
+    # The same app and worker as `faust -A certflow.worker worker`, from these settings.
+    run_worker(settings)
+
+
+def _require_signing_keys(settings: Settings) -> None:
+    """Stop, saying how to fix it, before a worker without usable keys touches the
+    broker (``KeyRing.from_settings`` refuses to make one up)."""
+    from certflow.credentials.keys import KeyRing
+
+    try:
+        KeyRing.from_settings(settings)
+    except ValueError as exc:
+        raise click.ClickException(f"the worker cannot sign certificates: {exc}") from None
+
+

@@ -1,0 +1,274 @@
+"""The registry: every certificate by id, revocations, and the status lists.
+
+* ``store_certificates`` keeps each published certificate in the ``certificates``
+  table, partitioned by certificate id (the key of ``certificate.issued``), so
+  ``GET /certs/{id}`` is answered by the worker that owns the id.
+* ``apply_revocations`` marks a certificate revoked (a re-issue replaced it, or an
+  admin revoked it) and asks the owner of its status list to set its bit. Only a
+  certificate that exists is revoked: an admin's revocation needs the record here
+  (the web view checks it first, on this same worker); a re-issue's may arrive
+  before the record (the two travel on different topics), but the generate flow
+  sends it only for a certificate it found issued to the same learner in the same
+  course batch under the same name, and the revocation carries those facts: it is
+  applied when the record arrives only if the record certifies them. Nothing
+  else is ever recorded ahead of a certificate, so a predictable id cannot be
+  revoked before it is issued.
+* ``set_status_bits`` owns the status lists: one worker per list id, so concurrent
+  revocations of two certificates in one list cannot lose each other's bit.
+
+A certificate's status list entry follows from the message it was made from
+(:mod:`certflow.registry.status`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT, Message
+
+from certflow.accounting import Outcome
+from certflow.errors import CertflowError, ErrorCode
+from certflow.events.models import decode_json_object
+from certflow.events.settle import Settler
+from certflow.reference.state import keyed_table
+from certflow.registry.status import StatusSlot, status_list_id, status_list_url
+from certflow.services import CertflowServices
+from certflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RevocationOrigin(StrEnum):
+    """Who asked for a revocation, which decides what it needs to be recorded."""
+
+    #: The admin endpoint: the certificate's record must be here.
+    ADMIN = "admin"
+    #: A re-issue the generate flow authorised (:func:`certflow.issue.rules.authorise_reissue`):
+    #: recorded ahead of the record, applied when the record certifies the same facts.
+    REISSUE = "reissue"
+
+
+#: What a re-issue's revocation says the old certificate certifies (the record's fields).
+CERTIFIED_FIELDS = ("recipientId", "courseId", "batchId", "certificateName")
+
+
+def certified_facts(record: dict[str, Any]) -> dict[str, str]:
+    """What a certificate record certifies, in the shape a re-issue's revocation names it."""
+    return {
+        "recipientId": str(record["recipient"]["id"]),
+        "courseId": str(record["course"]["id"]),
+        "batchId": str(record["batchId"]),
+        "certificateName": str(record["certificateName"]).lower(),
+    }
+
+
+
+def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes: int) -> dict[str, Any]:
+    """A revocation request, checked; anything malformed is the event's fault
+    (dead-lettered with a code), never a crash of the agent."""
+    request = decode_json_object(value if value is not None else b"", max_bytes=max_bytes)
+    certificate_id = request.get("certificateId")
+    if not isinstance(certificate_id, str) or not certificate_id.strip():
+        raise CertflowError(ErrorCode.MANDATORY_PARAMETER_MISSING, "Mandatory parameter certificateId is missing.")
+    text_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    if text_key != certificate_id:
+        # The key routes it to the owner of the record: any other key would record
+        # it in a partition that does not hold the certificate.
+        raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, "a revocation must be keyed by its certificateId")
+    try:
+        origin = RevocationOrigin(request.get("origin"))
+    except ValueError:
+        raise CertflowError(
+            ErrorCode.INVALID_PARAM_VALUE,
+            f"origin must be one of {[o.value for o in RevocationOrigin]}",
+        ) from None
+    for field in ("reason", "replacedBy", "requestedAt"):
+        if not isinstance(request.get(field, ""), str):
+            raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, f"{field} must be a string")
+    certifies = request.get("certifies")
+    if origin is RevocationOrigin.REISSUE and not (
+        isinstance(certifies, dict)
+        and set(certifies) == set(CERTIFIED_FIELDS)
+        and all(isinstance(v, str) and v for v in certifies.values())
+        and request.get("replacedBy")
+    ):
+        raise CertflowError(
+            ErrorCode.INVALID_PARAM_VALUE,
+            "a re-issue's revocation names the certificate replacing it (replacedBy) and what "
+            f"the old one certifies (certifies: {', '.join(CERTIFIED_FIELDS)})",
+        )
+    return {**request, "origin": origin}
+
+
+
+class Registry:
+    """The certificates and status lists tables, and the handlers of the three agents."""
+
+    def __init__(self, app: faust.App, settings: Settings, settle: Settler) -> None:
+        self.settings = settings
+        self.settle = settle
+        topics = settings.topics
+        self.revocation_requests = app.topic(topics.revocations)
+        self.status_updates = app.topic(topics.status_updates)
+        self.certificates = keyed_table(app, settings, "certificates", "certificate id → {record, revocation}")
+        self.status_lists = keyed_table(app, settings, "status_lists", "status list id → revoked indices, ascending")
+
+    def status_slot(self, message: Message) -> StatusSlot:
+        """The status list entry of a certificate made from ``message``."""
+        return StatusSlot.of_message(message, topics=self.settings.topics, size=self.settings.status_list_size)
+
+    def status_url(self, list_id: str) -> str:
+        return status_list_url(self.settings.public_url, list_id)
+
+    async def accounted(self, event: EventT, handle: Callable[[dict[str, Any]], Awaitable[Outcome]]) -> None:
+        await self.settle.settle(
+            event, lambda: handle(orjson.loads(event.value)),
+            failed_topic=self.settings.topics.generate_failed, stage="registry",
+        )
+
+    async def store_certificate(self, event: EventT) -> None:
+        await self.accounted(event, self._store_certificate)
+
+    async def apply_revocation(self, event: EventT) -> None:
+        max_bytes = self.settings.max_event_bytes
+        await self.settle.settle(
+            event, lambda: self._revoke(parse_revocation(event.key, event.value, max_bytes=max_bytes)),
+            failed_topic=self.settings.topics.generate_failed, stage="registry",
+        )
+
+    async def set_status_bit(self, event: EventT) -> None:
+        await self.accounted(event, self._set_bit)
+
+    async def request_revocation(
+        self,
+        certificate_id: str,
+        *,
+        reason: str,
+        origin: RevocationOrigin,
+        replaced_by: str = "",
+        certifies: dict[str, str] | None = None,
+    ) -> None:
+        """Revoke a certificate: recorded by its owner, then its status bit is set.
+
+        ``certifies`` (a re-issue's): the learner, course, batch and certificate name
+        the old certificate was found to certify in the learner's issued state.
+        """
+        value: dict[str, Any] = {
+            "certificateId": certificate_id,
+            "reason": reason,
+            "replacedBy": replaced_by,
+            "origin": origin.value,
+            "requestedAt": datetime.now(UTC).isoformat(),
+        }
+        if certifies is not None:
+            value["certifies"] = certifies
+        await self.revocation_requests.send(key=certificate_id.encode(), value=orjson.dumps(value))
+
+    async def _store_certificate(self, record: dict[str, Any]) -> Outcome:
+        key = record["id"].encode()
+        stored = self.certificates.get(key) or {}
+        revocation = stored.get("revocation")
+        if revocation is not None and stored.get("record") is None:
+            # A re-issue's revocation that arrived before the record (the topics are
+            # not ordered with each other): applied only if the record certifies what
+            # the re-issue found, and then the bit is set now that the entry is known.
+            expected = revocation.get("certifies")
+            if expected is not None and expected != certified_facts(record):
+                log.warning(
+                    "revocation of %s dropped: it named %s, the certificate certifies %s",
+                    record["id"], expected, certified_facts(record),
+                )
+                revocation = None
+            elif expected is not None:
+                revocation = {name: value for name, value in revocation.items() if name != "certifies"}
+        self.certificates[key] = {"record": record, "revocation": revocation}
+        if revocation is not None and stored.get("record") is None:
+            await self._send_status_bit(record)
+        return Outcome.SUCCESS
+
+    async def _revoke(self, request: dict[str, Any]) -> Outcome:
+        certificate_id = request["certificateId"]
+        key = certificate_id.encode()
+        stored = dict(self.certificates.get(key) or {"record": None, "revocation": None})
+        if stored["revocation"] is not None:
+            return Outcome.SKIPPED  # already revoked
+        record = stored["record"]
+        certifies = request.get("certifies")
+        if record is None and request["origin"] is not RevocationOrigin.REISSUE:
+            raise CertflowError(
+                ErrorCode.CERTIFICATE_NOT_FOUND,
+                f"no certificate {certificate_id}: only a certificate that exists can be revoked",
+            )
+        if record is not None and certifies is not None and certifies != certified_facts(record):
+            raise CertflowError(
+                ErrorCode.OLD_ID_MISMATCH,
+                f"certificate {certificate_id} does not certify what its re-issue replaces ({certifies})",
+            )
+        stored["revocation"] = {
+            "reason": request.get("reason") or "revoked",
+            "replacedBy": request.get("replacedBy", ""),
+            "revokedAt": request.get("requestedAt") or datetime.now(UTC).isoformat(),
+            **({"certifies": certifies} if record is None and certifies is not None else {}),
+        }
+        self.certificates[key] = stored
+        if record is not None:
+            await self._send_status_bit(record)
+        return Outcome.SUCCESS
+
+
+    async def _send_status_bit(self, record: dict[str, Any]) -> None:
+        status = record["certificate"].get("credentialStatus")
+        if not status:
+            return  # issued without a status entry: the registry's flag is the only record
+        list_id = status_list_id(status["statusListCredential"])
+        await self.status_updates.send(
+            key=list_id.encode(),
+            value=orjson.dumps({"list": list_id, "index": int(status["statusListIndex"])}),
+        )
+
+
+    async def _set_bit(self, update: dict[str, Any]) -> Outcome:
+        key = update["list"].encode()
+        revoked = set(self.status_lists.get(key) or [])
+        if update["index"] in revoked:
+            return Outcome.SKIPPED
+        revoked.add(update["index"])
+        self.status_lists[key] = sorted(revoked)
+        return Outcome.SUCCESS
+
+    def certificate(self, certificate_id: str) -> dict[str, Any] | None:
+        """What this worker knows of a certificate: ``{record, revocation}``."""
+        return self.certificates.get(certificate_id.encode())
+
+
+    def revoked_indices(self, list_id: str) -> list[int]:
+        return list(self.status_lists.get(list_id.encode()) or [])
+
+
+def register(app: faust.App, services: CertflowServices, settle: Settler) -> Registry:
+    """The registry's tables and its three agents."""
+    registry = Registry(app, services.settings, settle)
+
+    async def store_certificates(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await registry.store_certificate(event)
+
+    async def apply_revocations(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await registry.apply_revocation(event)
+
+    async def set_status_bits(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await registry.set_status_bit(event)
+
+    topics = services.settings.topics
+    app.agent(app.topic(topics.certificate_issued), name="certflow.registry.certificates")(store_certificates)
+    app.agent(registry.revocation_requests, name="certflow.registry.revocations")(apply_revocations)
+    app.agent(registry.status_updates, name="certflow.registry.status")(set_status_bits)
+    return registry
