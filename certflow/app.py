@@ -18,19 +18,19 @@ from dataclasses import dataclass
 
 from certflow.events.settle import Settler
 from certflow.faust_fixes import liveness
-from certflow.generate import agents as generate_agents
-from certflow.issue import agents as issue_agents
-from certflow.reference import agents as reference_agents
-from certflow.registry import agents as registry_agents
-from certflow.registry import views as registry_views
-from certflow.web import views as web_views
 from certflow.faust_fixes.app import FixedApp
 from certflow.faust_fixes.web import FAUST_PAGES_OFF
+from certflow.generate import agents as generate_agents
+from certflow.issue import agents as issue_agents
 from certflow.logs import logging_config
+from certflow.reference import agents as reference_agents
 from certflow.reference.state import LearnerState
+from certflow.registry import agents as registry_agents
+from certflow.registry import views as registry_views
 from certflow.registry.agents import Registry
 from certflow.services import CertflowServices
 from certflow.settings import Settings
+from certflow.web import views as web_views
 
 
 @dataclass

@@ -37,14 +37,12 @@ from typing import Any
 import orjson
 
 from certflow.credentials.keys import KeyRing, SigningKey
-from certflow.generate.factory import CertificateFactory
+from certflow.generate.factory import build_certificate_factory
 from certflow.kafka import ensure_topics, produce, read_topic
 from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
 from certflow.events.models import parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.svg import SvgTemplate
-from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings, TopicNames
 from certflow.synthetic import issue_requests, load_batch
 
@@ -97,10 +95,7 @@ async def ceiling(count: int) -> float:
     settings = Settings()
     requests = generate_requests(count)
     async with SafeFetcher(FetchPolicy.from_settings(settings)) as fetcher:
-        templates: TemplateCache[SvgTemplate] = TemplateCache(
-            fetcher, lambda body, url: SvgTemplate.parse(body, url=url), template_root=settings.template_root
-        )
-        factory = CertificateFactory(templates, settings.base_path, KeyRing((SigningKey.generate(),)))
+        factory = build_certificate_factory(settings, fetcher, KeyRing((SigningKey.generate(),)))
         now = datetime.now(UTC)
         await factory.issue(requests[0], now=now, status_list_url="https://x/status/0-0")  # warm up
         started = time.process_time()

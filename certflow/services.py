@@ -11,13 +11,13 @@ from certflow.accounting import Accounting
 from certflow.credentials.keys import KeyRing
 from certflow.faust_fixes.app import restore_root_log_level
 from certflow.generate.factory import CertificateFactory, template_cache
+from certflow.logs import LOG_LEVELS
 from certflow.metrics import WorkerMetrics
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.images import ImageLimits, image_data_uri
 from certflow.render.pool import RenderPool
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
-from certflow.logs import LOG_LEVELS
 from certflow.settings import Settings
 
 

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import orjson
 
 from certflow.cli.root import cli
-from certflow.errors import CertflowError
-from certflow.loading import ReferenceKind
-from certflow.settings import Settings
 
 
 @cli.command()

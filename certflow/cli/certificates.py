@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +11,8 @@ import click
 import orjson
 
 from certflow.cli.root import cli
+from certflow.events.records import IssuedCertificate
 from certflow.errors import CertflowError
-from certflow.loading import ReferenceKind
 from certflow.settings import Settings
 
 
@@ -42,14 +41,12 @@ def render(template: Path, data: Path, output: Path, json_output: Path | None) -
         json_output.write_bytes(orjson.dumps(certificate.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
 
 
-async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
+async def _render(template: Path, data: Path) -> IssuedCertificate:
     from certflow.credentials.keys import KeyRing, SigningKey
-    from certflow.generate.factory import CertificateFactory
     from certflow.events.models import decode_json_object, parse_event
+    from certflow.generate.factory import build_certificate_factory
     from certflow.generate.models import GenerateCertificateRequest, validation_context
     from certflow.render.fetch import FetchPolicy, SafeFetcher
-    from certflow.render.svg import SvgTemplate
-    from certflow.render.template_cache import TemplateCache
 
     settings = Settings()
     document = decode_json_object(data.read_bytes(), max_bytes=settings.max_event_bytes)
@@ -63,15 +60,11 @@ async def _render(template: Path, data: Path):  # type: ignore[no-untyped-def]
         context=validation_context(suppress_signatory_errors=True),
     )
     first = next(request.per_recipient())
-    async with SafeFetcher(FetchPolicy.from_settings(settings)) as fetcher:
-        templates: TemplateCache[SvgTemplate] = TemplateCache(
-            fetcher,
-            lambda source, url: SvgTemplate.parse(source, url=url),
-            template_root=template.resolve().parent,
-        )
+    # The template is read from its own folder, and made exactly as a worker makes it.
+    preview = settings.model_copy(update={"template_root": template.resolve().parent})
+    async with SafeFetcher(FetchPolicy.from_settings(preview)) as fetcher:
         # A throwaway key: a preview is not a certificate anyone should trust.
-        preview_keys = KeyRing((SigningKey.generate(),))
-        factory = CertificateFactory(templates, settings.base_path, preview_keys)
+        factory = build_certificate_factory(preview, fetcher, KeyRing((SigningKey.generate(),)))
         return await factory.issue(first, now=datetime.now(UTC))
 
 

@@ -7,6 +7,9 @@
   DEBUG.
 * It refuses to start on library versions the fixes were not written for
   (:mod:`certflow.faust_fixes.versions`).
+
+Upstream: faust-streaming 0.15.3 ``App.on_first_start`` (``mkdir`` without parents)
+and ``Worker._setup_spinner`` (root logger left at DEBUG); no upstream issue is known.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ The watchdog (:func:`fatal_problem`, checked every couple of seconds by
 process joins the group and recovers its tables, and the events it held are
 processed again from the last commit. ``/ready`` says false whenever the worker holds
 no group membership (:func:`holds_membership`).
+
+Upstream: aiokafka 0.14.0's ``GroupCoordinator._coordination_routine`` ending on an
+unexpected error, and faust-streaming 0.15.3's ``Recovery`` service crashing; no
+upstream issue is known, both reproduced by ``tests/integration/test_liveness.py``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ status code and media type are rewritten. ``owner_route`` forwards bytes, status
 media type unchanged, and marks forwarded requests so that two workers that briefly
 disagree about ownership during a rebalance answer instead of bouncing a request
 between them.
+
+Upstream: faust-streaming 0.15.3's ``App.table_route`` (faust/app/base.py) and
+``Router.key_store`` (faust/app/router.py); no upstream issue is known for either, both
+reproduced here (a PDF forwarded between two workers; a status list looked up before
+its first revocation on Apache Kafka).
 """
 
 from __future__ import annotations

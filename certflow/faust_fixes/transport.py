@@ -8,6 +8,10 @@
 * Topics it creates get the cluster's replication (:class:`Transport`).
 * Under exactly-once, an event's records go in its own partition's transaction
   (:class:`TransactionManager` says why).
+
+Upstream: faust-streaming #216 and #221 (commits past unprocessed records); the
+flush, transaction and changelog-start defects have no upstream issue known to us
+and are reproduced by ``tests/integration/test_producer_flush.py`` and the crash test.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from faust.types import HeadersArg
 from faust.types.tuples import TP, FutureMessage, RecordMetadata
 
 from certflow.kafka import topic_durability
-
 
 #: How long a hole in a partition's acknowledged offsets may last before the
 #: partition is read again from it (see :meth:`Consumer._new_offset`).

@@ -20,12 +20,12 @@ from certflow.credentials.keys import KeyRing
 from certflow.credentials.proof import sign
 from certflow.credentials.status_list import status_entry
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest
 from certflow.events.records import IssuedCertificate, Party
-from certflow.render.qr import access_code, qr_code_data_uri
-from certflow.render.svg import SvgTemplate
+from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest
 from certflow.render.fetch import SafeFetcher
 from certflow.render.images import ImageLimits, check_template_images
+from certflow.render.qr import access_code, qr_code_data_uri
+from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings
 

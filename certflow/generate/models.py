@@ -25,8 +25,8 @@ from certflow.events.models import (
     DisplayLink,
     DisplayText,
     JobRequest,
-    parse_event,
     SunbirdModel,
+    parse_event,
     quoted,
     summarise,
 )

@@ -12,16 +12,22 @@ its co-partitioned tables and calls these.
 
 from __future__ import annotations
 
-import operator
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from certflow.credentials.identity import CertifiedFacts
 from certflow.errors import CertflowError, ErrorCode
+from certflow.issue.criteria import (
+    CRITERIA,
+    Evaluation,
+    Phase,
+    SkipReason,
+    profile_value,
+    supported_percentages,
+)
 from certflow.reference.models import (
     BatchRecord,
     CertTemplate,
@@ -29,31 +35,6 @@ from certflow.reference.models import (
     LearnerProfile,
     ScoreRow,
 )
-
-#: Sunbird's default enrolment status criterion: 2 = completed.
-COMPLETED = 2
-#: In ``CERTFLOW_ASSESSMENT_CONTENT_TYPES``, counts every content whatever its type.
-ANY_CONTENT_TYPE = "*"
-
-_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "EQ": operator.eq, "eq": operator.eq, "=": operator.eq,
-    ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le,
-    "ne": operator.ne, "!=": operator.ne,
-}
-
-
-class SkipReason(StrEnum):
-    """Why a learner was not issued a template's certificate (``certificate.decisions``)."""
-
-    NO_TEMPLATE = "no_template"
-    INVALID_TEMPLATE = "invalid_template"
-    NOT_ENROLLED = "not_enrolled"
-    INACTIVE = "inactive"
-    STATUS_MISMATCH = "status_mismatch"
-    ALREADY_ISSUED = "already_issued"
-    SCORE_BELOW = "score_below"
-    UNKNOWN_LEARNER = "unknown_learner"
-    USER_CRITERIA = "user_criteria"
 
 
 @dataclass(frozen=True)
@@ -234,41 +215,22 @@ def decide(
     problem = template.problem()
     if problem is not None:
         return skip(SkipReason.INVALID_TEMPLATE, problem)
-    criteria = template.criteria
-    enrolment = learner.enrolment
-
-    enrolment_criterion = criteria.get("enrollment")
-    if enrolment_criterion is not None:
-        wanted_status = int(enrolment_criterion.get("status", COMPLETED))
-        if enrolment is None:
-            return skip(SkipReason.NOT_ENROLLED)
-        if not enrolment.active:
-            return skip(SkipReason.INACTIVE)
-        if (enrolment.status or 0) != wanted_status:
-            return skip(
-                SkipReason.STATUS_MISMATCH,
-                f"enrolment status {enrolment.status}, criterion {wanted_status}",
-            )
+    evaluation = Evaluation(learner, batch, content_types)
     earlier = _earlier_certificate(template.name, learner)
-    if earlier and not reissue:
-        return skip(SkipReason.ALREADY_ISSUED, "a certificate of this name was issued", certificate_id=earlier)
-
     score: float | None = None
-    assessment = criteria.get("assessment")
-    if assessment:
-        score = best_score(learner.scores, batch.contentTypes, content_types)
-        comparison, threshold = score_criterion(assessment["score"])
-        if not comparison(score, threshold):
-            return skip(SkipReason.SCORE_BELOW, f"best score {score:g}, criterion {threshold:g}", score)
-
-    profile = learner.profile
-    if profile is None:
-        return skip(SkipReason.UNKNOWN_LEARNER, "no profile for this learner", score)
-    user_criteria = criteria.get("user") or criteria.get("users") or {}
-    for name, wanted in user_criteria.items():
-        actual = _profile_value(profile, name)
-        if actual != wanted:
-            return skip(SkipReason.USER_CRITERIA, f"{name} is {actual!r}, criterion {wanted!r}", score)
+    for phase in Phase:
+        if phase is Phase.RESULTS and earlier and not reissue:
+            return skip(SkipReason.ALREADY_ISSUED, "a certificate of this name was issued", certificate_id=earlier)
+        if phase is Phase.PROFILE and learner.profile is None:
+            return skip(SkipReason.UNKNOWN_LEARNER, "no profile for this learner", score)
+        for criterion in CRITERIA:
+            value = criterion.value(template.criteria) if criterion.phase is phase else None
+            if value is None:
+                continue
+            verdict = criterion.evaluate(value, evaluation)
+            score = verdict.score if verdict.score is not None else score
+            if verdict.reason is not None:
+                return skip(verdict.reason, verdict.detail, score)
 
     old_id = earlier if reissue and earlier else ""
     certificate_id = CertifiedFacts(
@@ -283,34 +245,6 @@ def decide(
         learner.user_id, batch.batchId, batch.courseId, template.identifier, template.name,
         certificate_id=certificate_id, old_id=old_id, score=score,
     )
-
-
-def score_criterion(criterion: Any) -> tuple[Callable[[float, float], bool], float]:
-    """``{">=": 50}`` → (≥, 50); a bare number means equality (Sunbird crashed on it)."""
-    if isinstance(criterion, dict):
-        op, threshold = next(iter(criterion.items()))
-        return _COMPARISONS[op], float(threshold)
-    return operator.eq, float(criterion)
-
-
-def best_score(
-    scores: ScoreRow | None, known_types: Mapping[str, str], supported: frozenset[str]
-) -> float:
-    """The best percentage over contents of a supported type; 0 when there is none.
-
-    Types compare case-insensitively (Sunbird's case-sensitive match missed its own
-    test's ``selfAssess``); a content of unknown type does not count, as in Sunbird
-    with exceptions suppressed.
-    """
-    if scores is None:
-        return 0.0
-    wanted = {kind.lower() for kind in supported}
-    percentages = [
-        score * 100 / max_score
-        for content, (score, max_score) in scores.attempts().items()
-        if ANY_CONTENT_TYPE in wanted or known_types.get(content, "").lower() in wanted
-    ]
-    return max(percentages, default=0.0)
 
 
 def request_again(decision: EligibilityDecision, learner: LearnerFacts) -> EligibilityDecision | None:
@@ -346,12 +280,6 @@ def _earlier_certificate(name: str, learner: LearnerFacts) -> str:
     return ""
 
 
-def _profile_value(profile: LearnerProfile, name: str) -> Any:
-    if name in type(profile).model_fields:
-        return getattr(profile, name)
-    return (profile.model_extra or {}).get(name)
-
-
 def related_properties(
     batch: BatchRecord, template: CertTemplate, learner: LearnerFacts, *, content_types: frozenset[str]
 ) -> dict[str, Any]:
@@ -369,16 +297,11 @@ def related_properties(
             prop: _sunbird_json(row.get(prop.lower())) for prop in props["enrollment"]
         }
     if "score" in props.get("assessment", []) and learner.scores is not None:
-        wanted = {kind.lower() for kind in content_types}
         related["assessment"] = {
-            "score": {
-                content: score * 100 / max_score
-                for content, (score, max_score) in learner.scores.attempts().items()
-                if ANY_CONTENT_TYPE in wanted or batch.contentTypes.get(content, "").lower() in wanted
-            }
+            "score": supported_percentages(learner.scores, batch.contentTypes, content_types)
         }
     if props.get("user") and learner.profile is not None:
-        related["user"] = {prop: _profile_value(learner.profile, prop) for prop in props["user"]}
+        related["user"] = {prop: profile_value(learner.profile, prop) for prop in props["user"]}
     if props.get("course"):
         related["course"] = {"name": batch.courseName}
     return related

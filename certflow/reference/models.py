@@ -31,13 +31,7 @@ from pydantic_core import PydanticCustomError
 from certflow.errors import ErrorCode
 from certflow.events.models import MAX_DISPLAY_CHARS, DisplayText, check_display_id, rejection
 from certflow.generate.models import TAG_FORBIDDEN, GenerateCertificateEdata, validation_context
-
-#: Sunbird's criteria keys. Sunbird's validator checks ``users`` but its evaluator
-#: reads ``user`` (a template with only user criteria was always rejected); both are
-#: accepted here and mean the same thing.
-CRITERIA_KEYS = frozenset({"enrollment", "assessment", "user", "users"})
-#: Sunbird's assessment operators; a bare number means equality.
-SCORE_OPERATORS = frozenset({"EQ", "eq", "=", ">", "<", ">=", "<=", "ne", "!="})
+from certflow.issue.criteria import criteria_problem
 
 
 def _json_if_string(value: Any) -> Any:
@@ -130,33 +124,9 @@ class CertTemplate(ReferenceModel):
             return f"template {self.identifier or self.name!r} has no url"
         if not self.criteria:
             return f"template {self.identifier or self.name!r} has no criteria"
-        if not CRITERIA_KEYS & set(self.criteria):
-            return (
-                f"template {self.identifier or self.name!r} criteria name none of "
-                "enrollment, assessment, user"
-            )
-        assessment = self.criteria.get("assessment")
-        if assessment:
-            score = assessment.get("score") if isinstance(assessment, dict) else None
-            if isinstance(score, dict):
-                if not score:
-                    return "assessment.score has no operator"
-                operator, threshold = next(iter(score.items()))
-                if operator not in SCORE_OPERATORS:
-                    return f"assessment.score operator {operator!r} is not one of {sorted(SCORE_OPERATORS)}"
-                if not _is_number(threshold):
-                    return f"assessment.score threshold {threshold!r} is not a number"
-            elif not _is_number(score):
-                return "assessment.score must be a number or {operator: number}"
-        enrollment = self.criteria.get("enrollment")
-        if enrollment is not None and not isinstance(enrollment, dict):
-            return "enrollment criteria must be an object"
-        status = enrollment.get("status", 2) if isinstance(enrollment, dict) else 2
-        if not _is_whole(status):
-            return f"enrollment.status {status!r} is not a whole number"
-        for key in ("user", "users"):
-            if self.criteria.get(key) and not isinstance(self.criteria[key], dict):
-                return f"{key} criteria must be an object of profile field → value"
+        criteria = criteria_problem(self.criteria, template=self.identifier or self.name)
+        if criteria is not None:
+            return criteria
         return self._generate_problem()
 
     def _generate_problem(self) -> str | None:
@@ -180,19 +150,6 @@ class CertTemplate(ReferenceModel):
                 f"{rejection(exc).message}"
             )
         return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_whole(value: Any) -> bool:
-    """What ``int()`` turns into the intended status: 2, 2.0 or "2"."""
-    if isinstance(value, str):
-        return value.strip().isdecimal()
-    if isinstance(value, float):
-        return value.is_integer()  # False for inf and nan too
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _tag_safe(value: str) -> str:

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.web import Request, Response, View
+
 from certflow.credentials.status_list import StatusList, status_list_credential
 from certflow.credentials.trust import TrustPolicy
 from certflow.credentials.verification import VerificationResult, issuer_id, verify_certificate
-from certflow.jsonlimits import JSONTooDeep, loads_bounded
-from certflow.render.images import inline_remote_images
 from certflow.faust_fixes.routing import is_this_worker, owner_of, owner_route, read_at_most
+from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.registry.agents import RevocationOrigin
 from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url
+from certflow.render.images import inline_remote_images
 from certflow.web.auth import Access, requires_token
 from certflow.web.errors import error_response
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web as aiohttp_web
-
 from faust import App
 
 #: Certificate files: documents a browser renders, with no active part allowed.

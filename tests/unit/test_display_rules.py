@@ -22,13 +22,11 @@ from pydantic import BaseModel
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.factory import CertificateFactory
+from certflow.generate.factory import CertificateFactory, build_certificate_factory
 from certflow.events.models import check_display_id, clean_text, parse_event, refuse_hidden_characters
 from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest, validation_context
 from certflow.reference.models import LearnerProfile
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.svg import SvgTemplate
-from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -79,10 +77,8 @@ NOT_SHOWN = {
 async def factory() -> AsyncIterator[CertificateFactory]:
     policy = FetchPolicy((), allow_private_networks=False, timeout_seconds=1, max_bytes=2**20, max_redirects=0)
     async with SafeFetcher(policy) as fetcher:
-        templates = TemplateCache(
-            fetcher, lambda body, url: SvgTemplate.parse(body, url=url), template_root=TEMPLATE.parent
-        )
-        yield CertificateFactory(templates, "https://certs.example.org/certs", KeyRing((SigningKey.generate(),)))
+        settings = Settings(template_root=TEMPLATE.parent, base_path="https://certs.example.org/certs")
+        yield build_certificate_factory(settings, fetcher, KeyRing((SigningKey.generate(),)))
 
 
 def _set(edata: dict, path: str, value: str) -> None:

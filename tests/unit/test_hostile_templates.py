@@ -36,7 +36,7 @@ from PIL import Image
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.factory import CertificateFactory
+from certflow.generate.factory import build_certificate_factory
 from certflow.events.models import parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.events.records import MAX_PUBLISHED_BYTES
@@ -213,8 +213,8 @@ async def test_signatures_inlined_too_large_to_publish_make_a_coded_failure(sunb
                           context=validation_context(suppress_signatory_errors=True))
     policy = FetchPolicy((), allow_private_networks=False, timeout_seconds=1, max_bytes=MB, max_redirects=0)
     async with SafeFetcher(policy) as fetcher:
-        templates = TemplateCache(fetcher, parse_template, template_root=Settings().template_root)
-        factory = CertificateFactory(templates, "https://certs.example.org/certs", KeyRing((SigningKey.generate(),)))
+        settings = Settings(base_path="https://certs.example.org/certs")
+        factory = build_certificate_factory(settings, fetcher, KeyRing((SigningKey.generate(),)))
 
         with pytest.raises(CertflowError) as caught:
             await factory.issue(next(request.per_recipient()), now=datetime.now(UTC))

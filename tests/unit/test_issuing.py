@@ -18,12 +18,10 @@ from certflow.credentials.identity import CertifiedFacts
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.credentials.proof import verify_proof
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.factory import CertificateFactory
+from certflow.generate.factory import CertificateFactory, build_certificate_factory
 from certflow.events.models import parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.render.svg import SvgTemplate
-from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -35,10 +33,8 @@ TEMPLATE = Settings().template_root / "course-completion.svg"
 async def factory() -> AsyncIterator[CertificateFactory]:
     policy = FetchPolicy((), allow_private_networks=False, timeout_seconds=1, max_bytes=2**20, max_redirects=0)
     async with SafeFetcher(policy) as fetcher:
-        templates = TemplateCache(
-            fetcher, lambda body, url: SvgTemplate.parse(body, url=url), template_root=TEMPLATE.parent
-        )
-        yield CertificateFactory(templates, "https://certs.example.org/certs", KEYS)
+        settings = Settings(template_root=TEMPLATE.parent, base_path="https://certs.example.org/certs")
+        yield build_certificate_factory(settings, fetcher, KEYS)
 
 
 def request_for(sunbird_fixture, **edata: object) -> GenerateCertificateRequest:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation
 from certflow.errors import CertflowError, ErrorCode
+from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation
 from certflow.settings import Settings
 
 #: The largest event a worker accepts, by default.
