@@ -21,9 +21,12 @@ from certflow.faust_fixes import liveness
 from certflow.faust_fixes.app import FixedApp
 from certflow.faust_fixes.web import FAUST_PAGES_OFF
 from certflow.generate import agents as generate_agents
+from certflow.generate.agents import GenerateFlow
 from certflow.issue import agents as issue_agents
+from certflow.issue.agents import IssueFlow
 from certflow.logs import logging_config
 from certflow.reference import agents as reference_agents
+from certflow.reference.agents import ReferenceIngestion
 from certflow.reference.state import LearnerState
 from certflow.registry import agents as registry_agents
 from certflow.registry import views as registry_views
@@ -38,8 +41,11 @@ class Flows:
     """What the flows share once registered (views and tests reach them through the app)."""
 
     settle: Settler
+    reference: ReferenceIngestion
     state: LearnerState
     registry: Registry
+    issue: IssueFlow
+    generate: GenerateFlow
 
 
 class CertflowApp(FixedApp):
@@ -89,11 +95,12 @@ def create_app(settings: Settings) -> CertflowApp:
     services = app.services = CertflowServices(settings)
     app.add_dependency(services)
     settle = Settler(app, services.accounting, services.metrics)
-    state = reference_agents.register(app, services, settle)
+    reference = reference_agents.register(app, services, settle)
+    state = reference.state
     records = registry_agents.register(app, services, settle)
-    issue_agents.register(app, services, settle, state)
-    generate_agents.register(app, services, settle, state, records)
-    app.flows = Flows(settle=settle, state=state, registry=records)
+    issue = issue_agents.register(app, services, settle, state)
+    generate = generate_agents.register(app, services, settle, state, records)
+    app.flows = Flows(settle, reference, state, records, issue, generate)
     web_views.register(app)
     registry_views.register(app)
     liveness.register(app)

@@ -23,10 +23,12 @@ class UnpatchedVersion(RuntimeError):
     """An installed library is not the version certflow's workarounds patch."""
 
 
-def version_mismatches(
-    installed: Callable[[str], str] = metadata.version,
-) -> dict[str, tuple[str, str]]:
-    """Distribution → (patched, installed) for every one that differs (or is missing)."""
+def version_mismatches(installed: Callable[[str], str] | None = None) -> dict[str, tuple[str, str]]:
+    """Distribution → (patched, installed) for every one that differs (or is missing).
+
+    ``installed``: a distribution's version (default: :func:`importlib.metadata.version`).
+    """
+    installed = installed or metadata.version
     found: dict[str, tuple[str, str]] = {}
     for name, patched in PATCHED.items():
         try:
@@ -38,7 +40,7 @@ def version_mismatches(
     return found
 
 
-def check_versions(installed: Callable[[str], str] = metadata.version) -> None:
+def check_versions(installed: Callable[[str], str] | None = None) -> None:
     """Raise :class:`UnpatchedVersion` unless the patched versions are installed."""
     mismatches = version_mismatches(installed)
     if mismatches:

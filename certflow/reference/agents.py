@@ -24,7 +24,12 @@ from certflow.accounting import Outcome
 from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import decode_json_object
 from certflow.events.settle import Settler
-from certflow.reference.models import BatchRecord, EnrolmentRow, LearnerProfile, ScoreRow
+from certflow.reference.models import (
+    BatchRecord,
+    EnrolmentRow,
+    LearnerProfile,
+    ScoreRow,
+)
 from certflow.reference.state import LearnerState
 from certflow.services import CertflowServices
 from certflow.settings import Settings
@@ -86,8 +91,9 @@ def _store_nothing(record: BatchRecord, partition: int) -> None:
     them once for the whole deployment, dead-lettering the bad ones."""
 
 
-def register(app: faust.App, services: CertflowServices, settle: Settler) -> LearnerState:
-    """The learner state's tables and one ingestion agent per reference topic."""
+def register(app: faust.App, services: CertflowServices, settle: Settler) -> ReferenceIngestion:
+    """The learner state's tables and one ingestion agent per reference topic; the
+    state is ``.state`` of what this returns."""
     settings = services.settings
     state = LearnerState(app, settings, services.accounting)
     ingestion = ReferenceIngestion(settings, settle, state)
@@ -105,4 +111,4 @@ def register(app: faust.App, services: CertflowServices, settle: Settler) -> Lea
 
         update.__name__ = update.__qualname__ = f"update_{name}"
         app.agent(app.topic(topic), name=f"certflow.reference.{name}")(update)
-    return state
+    return ingestion

@@ -29,8 +29,17 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from certflow.errors import ErrorCode
-from certflow.events.models import MAX_DISPLAY_CHARS, DisplayText, check_display_id, rejection
-from certflow.generate.models import TAG_FORBIDDEN, GenerateCertificateEdata, validation_context
+from certflow.events.models import (
+    MAX_DISPLAY_CHARS,
+    DisplayText,
+    check_display_id,
+    rejection,
+)
+from certflow.generate.models import (
+    TAG_FORBIDDEN,
+    GenerateCertificateEdata,
+    validation_context,
+)
 from certflow.issue.criteria import criteria_problem
 
 

@@ -25,7 +25,13 @@ from certflow.events.records import Decision
 from certflow.faust_fixes.global_table import BatchDirectory
 from certflow.issue.rules import IssuedEntry, LearnerFacts
 from certflow.kafka import key_partition
-from certflow.reference.models import BatchRecord, EnrolmentRow, LearnerProfile, ScoreRow, enrolment_slot
+from certflow.reference.models import (
+    BatchRecord,
+    EnrolmentRow,
+    LearnerProfile,
+    ScoreRow,
+    enrolment_slot,
+)
 from certflow.settings import Settings
 
 #: Decisions kept per learner for ``GET /learners/{userId}/decisions``.
