@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 #: Run as a script: imports every module, reports what failed.
 PROBE = r"""
 import importlib, json, pkgutil, sys
@@ -63,3 +65,17 @@ def test_importing_every_module_reads_no_settings_and_writes_nothing(tmp_path: P
     assert {"certflow.app", "certflow.worker", "certflow.cli", "certflow.registry.views"} <= set(report["imported"])
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cwd"]
     assert list(work.iterdir()) == []
+
+
+def test_the_faust_entry_point_builds_its_app_on_first_access(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``faust -A certflow.worker worker``: the app of the environment, built once, when asked for."""
+    import certflow.worker
+
+    monkeypatch.setattr(certflow.worker, "_built", {})
+    monkeypatch.setenv("CERTFLOW_APP_ID", "certflow-lazy")
+
+    app = certflow.worker.app
+
+    assert app.conf.id == "certflow-lazy"
+    assert certflow.worker.app is app
+    assert "certflow.generate.issue" in app.agents
