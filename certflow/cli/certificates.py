@@ -180,6 +180,8 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
     is read, a URL fetched from its own host (loopback and private addresses too),
     within the same size and time limits.
     """
+    # One command read top to bottom (its help above is the user's documentation):
+    # longer than ~60 lines because every step reports to the user as it goes.
     from certflow.credentials.status_list import status_lookup
     from certflow.credentials.trust import TrustPolicy, issuer_did
     from certflow.credentials.verification import verify_certificate

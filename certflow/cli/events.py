@@ -108,6 +108,8 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
 
     Exit status: 0 if every row was loaded, 1 if some were rejected.
     """
+    # One command read top to bottom (its help above is the user's documentation):
+    # longer than ~60 lines because every step reports to the user as it goes.
     from certflow.kafka import ensure_topics, produce
     from certflow.loading import RejectedRow, count_lines, read_rows
 

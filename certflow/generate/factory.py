@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 
@@ -113,39 +113,9 @@ class CertificateFactory:
         )
         svg = _fill(template, values)
         signer = self.keys.current
-        unsigned = open_badge_credential(
-            CredentialFacts(
-                certificate_id=certificate_id,
-                verify_url=verify_url,
-                base_path=base_path,
-                certificate_name=edata.name,
-                description=edata.description,
-                narrative=edata.criteria.narrative,
-                recipient_id=recipient.recipientId,
-                recipient_name=recipient.recipientName,
-                course_id=edata.related.courseId,
-                course_name=edata.courseName,
-                batch_id=edata.related.batchId,
-                template_id=edata.templateId,
-                issuer_name=edata.issuer.name,
-                issuer_url=edata.issuer.url,
-                valid_from=issued_on,
-                signatories=tuple(
-                    SignatoryFacts(
-                        name=signatory.name,
-                        designation=signatory.designation,
-                        image=signatory.image,
-                        identity=signatory.id,
-                    )
-                    for signatory in edata.signatories
-                ),
-                valid_until=expires,
-                status=status_entry(status_list_url, status_index) if status_list_url else None,
-                issuer_id=signer.did,
-                issuer_image=edata.logo if edata.logo.startswith(("https://", "http://")) else "",
-                achievement_image=f"{verify_url}.png",
-            )
-        )
+        facts = _credential_facts(request, certificate_id, verify_url, base_path, issued_on, expires)
+        status = status_entry(status_list_url, status_index) if status_list_url else None
+        unsigned = open_badge_credential(replace(facts, status=status, issuer_id=signer.did))
         credential = sign(unsigned, signer, created=now)
         return IssuedCertificate(
             id=certificate_id,
@@ -165,6 +135,47 @@ class CertificateFactory:
             svg=svg,
             certificate=credential,
         )
+
+
+def _credential_facts(
+    request: GenerateCertificateRequest,
+    certificate_id: str,
+    verify_url: str,
+    base_path: str,
+    issued_on: datetime,
+    expires: datetime | None,
+) -> CredentialFacts:
+    """What the credential states about the certificate (its status and issuer aside)."""
+    edata, recipient = request.edata, request.recipient
+    return CredentialFacts(
+        certificate_id=certificate_id,
+        verify_url=verify_url,
+        base_path=base_path,
+        certificate_name=edata.name,
+        description=edata.description,
+        narrative=edata.criteria.narrative,
+        recipient_id=recipient.recipientId,
+        recipient_name=recipient.recipientName,
+        course_id=edata.related.courseId,
+        course_name=edata.courseName,
+        batch_id=edata.related.batchId,
+        template_id=edata.templateId,
+        issuer_name=edata.issuer.name,
+        issuer_url=edata.issuer.url,
+        valid_from=issued_on,
+        signatories=tuple(
+            SignatoryFacts(
+                name=signatory.name,
+                designation=signatory.designation,
+                image=signatory.image,
+                identity=signatory.id,
+            )
+            for signatory in edata.signatories
+        ),
+        valid_until=expires,
+        issuer_image=edata.logo if edata.logo.startswith(("https://", "http://")) else "",
+        achievement_image=f"{verify_url}.png",
+    )
 
 
 def _valid_until(issued_on: datetime, expiry: str) -> datetime | None:

@@ -133,6 +133,9 @@ class GenerateCertificateEdata(SunbirdModel):
         instead of failing half-way through generation; and signatory images and the
         logo must be http(s) or ``data:image/`` URLs, since they end up in an ``href``
         that browsers follow.
+
+        (Long on purpose: Sunbird's checks one after the other, in Sunbird's order,
+        so they can be compared with ``CertValidator`` line by line.)
         """
         context = info.context or {}
         problems: list[tuple[ErrorCode, str]] = []

@@ -112,6 +112,9 @@ def authorise_reissue(
     ``OLD_ID_MISMATCH`` (this learner's, but another course batch or name, or no
     longer the current one). Called only for a request whose certificate is not the
     entry itself (a replay, or the pending request the issue flow authorised).
+
+    (One function, longer than most: each refusal is a case of one rule, read in
+    order, and splitting them would scatter the rule.)
     """
     key = name.lower()
     current = issued.get(slot, {}).get(key)
