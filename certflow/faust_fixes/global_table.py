@@ -32,7 +32,7 @@ class BatchDirectory(mode.Service):
     """batchId → :class:`BatchRecord`, kept current from the topic."""
 
     def __init__(self, broker_url: str, topic: str, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # mode's **kwargs are untyped
         self._broker_url = broker_url
         self._topic = topic
         self._batches: dict[str, BatchRecord] = {}

@@ -19,8 +19,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
-from faust import App
-from faust.types import TableT
+from faust.types import AppT, CollectionT
 from faust.web import Request, Response, View
 from yarl import URL
 
@@ -65,7 +64,7 @@ def owner_route(
     return decorator
 
 
-async def owner_of(app: App, table: TableT, key: bytes) -> URL:
+async def owner_of(app: AppT, table: CollectionT, key: bytes) -> URL:
     """The worker that owns ``key`` of ``table``; KeyError while partitions are assigned.
 
     Faust hashes the key with the producer's metadata of the table's changelog
@@ -81,7 +80,7 @@ async def owner_of(app: App, table: TableT, key: bytes) -> URL:
     return URL(str(app.router.key_store(table.name, key)))
 
 
-def tables_recovered(app: App) -> bool:
+def tables_recovered(app: AppT) -> bool:
     """Whether this worker's tables hold what their changelogs say: not during a
     rebalance, nor while a partition it was given is being read back."""
     return not app.rebalancing and app.tables.recovery.completed.is_set()
@@ -100,7 +99,7 @@ def not_ready(message: str) -> Response:
     return error_response(503, "NOT_READY", message)
 
 
-def is_this_worker(app: App, owner: URL) -> bool:
+def is_this_worker(app: AppT, owner: URL) -> bool:
     mine = URL(str(app.conf.canonical_url))
     return (owner.host, owner.port) == (mine.host, mine.port)
 

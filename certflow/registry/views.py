@@ -15,17 +15,27 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from certflow.credentials.status_list import StatusList, status_list_credential
 from certflow.credentials.trust import TrustPolicy
-from certflow.credentials.verification import VerificationResult, issuer_id, verify_certificate
-from certflow.faust_fixes.routing import is_this_worker, owner_of, owner_route, read_at_most
+from certflow.credentials.verification import (
+    VerificationResult,
+    issuer_id,
+    verify_certificate,
+)
+from certflow.faust_fixes.routing import (
+    is_this_worker,
+    owner_of,
+    owner_route,
+    read_at_most,
+)
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.registry.agents import RevocationOrigin
 from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url
 from certflow.render.images import inline_remote_images
 from certflow.web.auth import Access, requires_token
+from certflow.web.base import CertflowView
 from certflow.web.errors import error_response
 
 if TYPE_CHECKING:
@@ -43,7 +53,7 @@ CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
 MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
 
 
-class CertificateView(View):
+class CertificateView(CertflowView):
     """The certificate and its status: JSON, or a verification page for browsers."""
 
     @owner_route("certificates", "id")
@@ -66,7 +76,7 @@ class CertificateView(View):
         return self.json(body)
 
 
-class CertificateFileView(View):
+class CertificateFileView(CertflowView):
     """The printable certificate: the filled SVG, or a PDF or PNG rendered from it."""
 
     @owner_route("certificates", "id")
@@ -82,11 +92,11 @@ class CertificateFileView(View):
         if fmt == "svg":
             body = printable.encode()
         else:
-            body = await services.renderer.render(id, printable, fmt)  # type: ignore[arg-type]
+            body = await services.renderer.render(id, printable, fmt)  # type: ignore[arg-type]  # the route admits MEDIA_TYPES only
         return self.bytes(body, content_type=MEDIA_TYPES[fmt])
 
 
-class RevokeView(View):
+class RevokeView(CertflowView):
     """Revoke a certificate (an admin action: ``Authorization: Bearer <token>``).
 
     Answered by the worker that owns the certificate's record, so that only a
@@ -120,7 +130,7 @@ class RevokeView(View):
         return self.json({"id": id, "status": "revocation requested"}, status=202)
 
 
-class VerifyView(View):
+class VerifyView(CertflowView):
     """Verify a presented credential: signature, status, validity period, issuer."""
 
     async def post(self, request: Request) -> Response:
@@ -144,7 +154,7 @@ class VerifyView(View):
         return self.json(result.as_dict(), status=200)
 
 
-class StatusListView(View):
+class StatusListView(CertflowView):
     """A signed ``BitstringStatusListCredential``: the revocation bits of one list."""
 
     @owner_route("status_lists", "list")

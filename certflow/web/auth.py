@@ -31,6 +31,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from certflow.settings import Settings
+from certflow.web.base import CertflowView
 from certflow.web.errors import error_response
 
 #: Routes anyone may call (method, aiohttp route pattern); every other route needs a token.
@@ -105,7 +106,7 @@ def requires_token(access: Access = Access.ADMIN) -> Callable[[Handler], Handler
 
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
-        async def guarded(view: View, request: Request, **kwargs: Any) -> Response:
+        async def guarded(view: CertflowView, request: Request, **kwargs: Any) -> Response:
             if not bearer_matches(request.headers.get("Authorization"), accepted_tokens(view.app.settings, access)):
                 return unauthorized(view, request, access)
             return await handler(view, request, **kwargs)

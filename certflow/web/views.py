@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from certflow.faust_fixes.liveness import holds_membership
 from certflow.faust_fixes.routing import owner_route, tables_recovered
 from certflow.faust_fixes.web import hide_faust_pages
 from certflow.web import headers
 from certflow.web.auth import Access, requires_token
+from certflow.web.base import CertflowView
 from certflow.web.errors import json_errors
 
 if TYPE_CHECKING:
@@ -27,12 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Health(View):
+class Health(CertflowView):
     async def get(self, request: Request) -> Response:
         return self.json({"status": "ok"})
 
 
-class Ready(View):
+class Ready(CertflowView):
     async def get(self, request: Request) -> Response:
         app = self.app
         state = app.flows.state
@@ -44,7 +45,7 @@ class Ready(View):
         return self.json(body, status=200 if ready else 503)
 
 
-class Stats(View):
+class Stats(CertflowView):
     @requires_token(Access.METRICS)
     async def get(self, request: Request) -> Response:
         app = self.app
@@ -68,7 +69,7 @@ class Stats(View):
         )
 
 
-class LearnerDecisions(View):
+class LearnerDecisions(CertflowView):
     """A learner's most recent decisions, from the worker that owns the learner.
 
     Any worker answers: the request is forwarded to the worker whose partitions
@@ -87,7 +88,7 @@ class LearnerDecisions(View):
         return self.json({"userId": userId, "decisions": recent, "issued": issued})
 
 
-class Metrics(View):
+class Metrics(CertflowView):
     """Prometheus exposition: Sunbird's counters, latency histograms, caches, lag."""
 
     @requires_token(Access.METRICS)
