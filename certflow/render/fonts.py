@@ -139,13 +139,13 @@ class GlyphOutline:
             return self.template
         values: list[float] = []
         append = values.append
-        for gx, gy in zip(self.xs, self.ys):
+        for gx, gy in zip(self.xs, self.ys, strict=True):
             append(x + sx * gx)
             append(y - sy * gy)
         return self.template % tuple(values)
 
 
-class _TemplatePen(BasePen):
+class _TemplatePen(BasePen):  # type: ignore[misc]  # fontTools ships no type information
     """Records a glyph as an SVG path template; ``BasePen`` decomposes components and
     splits TrueType's multi-point quadratic curves into SVG's one-point ``Q``."""
 
@@ -161,19 +161,19 @@ class _TemplatePen(BasePen):
             self.xs.append(px)
             self.ys.append(py)
 
-    def _moveTo(self, pt: tuple[float, float]) -> None:
+    def _moveTo(self, pt: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("M", pt)
 
-    def _lineTo(self, pt: tuple[float, float]) -> None:
+    def _lineTo(self, pt: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("L", pt)
 
-    def _curveToOne(self, p1: tuple[float, float], p2: tuple[float, float], p3: tuple[float, float]) -> None:
+    def _curveToOne(self, p1: tuple[float, float], p2: tuple[float, float], p3: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("C", p1, p2, p3)
 
-    def _qCurveToOne(self, p1: tuple[float, float], p2: tuple[float, float]) -> None:
+    def _qCurveToOne(self, p1: tuple[float, float], p2: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("Q", p1, p2)
 
-    def qCurveTo(self, *points: tuple[float, float] | None) -> None:
+    def qCurveTo(self, *points: tuple[float, float] | None) -> None:  # noqa: N802 - BasePen's hook name
         """TrueType's run of off-curve points as one ``Q`` and then ``T`` per point.
 
         The implied on-curve point between two off-curve points is their midpoint,
@@ -196,10 +196,10 @@ class _TemplatePen(BasePen):
         self._points("T", end)
         self._currentPoint = end
 
-    def _closePath(self) -> None:
+    def _closePath(self) -> None:  # noqa: N802 - BasePen's hook name
         self.parts.append("Z")
 
-    def _endPath(self) -> None:
+    def _endPath(self) -> None:  # noqa: N802 - BasePen's hook name
         pass
 
 
@@ -307,7 +307,7 @@ class FontBook:
         families: list[str] = []
         if script == "Arab":
             urdu = ["NotoNastaliqUrdu"] if is_urdu(text, request.lang) else []
-            families += urdu + ["NotoNaskhArabic", "NotoSansArabic", "NotoKufiArabic"]
+            families += [*urdu, "NotoNaskhArabic", "NotoSansArabic", "NotoKufiArabic"]
         elif script in CJK_SCRIPTS:
             families += [prefix + "CJK" for prefix in prefixes]
         else:
@@ -323,7 +323,8 @@ class FontBook:
                 path = self._files.get(stem)
                 if path is None:
                     continue
-                entry = (path, self._cjk_face(path, script, request.lang) if path.suffix.lower() == ".ttc" else 0)
+                face = self._cjk_face(path, script, request.lang) if path.suffix.lower() == ".ttc" else 0
+                entry = (path, face)
                 if entry not in found:
                     found.append(entry)
                 break
@@ -407,7 +408,7 @@ _default_lock = threading.Lock()
 
 def default_font_book() -> FontBook:
     """The process-wide :class:`FontBook` over :data:`DEFAULT_FONT_DIRS`."""
-    global _default_book
+    global _default_book  # noqa: PLW0603 - built once, on first use, under a lock
     if _default_book is None:
         with _default_lock:
             if _default_book is None:
