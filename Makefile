@@ -17,9 +17,12 @@ test: apt kafka
 # ruff and mypy as configured in pyproject.toml: mypy is strict on the pure core
 # (render, credentials, notify, pages, i18n, jsonlimits, roster, errors), which is
 # clean; the rest of certflow is not yet, so `test` does not depend on `lint` until it is.
+# Both always run, so one pass shows every finding; it fails if either does.
 lint: $(INSTALLED)
-	$(BIN)/ruff check certflow tests
-	$(BIN)/mypy certflow
+	@status=0; \
+	$(BIN)/ruff check certflow tests || status=1; \
+	$(BIN)/mypy certflow || status=1; \
+	exit $$status
 
 demo: apt kafka
 	$(BIN)/python demo/run.py
