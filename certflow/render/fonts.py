@@ -33,6 +33,7 @@ __all__ = [
     "GlyphOutline",
     "LoadedFont",
     "default_font_book",
+    "family_stems",
     "is_bold",
     "is_urdu",
 ]
@@ -118,6 +119,27 @@ class FontRequest:
     italic: bool = False
     serif: bool = False
     lang: str | None = None
+    #: The template's ``font-family`` list, as font file family stems
+    #: (``NotoNaskhArabic``): tried first, so the template's font wins wherever it
+    #: covers the text; the script's own fonts are only the fallback.
+    families: tuple[str, ...] = ()
+
+
+def family_stems(font_family: str) -> tuple[str, ...]:
+    """A CSS ``font-family`` list as family stems, generic families left out:
+    ``'Noto Naskh Arabic', "Noto Sans", serif`` → ``("NotoNaskhArabic", "NotoSans")``."""
+    stems = []
+    for name in font_family.split(","):
+        name = name.strip().strip("'\"").strip()
+        if name and name.lower() not in _GENERIC_FAMILIES:
+            stems.append(name.replace(" ", ""))
+    return tuple(stems)
+
+
+_GENERIC_FAMILIES = frozenset({
+    "serif", "sans-serif", "monospace", "cursive", "fantasy", "system-ui", "ui-serif",
+    "ui-sans-serif", "ui-monospace", "emoji", "math", "fangsong",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,12 +321,14 @@ class FontBook:
     def candidates(self, script: str, request: FontRequest, text: str = "") -> list[tuple[Path, int]]:
         """Font files to try for a run of ``script``, best first, ending in fallbacks.
 
-        Bold falls back to regular and italic to upright (Indic and Arabic Noto fonts
+        The template's own families come first (``font_for`` takes the first that
+        covers the run, so Noto Naskh Arabic named by a template sets an Urdu name,
+        not Nastaliq). Bold falls back to regular and italic to upright (Indic and Arabic Noto fonts
         have no italics), Sans to Serif and back, and finally Noto Sans, the CJK
         collection and DejaVu Sans catch what the script's own font lacks.
         """
         prefixes = ("NotoSerif", "NotoSans") if request.serif else ("NotoSans", "NotoSerif")
-        families: list[str] = []
+        families: list[str] = list(request.families)
         if script == "Arab":
             urdu = ["NotoNastaliqUrdu"] if is_urdu(text, request.lang) else []
             families += [*urdu, "NotoNaskhArabic", "NotoSansArabic", "NotoKufiArabic"]

@@ -40,7 +40,7 @@ from typing import cast
 import cairosvg
 from lxml import etree
 
-from certflow.render.fonts import FontBook, default_font_book
+from certflow.render.fonts import FontBook, default_font_book, family_stems
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits, sanitise_inline_images
 from certflow.render.shaping import RTL_SCRIPTS, GlyphRun, itemize, line_width, shape_runs
 from certflow.render.svg import hardened_parser, remove_element
@@ -351,8 +351,8 @@ def _shape_piece(piece: _Piece, styles: _Styles, book: FontBook) -> list[GlyphRu
     element = piece.element
     size = styles.font_size(element)
     style = (styles.inherited(element, "font-style") or "normal").lower()
-    family = (styles.inherited(element, "font-family") or "").lower()
-    first_family = family.split(",")[0].strip(" '\"")
+    font_family = styles.inherited(element, "font-family") or ""
+    first_family = font_family.lower().split(",")[0].strip(" '\"")
     spacing_value = styles.inherited(element, "letter-spacing")
     spacing = 0.0 if spacing_value in (None, "normal") else (_length(spacing_value, size) or 0.0)
     return shape_runs(
@@ -364,6 +364,7 @@ def _shape_piece(piece: _Piece, styles: _Styles, book: FontBook) -> list[GlyphRu
         lang=styles.lang(element),
         letter_spacing=spacing,
         font_book=book,
+        families=family_stems(font_family),
     )
 
 

@@ -267,6 +267,7 @@ def shape_runs(
     lang: str | None = None,
     letter_spacing: float = 0.0,
     font_book: FontBook | None = None,
+    families: tuple[str, ...] = (),
 ) -> list[GlyphRun]:
     """Shape ``text`` at ``size`` px into glyph runs laid out left to right from x = 0.
 
@@ -275,9 +276,11 @@ def shape_runs(
     bold). ``lang`` (a BCP 47 tag) picks regional forms, such as Nastaliq for ``ur``
     or the Japanese CJK face for ``ja``; Urdu is also recognised by its letters.
     ``letter_spacing`` (px) is added after every cluster except in joined scripts.
+    ``families`` (:func:`family_stems` of the template's ``font-family``) are tried
+    before the script's own fonts.
     """
     book = font_book or default_font_book()
-    request = FontRequest(bold=is_bold(weight), italic=italic, serif=serif, lang=lang)
+    request = FontRequest(bold=is_bold(weight), italic=italic, serif=serif, lang=lang, families=families)
     runs: list[GlyphRun] = []
     x = 0.0
     for item in itemize(text):

@@ -25,7 +25,7 @@ from fontTools.svgLib.path import parse_path
 from lxml import etree
 from PIL import Image, ImageChops, ImageOps
 
-from certflow.render.fonts import FontBook
+from certflow.render.fonts import FontBook, family_stems
 from certflow.render.pdf import MIN_SHRINK, PAGE_MARGIN, outline_text, prepare_svg, render_pdf, render_png
 from certflow.render.shaping import itemize, line_width, shape_runs
 from certflow.render.svg import SvgTemplate
@@ -261,6 +261,31 @@ def test_urdu_letters_choose_nastaliq_and_arabic_ones_naskh() -> None:
     assert shape_runs("عائشہ", 20, font_book=_BOOK)[0].font.path.name == "NotoNastaliqUrdu-Regular.ttf"
     assert shape_runs("محمد", 20, font_book=_BOOK)[0].font.path.name == "NotoNaskhArabic-Regular.ttf"
     assert shape_runs("محمد", 20, lang="ur", font_book=_BOOK)[0].font.path.name == "NotoNastaliqUrdu-Regular.ttf"
+
+
+def test_the_templates_font_family_wins_wherever_it_covers_the_text() -> None:
+    """An Urdu name in a template naming Noto Naskh Arabic is set in Naskh, not
+    Nastaliq; a family that does not cover the text (Noto Sans for Devanagari) falls
+    through to the script's own font."""
+    naskh_first = family_stems("'Noto Sans', 'Noto Naskh Arabic', sans-serif")
+
+    def font(text: str, families: tuple[str, ...]) -> str:
+        return shape_runs(text, 20, font_book=_BOOK, families=families)[0].font.path.name
+
+    assert font("عائشہ", naskh_first) == "NotoNaskhArabic-Regular.ttf"
+    assert font("عائشہ", ()) == "NotoNastaliqUrdu-Regular.ttf"
+    assert font("Asha", family_stems('"Noto Serif", serif')) == "NotoSerif-Regular.ttf"
+    assert font("आशा", naskh_first) == "NotoSansDevanagari-Regular.ttf"
+
+
+def test_a_rendered_urdu_name_uses_the_font_the_template_names() -> None:
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="100">'
+        '<text x="10" y="50" font-family="\'Noto Naskh Arabic\'" font-size="30">عائشہ</text></svg>'
+    )
+    nastaliq = prepare_svg(svg.replace("Noto Naskh Arabic", "Noto Nastaliq Urdu"), font_book=_BOOK)
+
+    assert prepare_svg(svg, font_book=_BOOK) != nastaliq
 
 
 def test_mixed_text_is_split_by_script_with_spaces_kept_in_their_run() -> None:
