@@ -15,6 +15,7 @@ from __future__ import annotations
 import typing
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -29,10 +30,11 @@ from certflow.models.reference import LearnerProfile
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
-from certflow.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-TEMPLATE = Settings().template_root / "course-completion.svg"
+#: A Sunbird template that asks for every placeholder, ``${recipientId}`` included
+#: (certflow's own templates print nothing internal).
+TEMPLATE = Path(__file__).parent.parent / "fixtures" / "templates" / "File-01311849840255795242.svg"
 RLO = "\u202e"
 
 #: Each field shown on a certificate (SVG or credential) or its verification page,

@@ -404,7 +404,7 @@ def test_a_200_character_name_stays_inside_the_page() -> None:
     x_min, y_min, x_max, y_max = paths_bbox(group)
     margin = PAGE_MARGIN * PAGE_WIDTH
     assert margin - 1 <= x_min and x_max <= PAGE_WIDTH - margin + 1
-    assert 0 <= y_min and y_max <= PAGE_HEIGHT
+    assert y_min >= 0 and y_max <= PAGE_HEIGHT
     assert y_max - y_min >= MIN_SHRINK * 38 * 0.6, "the font is not shrunk below its floor"
 
 
