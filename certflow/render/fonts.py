@@ -129,8 +129,8 @@ def family_stems(font_family: str) -> tuple[str, ...]:
     """A CSS ``font-family`` list as family stems, generic families left out:
     ``'Noto Naskh Arabic', "Noto Sans", serif`` → ``("NotoNaskhArabic", "NotoSans")``."""
     stems = []
-    for name in font_family.split(","):
-        name = name.strip().strip("'\"").strip()
+    for entry in font_family.split(","):
+        name = entry.strip().strip("'\"").strip()
         if name and name.lower() not in _GENERIC_FAMILIES:
             stems.append(name.replace(" ", ""))
     return tuple(stems)

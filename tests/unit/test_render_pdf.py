@@ -104,7 +104,7 @@ def harfbuzz(case: Case, size: float) -> tuple[hb.Font, list[tuple[int, float, f
     hb.shape(font, buffer)
     scale = size / font.face.upem
     glyphs, pen = [], 0.0
-    for info, pos in zip(buffer.glyph_infos, buffer.glyph_positions):
+    for info, pos in zip(buffer.glyph_infos, buffer.glyph_positions, strict=False):
         glyphs.append((info.codepoint, (pen + pos.x_offset) * scale, -pos.y_offset * scale))
         pen += pos.x_advance
     return font, glyphs, pen * scale
@@ -369,7 +369,7 @@ def test_a_tspan_without_position_continues_the_line() -> None:
         '<text x="10" y="50">Issued by <tspan font-weight="700">NCERT</tspan></text></svg>'
     )
     group = outlined_group(svg, "Issued by NCERT")
-    first, second = group.findall(f"{{{SVG_NS}}}path")
+    _first, second = group.findall(f"{{{SVG_NS}}}path")
     lead = line_width(shape_runs("Issued by ", 20, font_book=_BOOK))
     assert paths_bbox(second)[0] == pytest.approx(10 + lead, abs=3)
 
@@ -379,7 +379,7 @@ def test_a_tspan_that_only_moves_down_goes_on_where_the_line_ended() -> None:
         f'<svg xmlns="{SVG_NS}" viewBox="0 0 400 200" font-size="20">'
         '<text x="10" y="50">First<tspan y="100">Second</tspan></text></svg>'
     )
-    first, second = outlined_group(svg, "First Second").findall(f"{{{SVG_NS}}}path")
+    _first, second = outlined_group(svg, "First Second").findall(f"{{{SVG_NS}}}path")
     width = line_width(shape_runs("First", 20, font_book=_BOOK))
     assert paths_bbox(second)[0] == pytest.approx(10 + width, abs=3)
     assert paths_bbox(second)[1] > 80
