@@ -117,7 +117,9 @@ def _canonical(header: str) -> str:
     return COLUMN_ALIASES.get(key, header.strip())
 
 
-def read_roster(text: str, *, max_rows: int = MAX_ROWS) -> tuple[list[tuple[int, dict[str, str]]], list[RejectedLine]]:
+def read_roster(
+    text: str, *, max_rows: int = MAX_ROWS
+) -> tuple[list[tuple[int, dict[str, str]]], list[RejectedLine]]:
     """The roster's rows as (line number, {field: value}) with headers mapped to
     Recipient fields, and the lines that cannot even be read.
 
@@ -145,7 +147,9 @@ def read_roster(text: str, *, max_rows: int = MAX_ROWS) -> tuple[list[tuple[int,
         if not any(v.strip() for v in values):
             continue  # blank lines
         if len(rows) + len(rejected) >= max_rows:
-            rejected.append(RejectedLine(line, f"the roster has more than {max_rows} lines; the rest is ignored"))
+            rejected.append(
+                RejectedLine(line, f"the roster has more than {max_rows} lines; the rest is ignored")
+            )
             break
         if len(values) != len(columns):
             rejected.append(RejectedLine(line, f"has {len(values)} fields; the header has {len(columns)}",

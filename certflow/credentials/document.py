@@ -84,7 +84,9 @@ def open_badge_credential(facts: CredentialFacts) -> dict[str, Any]:
     if facts.description:
         achievement["description"] = facts.description
     if facts.achievement_image:
-        achievement["image"] = {"id": facts.achievement_image, "type": "Image", "caption": facts.certificate_name}
+        achievement["image"] = {
+            "id": facts.achievement_image, "type": "Image", "caption": facts.certificate_name
+        }
     subject: dict[str, Any] = {
         "type": ["AchievementSubject"],
         "identifier": [

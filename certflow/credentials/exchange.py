@@ -94,8 +94,9 @@ class Exchange:
             exchange_id=str(data["exchange_id"]),
             certificate_id=str(data["certificate_id"]),
             challenge=str(data["challenge"]),
-            created=moments["created"],  # type: ignore[arg-type]
-            expires=moments["expires"],  # type: ignore[arg-type]
+            # Every stored exchange has both (create_exchange sets them); one without is corrupt.
+            created=moments["created"],  # type: ignore[arg-type]  # see above
+            expires=moments["expires"],  # type: ignore[arg-type]  # see above
             holder=data.get("holder"),
             claimed=moments["claimed"],
         )
@@ -196,7 +197,9 @@ def verify_did_auth(presentation: Any, *, challenge: str, domain: str) -> str:
     return signer
 
 
-def bind_to_holder(credential: Mapping[str, Any], holder: str, *, key: SigningKey, now: datetime) -> dict[str, Any]:
+def bind_to_holder(
+    credential: Mapping[str, Any], holder: str, *, key: SigningKey, now: datetime
+) -> dict[str, Any]:
     """The certificate with ``credentialSubject.id`` = ``holder``, signed again with
     both proofs (eddsa-jcs-2022, then eddsa-rdfc-2022)."""
     unsigned = {name: value for name, value in credential.items() if name != "proof"}

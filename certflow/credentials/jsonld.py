@@ -93,9 +93,12 @@ def safe_expand(document: Mapping[str, Any], *, loader: DocumentLoader | None = 
     undefined = sorted({iri[len(_SENTINEL):] for iri in _iris(expanded) if iri.startswith(_SENTINEL)})
     if undefined:
         problems.append(f"undefined terms (not in the @context): {', '.join(undefined[:20])}")
-    malformed = sorted({iri for iri in _iris(expanded) if not iri.startswith(_SENTINEL) and _relative_or_malformed(iri)})
+    malformed = sorted(
+        {iri for iri in _iris(expanded) if not iri.startswith(_SENTINEL) and _relative_or_malformed(iri)}
+    )
     if malformed:
-        problems.append(f"relative or malformed IRIs: {', '.join(repr(iri.removeprefix(_RELATIVE_MARK)[:100]) for iri in malformed[:10])}")
+        shown = ", ".join(repr(iri.removeprefix(_RELATIVE_MARK)[:100]) for iri in malformed[:10])
+        problems.append(f"relative or malformed IRIs: {shown}")
     if problems:
         raise UnsafeJsonLd(problems)
     return expanded
@@ -110,7 +113,7 @@ MAX_QUADS = 2_000
 MAX_DEEP_ITERATIONS = 500
 
 
-class _BoundedURDNA2015(URDNA2015):  # type: ignore[misc]
+class _BoundedURDNA2015(URDNA2015):  # type: ignore[misc]  # pyld ships no type information
     """pyld's RDFC-1.0 with a work limit (pyld itself has none)."""
 
     def __init__(self, limit: int) -> None:
@@ -120,7 +123,9 @@ class _BoundedURDNA2015(URDNA2015):  # type: ignore[misc]
     def hash_n_degree_quads(self, id_: Any, issuer: Any) -> Any:
         self._left -= 1
         if self._left < 0:
-            raise UnsafeJsonLd(["RDF canonicalization refused: too many similar blank nodes (a poison graph?)"])
+            raise UnsafeJsonLd(
+                ["RDF canonicalization refused: too many similar blank nodes (a poison graph?)"]
+            )
         return super().hash_n_degree_quads(id_, issuer)
 
 
@@ -166,10 +171,8 @@ def _iris(value: Any) -> Iterator[str]:
                     yield member
             elif name in ("@graph", "@list", "@set", "@included", "@reverse"):
                 yield from _iris(member)
-            elif name == "@type":
-                # a typed literal's datatype IRI
-                if isinstance(member, str) and member != "@json":
-                    yield member
+            elif name == "@type" and isinstance(member, str) and member != "@json":
+                yield member  # a typed literal's datatype IRI
     elif isinstance(value, list):
         for member in value:
             yield from _iris(member)

@@ -156,7 +156,9 @@ def _hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any], lo
     )
 
 
-def _rdfc_hash_data(proof_options: Mapping[str, Any], document: Mapping[str, Any], loader: Any = None) -> bytes:
+def _rdfc_hash_data(
+    proof_options: Mapping[str, Any], document: Mapping[str, Any], loader: Any = None
+) -> bytes:
     """§3.2.4: the same, with RDFC-1.0 N-Quads; the proof configuration is read
     under the document's ``@context`` (§3.2.5 step 6), which defines the proof terms."""
     from certflow.credentials.jsonld import canonical_nquads  # pyld: only when asked for
@@ -365,10 +367,14 @@ def verify_proof(
         if not proof:
             return ProofCheck(False, "missing proof: the proof set is empty")
         if len(proof) > MAX_PROOFS:
-            return ProofCheck(False, f"malformed proof: a proof set of {len(proof)} proofs (at most {MAX_PROOFS})")
+            return ProofCheck(
+                False, f"malformed proof: a proof set of {len(proof)} proofs (at most {MAX_PROOFS})"
+            )
         checks = tuple(
-            _verify_chained(item, proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain,
-                            document_loader)
+            _verify_chained(
+                item, proof, unsecured, resolve_key, expected_purpose, cryptosuites, challenge, domain,
+                document_loader,
+            )
             for item in proof
         )
         failed = [f"proof {number} ({check.cryptosuite or '?'}): {check.reason}"
@@ -456,7 +462,9 @@ def _verify_one(
         return ProofCheck(False, "the proof's domain is not the one asked for", method, suite.name)
     signature = _decode_proof_value(proof.get("proofValue"))
     if signature is None:
-        return ProofCheck(False, "malformed proofValue: not a base58btc Ed25519 signature", method, suite.name)
+        return ProofCheck(
+            False, "malformed proofValue: not a base58btc Ed25519 signature", method, suite.name
+        )
 
     options = {name: value for name, value in proof.items() if name != "proofValue"}
     unsecured = dict(document)

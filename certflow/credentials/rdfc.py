@@ -45,7 +45,10 @@ def _proofs(credential: Mapping[str, Any]) -> list[Any]:
 
 
 def has_rdfc_proof(credential: Mapping[str, Any]) -> bool:
-    return any(isinstance(proof, dict) and proof.get("cryptosuite") == RDFC_CRYPTOSUITE for proof in _proofs(credential))
+    return any(
+        isinstance(proof, dict) and proof.get("cryptosuite") == RDFC_CRYPTOSUITE
+        for proof in _proofs(credential)
+    )
 
 
 def add_rdfc_proof(
@@ -66,7 +69,11 @@ def add_rdfc_proof(
         created = _existing_created(credential)
     if created is None:
         raise ValueError("created is needed: the credential has no proof to take it from")
-    cache_key = (str(credential.get("id", "")), content_hash(credential), f"{key.verification_method}|{created.isoformat()}")
+    cache_key = (
+        str(credential.get("id", "")),
+        content_hash(credential),
+        f"{key.verification_method}|{created.isoformat()}",
+    )
     with _lock:
         cached = _cache.get(cache_key)
     if cached is not None:

@@ -106,6 +106,9 @@ class StatusList:
             return NotImplemented
         return self.size == other.size and self._bits == other._bits
 
+    #: Mutable, so unhashable (as Python makes any class defining ``__eq__`` alone).
+    __hash__ = None  # type: ignore[assignment]  # typeshed's object.__hash__ is a method
+
     def __repr__(self) -> str:
         return f"StatusList(size={self.size}, set={sum(bin(byte).count('1') for byte in self._bits)})"
 

@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from certflow.credentials.contexts import (
     DATA_INTEGRITY_V2_CONTEXT,
@@ -121,7 +121,7 @@ def _v1_datetime(value: Any) -> str | None:
     return value if isinstance(value, str) and _V1_DATETIME.fullmatch(value) else None
 
 
-def _url(value: Any) -> bool:
+def _url(value: Any) -> TypeGuard[str]:
     return is_absolute_iri(value)
 
 
@@ -134,7 +134,9 @@ def _language_value_problems(name: str, value: Any) -> list[str]:
         if isinstance(item, dict) and "@value" in item:
             extra = set(item) - {"@value", "@language", "@direction"}
             if extra or not isinstance(item["@value"], str):
-                problems.append(f"{name}: a language value object holds only @value, @language and @direction")
+                problems.append(
+                    f"{name}: a language value object holds only @value, @language and @direction"
+                )
             continue
         problems.append(f"{name} must be a string or a language value object")
     return problems
@@ -152,7 +154,8 @@ def _typed_objects(name: str, value: Any, *, needs_id: bool = False) -> list[str
             problems.append(f"{name} must be an object or a list of objects")
             continue
         types = item.get("type")
-        if types is None or not all(isinstance(kind, str) and kind for kind in _as_list(types)) or types == []:
+        typed = all(isinstance(kind, str) and kind for kind in _as_list(types))
+        if types is None or not typed or types == []:
             problems.append(f"each {name} must have a type (a string or a list of strings)")
         if "id" in item and not _url(item["id"]):
             problems.append(f"{name} id must be a single URL")
@@ -191,7 +194,9 @@ def _related_resource_problems(value: Any) -> list[str]:
             else:
                 algorithm = {32: "sha256", 48: "sha384", 64: "sha512"}.get(len(raw))
                 if algorithm in known and known[algorithm] != raw:
-                    problems.append(f"relatedResource {resource}: digestMultibase does not match the resource")
+                    problems.append(
+                        f"relatedResource {resource}: digestMultibase does not match the resource"
+                    )
         if "mediaType" in item and not isinstance(item["mediaType"], str):
             problems.append(f"relatedResource {resource}: mediaType must be a string")
     return problems
@@ -204,7 +209,8 @@ def _sri(value: Any) -> tuple[str, bytes] | None:
     if algorithm not in _DIGEST_SIZES:
         return None
     try:
-        digest = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+        padded = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+        digest = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         return None
     return (algorithm, digest) if len(digest) == _DIGEST_SIZES[algorithm] else None
@@ -321,8 +327,11 @@ def credential_problems(
         if name in credential:
             moments[name] = _datetime(credential[name])
             if moments[name] is None:
-                problems.append(f"{name} must be an XML dateTimeStamp with a time zone (2026-01-01T00:00:00Z)")
-    if moments.get("validFrom") and moments.get("validUntil") and moments["validFrom"] > moments["validUntil"]:
+                problems.append(
+                    f"{name} must be an XML dateTimeStamp with a time zone (2026-01-01T00:00:00Z)"
+                )
+    valid_from, valid_until = moments.get("validFrom"), moments.get("validUntil")
+    if valid_from and valid_until and valid_from > valid_until:
         problems.append("validFrom is after validUntil")
     for name in ("credentialStatus", "termsOfUse", "evidence", "refreshService"):
         if name in credential:
@@ -413,7 +422,9 @@ def prepare_issue(
         elif new_credential_id is not None:
             unsigned["id"] = new_credential_id
     # A BitstringStatusListEntry is a VC 2.0 term: a VC 1.1 credential gets none.
-    needs_status = "credentialStatus" not in unsigned and _as_list(unsigned["@context"])[:1] == [VC_V2_CONTEXT]
+    needs_status = (
+        "credentialStatus" not in unsigned and _as_list(unsigned["@context"])[:1] == [VC_V2_CONTEXT]
+    )
     return IssuePlan(unsigned, suites, needs_status=needs_status, options=options, loader=loader)
 
 
@@ -490,7 +501,9 @@ def issue_request(
 # --- POST /credentials/verify -----------------------------------------------------------
 
 
-def _verification_body(checks: list[str], errors: list[dict[str, str]], warnings: list[str]) -> dict[str, Any]:
+def _verification_body(
+    checks: list[str], errors: list[dict[str, str]], warnings: list[str]
+) -> dict[str, Any]:
     return {"verified": not errors, "checks": checks, "warnings": warnings, "errors": errors}
 
 
@@ -564,7 +577,8 @@ def verify_credential_request(
                          "the request body must be {verifiableCredential: {...}, options}"}], []))
     options = body.get("options", {})
     if options is not None and not isinstance(options, dict):
-        return ApiResult(400, _verification_body([], [{"check": "request", "message": "options must be an object"}], []))
+        problem = {"check": "request", "message": "options must be an object"}
+        return ApiResult(400, _verification_body([], [problem], []))
     checks, errors, warnings = _check_credential(
         body["verifiableCredential"], resolve_key=resolve_key, trusted_issuers=trusted_issuers,
         status_of=status_of, now=now, loader=loader,
@@ -579,7 +593,9 @@ def verify_credential_request(
 MAX_PRESENTED_CREDENTIALS = 16
 
 
-def presentation_problems(presentation: Any, *, loader: Callable[..., Any] | None = vcapi_document_loader) -> list[str]:
+def presentation_problems(
+    presentation: Any, *, loader: Callable[..., Any] | None = vcapi_document_loader
+) -> list[str]:
     """The VC 2.0 data model's rules for a presentation (§4.13), in words."""
     if not isinstance(presentation, dict):
         return ["the presentation must be a JSON object"]
@@ -643,22 +659,29 @@ def verify_presentation_request(
     if not isinstance(options, dict):
         return bad("options must be an object")
     challenge, domain = options.get("challenge"), options.get("domain")
-    if challenge is not None and not isinstance(challenge, str) or domain is not None and not isinstance(domain, str):
+    if (challenge is not None and not isinstance(challenge, str)) or (
+        domain is not None and not isinstance(domain, str)
+    ):
         return bad("options.challenge and options.domain must be strings")
     presentation = body["verifiablePresentation"]
-    errors = [{"check": "format", "message": problem} for problem in presentation_problems(presentation, loader=loader)]
+    errors = [
+        {"check": "format", "message": problem}
+        for problem in presentation_problems(presentation, loader=loader)
+    ]
     checks = [] if errors else ["format"]
     warnings: list[str] = []
     proof_check = None
     if presentation.get("proof") is None:
         if challenge is not None or require_proof:
-            errors.append({"check": "proof", "message": "the presentation is not signed, but a proof is required"})
+            errors.append(
+                {"check": "proof", "message": "the presentation is not signed, but a proof is required"}
+            )
         else:
             warnings.append("the presentation is not signed: it proves nothing about its holder")
     else:
         proof_check = verify_proof(
-            presentation, resolve_did_key, expected_purpose=AUTHENTICATION, challenge=challenge, domain=domain,
-            document_loader=loader,
+            presentation, resolve_did_key, expected_purpose=AUTHENTICATION,
+            challenge=challenge, domain=domain, document_loader=loader,
         )
         if proof_check.ok:
             checks.append("proof")

@@ -174,7 +174,9 @@ def verified_status_list(
         raise ValueError(f"status list {url} does not verify: {'; '.join(reasons(result))}")
     list_issuer = issuer_id(published)
     if list_issuer != issuer:
-        raise ValueError(f"status list {url} is issued by {list_issuer}, not by the credential's issuer {issuer}")
+        raise ValueError(
+            f"status list {url} is issued by {list_issuer}, not by the credential's issuer {issuer}"
+        )
     if "id" in published and published["id"] != url:
         raise ValueError(f"status list {url} is another list: {str(published['id'])[:200]}")
     subject = published.get("credentialSubject")
@@ -183,7 +185,8 @@ def verified_status_list(
     if subject.get("statusPurpose") != REVOCATION:
         raise ValueError(f"status list {url} is not a revocation list")
     try:
-        return StatusList.decode(subject.get("encodedList"))  # type: ignore[arg-type]
+        # decode refuses a missing or non-string list with ValueError, as any other bad one
+        return StatusList.decode(subject.get("encodedList"))  # type: ignore[arg-type]  # see above
     except ValueError as exc:
         raise ValueError(f"status list {url}: {exc}") from None
 
@@ -192,7 +195,10 @@ def verified_status_list(
 
 
 def _format(
-    credential: Mapping[str, Any], expected_types: Collection[str] | None = None, *, accept_vc_v1: bool = False
+    credential: Mapping[str, Any],
+    expected_types: Collection[str] | None = None,
+    *,
+    accept_vc_v1: bool = False,
 ) -> Check:
     problems: list[str] = []
     context = credential.get("@context")
@@ -203,7 +209,9 @@ def _format(
     types = types if isinstance(types, list) else [types]
     if "VerifiableCredential" not in types:
         problems.append("type must include VerifiableCredential")
-    if expected_types is not None and not any(kind in expected_types for kind in types if isinstance(kind, str)):
+    if expected_types is not None and not any(
+        kind in expected_types for kind in types if isinstance(kind, str)
+    ):
         problems.append(f"{_kind(types)}, not {_kind(sorted(expected_types), expected=True)}")
     if _issuer_id(credential) is None:
         problems.append("issuer must be a URL or an object with an id")
@@ -283,7 +291,7 @@ def _status(credential: Mapping[str, Any], status_of: StatusOf | None) -> Check:
             continue
         try:
             revoked = status_of(entry)
-        except Exception as exc:  # a status source's failure is a reason, not a crash
+        except Exception as exc:  # noqa: BLE001 - a status source's failure is a reason, not a crash
             unknown.append(f"{entry.get('id', 'entry')}: {exc}")
             continue
         if revoked:

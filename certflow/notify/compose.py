@@ -29,7 +29,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "body.issued": "{issuer} has issued you the certificate “{certificate}” for the course “{course}”.",
         "body.reissued": "{issuer} has re-issued your certificate “{certificate}” for the course “{course}”. "
         "The certificate it replaces is no longer valid.",
-        "body.revoked": "{issuer} revoked your certificate “{certificate}” for the course “{course}” on {date}.",
+        "body.revoked": "{issuer} revoked your certificate “{certificate}” for the course “{course}” "
+        "on {date}.",
         "reason": "Reason: {reason}",
         "view": "View and verify your certificate",
         "learner_page": "All your certificates",
@@ -45,9 +46,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "subject.revoked": "आपका प्रमाणपत्र रद्द कर दिया गया: {certificate}",
         "greeting": "प्रिय {name},",
         "body.issued": "{issuer} ने आपको पाठ्यक्रम “{course}” के लिए प्रमाणपत्र “{certificate}” जारी किया है।",
-        "body.reissued": "{issuer} ने पाठ्यक्रम “{course}” के लिए आपका प्रमाणपत्र “{certificate}” फिर से जारी किया है। "
+        "body.reissued": "{issuer} ने पाठ्यक्रम “{course}” के लिए आपका प्रमाणपत्र “{certificate}” "
+        "फिर से जारी किया है। "
         "इससे बदला गया प्रमाणपत्र अब मान्य नहीं है।",
-        "body.revoked": "{issuer} ने पाठ्यक्रम “{course}” के लिए आपका प्रमाणपत्र “{certificate}” {date} को रद्द कर दिया है।",
+        "body.revoked": "{issuer} ने पाठ्यक्रम “{course}” के लिए आपका प्रमाणपत्र “{certificate}” "
+        "{date} को रद्द कर दिया है।",
         "reason": "कारण: {reason}",
         "view": "अपना प्रमाणपत्र देखें और सत्यापित करें",
         "learner_page": "आपके सभी प्रमाणपत्र",

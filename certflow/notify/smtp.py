@@ -97,7 +97,7 @@ class SmtpSender:
 
     def delay(self, attempt: int) -> float:
         """Wait after failed attempt ``attempt`` (1-based): exponential, capped, ±20% jitter."""
-        base = min(self.config.backoff * (2 ** (attempt - 1)), self.config.backoff_max)
+        base: float = min(self.config.backoff * (2 ** (attempt - 1)), self.config.backoff_max)
         return base * random.uniform(0.8, 1.2)
 
     async def _send_once(self, message: EmailMessage) -> None:
@@ -119,7 +119,7 @@ class SmtpSender:
             try:
                 await self._send_once(message)
                 return SendOutcome("sent", attempts=attempt)
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 permanent, code = classify(exc)
                 reason = f"{type(exc).__name__}: {exc}"
                 if permanent or attempt == attempts:

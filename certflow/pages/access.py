@@ -51,7 +51,8 @@ def match_access_code(
     name = normalise_name(other)
     found = []
     for record in candidates:
-        if not hmac.compare_digest(normalise_code(str(record.get("accessCode", ""))).encode(), wanted.encode()):
+        code = normalise_code(str(record.get("accessCode", "")))
+        if not hmac.compare_digest(code.encode(), wanted.encode()):
             continue
         certificate_id = str(record.get("id", ""))
         recipient = normalise_name(str((record.get("recipient") or {}).get("name", "")))
@@ -80,7 +81,8 @@ def access_code_page(
                 f'<li>{value((m.get("certificateName") or ""), tag="strong")} — '
                 f'{value((m.get("recipient") or {}).get("name", ""))}, '
                 f'issued {e(str(m.get("issuedDate", "")))}: '
-                f'<a href="certs/{path_segment(str(m.get("id", "")))}">see the certificate and its checks</a></li>'
+                f'<a href="certs/{path_segment(str(m.get("id", "")))}">'
+                "see the certificate and its checks</a></li>"
                 for m in matches
             )
             result = (f'<p class="verdict ok" role="status">Found: this access code belongs to</p>'

@@ -33,12 +33,14 @@ ul.checks{list-style:none;padding:0}
 ul.checks li{padding:.3rem 0}
 .pass{color:#1b5e20;font-weight:bold}.fail{color:#b71c1c;font-weight:bold}
 .actions{display:flex;flex-wrap:wrap;gap:.5rem;padding:0;list-style:none}
-.actions a{display:inline-block;padding:.5rem .9rem;border-radius:.3rem;background:#0b57d0;color:#fff;text-decoration:none}
+.actions a{display:inline-block;padding:.5rem .9rem;border-radius:.3rem;
+background:#0b57d0;color:#fff;text-decoration:none}
 .actions a:hover{background:#0842a0}
 .qr img{width:10rem;height:10rem}
 form{display:grid;gap:.6rem;max-width:24rem}
 input{font:inherit;padding:.5rem;border:1px solid #4d4d4d;border-radius:.3rem}
-button{font:inherit;padding:.5rem .9rem;border:0;border-radius:.3rem;background:#0b57d0;color:#fff;cursor:pointer}
+button{font:inherit;padding:.5rem .9rem;border:0;border-radius:.3rem;
+background:#0b57d0;color:#fff;cursor:pointer}
 .cards{list-style:none;padding:0}
 .cards>li{border:1px solid #d0d0d0;border-radius:.4rem;padding:1rem;margin:0 0 1rem}
 @media (max-width:30rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}}

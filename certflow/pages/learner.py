@@ -40,7 +40,9 @@ def learner_page(
                            "Add to LinkedIn profile</a></li>")
             wallet = wallet_url_for(record) if wallet_url_for else None
             if wallet:
-                actions.append(f'<li><a href="{attr(wallet)}" rel="noopener noreferrer">Add to wallet</a></li>')
+                actions.append(
+                    f'<li><a href="{attr(wallet)}" rel="noopener noreferrer">Add to wallet</a></li>'
+                )
         cards.append(
             "<li>"
             f"<h2>{value(record.get('certificateName') or '')}</h2>{status}"

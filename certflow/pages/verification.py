@@ -65,7 +65,8 @@ def _year_month(text: str) -> tuple[int | None, int | None]:
 
 def linkedin_for(record: Mapping[str, Any]) -> str:
     credential = record.get("certificate") or {}
-    issued_year, issued_month = _year_month(str(record.get("issuedDate") or credential.get("validFrom") or ""))
+    issued = str(record.get("issuedDate") or credential.get("validFrom") or "")
+    issued_year, issued_month = _year_month(issued)
     exp_year, exp_month = _year_month(str(credential.get("validUntil") or ""))
     return linkedin_add_to_profile(
         str(record.get("certificateName") or credential.get("name") or ""),
@@ -132,10 +133,13 @@ def verification_page(
         ("Achievement", value(certificate_name, tag="dd")),
         ("Course", value(course.get("name") or course.get("id") or "", tag="dd")),
         ("Issued by", value(issuer.get("name") or "", tag="dd")),
-        ("Issued on", f'<dd><time datetime="{attr(record.get("issuedDate"))}">{e(str(record.get("issuedDate") or ""))}</time></dd>'),
+        ("Issued on", f'<dd><time datetime="{attr(record.get("issuedDate"))}">'
+                      f'{e(str(record.get("issuedDate") or ""))}</time></dd>'),
     ]
     if valid_until:
-        facts.append(("Valid until", f'<dd><time datetime="{attr(valid_until)}">{e(valid_until)}</time></dd>'))
+        facts.append(
+            ("Valid until", f'<dd><time datetime="{attr(valid_until)}">{e(valid_until)}</time></dd>')
+        )
     else:
         facts.append(("Valid until", "<dd>No expiry date</dd>"))
     if revocation:
@@ -144,14 +148,16 @@ def verification_page(
         facts.append(("Reason", value(revocation.get("reason") or "", tag="dd")))
         replaced = revocation.get("replacedBy")
         if replaced:
-            facts.append(("Replaced by", f'<dd><a href="{attr(path_segment(str(replaced)))}">{e(str(replaced))}</a></dd>'))
+            link = f'<a href="{attr(path_segment(str(replaced)))}">{e(str(replaced))}</a>'
+            facts.append(("Replaced by", f"<dd>{link}</dd>"))
     facts.append(("Certificate id", value(certificate_id, tag="dd", lang="zxx")))
     dl = "".join(f"<dt>{e(label)}</dt>{shown}" for label, shown in facts)
 
     own = path_segment(certificate_id)
     revoked_note = " (marked REVOKED)" if revocation else ""
     downloads = "".join(
-        f'<li><a href="{own}.{fmt}" download>Download {label}{revoked_note}</a></li>' for fmt, label in _FORMATS
+        f'<li><a href="{own}.{fmt}" download>Download {label}{revoked_note}</a></li>'
+        for fmt, label in _FORMATS
     )
     share = ""
     if not revocation:
@@ -162,17 +168,20 @@ def verification_page(
     qr = ""
     wallet_image = _safe_image(wallet_qr)
     if wallet_image and not revocation:
-        qr = (f'<figure class="qr"><img src="{attr(wallet_image)}" alt="QR code: scan with a wallet app to add '
-              f'this certificate"><figcaption>Scan with your wallet app</figcaption></figure>')
+        qr = (f'<figure class="qr"><img src="{attr(wallet_image)}" '
+              'alt="QR code: scan with a wallet app to add this certificate">'
+              "<figcaption>Scan with your wallet app</figcaption></figure>")
 
     main = (
         f"<h1>{value(certificate_name)}</h1>"
         f'<p class="verdict {banner[0]}" role="status">{e(banner[1])}</p>'
-        f'<figure class="picture"><img src="{own}.png" alt="{attr(f"Certificate {certificate_name} awarded to {recipient}")}">'
+        f'<figure class="picture"><img src="{own}.png" '
+        f'alt="{attr(f"Certificate {certificate_name} awarded to {recipient}")}">'
         "</figure>"
         f'<section aria-labelledby="details"><h2 id="details">Details</h2><dl>{dl}</dl></section>'
         f'<section aria-labelledby="checks"><h2 id="checks">What was checked</h2>{_checks(checks)}</section>'
-        f'<section aria-labelledby="get"><h2 id="get">Download and share</h2><ul class="actions">{downloads}{share}</ul>{qr}</section>'
+        f'<section aria-labelledby="get"><h2 id="get">Download and share</h2>'
+        f'<ul class="actions">{downloads}{share}</ul>{qr}</section>'
     )
     return document(f"{certificate_name} — {recipient}: certificate verification", main,
                     header=issuer_header(issuer, issuer_logo))

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from certflow.settings import Settings
 
 __all__ = [
-    "Fetched",
     "FetchPolicy",
+    "Fetched",
     "NonPublicAddressError",
     "PublicAddressResolver",
     "SafeFetcher",
@@ -326,15 +326,14 @@ class SafeFetcher:
                 ErrorCode.TEMPLATE_NOT_ALLOWED,
                 f"host {host or '(none)'!r} of {url} is not in the allowed {self.policy.what} hosts",
             )
-        if not self.policy.allow_private_networks and _looks_like_ip(host):
-            # aiohttp connects to literal addresses without asking the resolver,
-            # so they are checked here; anything address-like that does not parse
-            # canonically (``127.1``, ``0x7f.1``) is refused rather than guessed at.
-            if not is_public_address(host):
-                raise CertflowError(
-                    ErrorCode.TEMPLATE_NOT_ALLOWED,
-                    f"{host} is not a public address; refusing to fetch {url}",
-                )
+        # aiohttp connects to literal addresses without asking the resolver,
+        # so they are checked here; anything address-like that does not parse
+        # canonically (``127.1``, ``0x7f.1``) is refused rather than guessed at.
+        if not self.policy.allow_private_networks and _looks_like_ip(host) and not is_public_address(host):
+            raise CertflowError(
+                ErrorCode.TEMPLATE_NOT_ALLOWED,
+                f"{host} is not a public address; refusing to fetch {url}",
+            )
         return parsed
 
     def _next_hop(self, response: aiohttp.ClientResponse) -> URL:

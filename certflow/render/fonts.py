@@ -33,6 +33,7 @@ __all__ = [
     "GlyphOutline",
     "LoadedFont",
     "default_font_book",
+    "family_stems",
     "is_bold",
     "is_urdu",
 ]
@@ -118,6 +119,27 @@ class FontRequest:
     italic: bool = False
     serif: bool = False
     lang: str | None = None
+    #: The template's ``font-family`` list, as font file family stems
+    #: (``NotoNaskhArabic``): tried first, so the template's font wins wherever it
+    #: covers the text; the script's own fonts are only the fallback.
+    families: tuple[str, ...] = ()
+
+
+def family_stems(font_family: str) -> tuple[str, ...]:
+    """A CSS ``font-family`` list as family stems, generic families left out:
+    ``'Noto Naskh Arabic', "Noto Sans", serif`` → ``("NotoNaskhArabic", "NotoSans")``."""
+    stems = []
+    for entry in font_family.split(","):
+        name = entry.strip().strip("'\"").strip()
+        if name and name.lower() not in _GENERIC_FAMILIES:
+            stems.append(name.replace(" ", ""))
+    return tuple(stems)
+
+
+_GENERIC_FAMILIES = frozenset({
+    "serif", "sans-serif", "monospace", "cursive", "fantasy", "system-ui", "ui-serif",
+    "ui-sans-serif", "ui-monospace", "emoji", "math", "fangsong",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +161,13 @@ class GlyphOutline:
             return self.template
         values: list[float] = []
         append = values.append
-        for gx, gy in zip(self.xs, self.ys):
+        for gx, gy in zip(self.xs, self.ys, strict=True):
             append(x + sx * gx)
             append(y - sy * gy)
         return self.template % tuple(values)
 
 
-class _TemplatePen(BasePen):
+class _TemplatePen(BasePen):  # type: ignore[misc]  # fontTools ships no type information
     """Records a glyph as an SVG path template; ``BasePen`` decomposes components and
     splits TrueType's multi-point quadratic curves into SVG's one-point ``Q``."""
 
@@ -161,19 +183,19 @@ class _TemplatePen(BasePen):
             self.xs.append(px)
             self.ys.append(py)
 
-    def _moveTo(self, pt: tuple[float, float]) -> None:
+    def _moveTo(self, pt: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("M", pt)
 
-    def _lineTo(self, pt: tuple[float, float]) -> None:
+    def _lineTo(self, pt: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("L", pt)
 
-    def _curveToOne(self, p1: tuple[float, float], p2: tuple[float, float], p3: tuple[float, float]) -> None:
+    def _curveToOne(self, p1: tuple[float, float], p2: tuple[float, float], p3: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("C", p1, p2, p3)
 
-    def _qCurveToOne(self, p1: tuple[float, float], p2: tuple[float, float]) -> None:
+    def _qCurveToOne(self, p1: tuple[float, float], p2: tuple[float, float]) -> None:  # noqa: N802 - BasePen's hook name
         self._points("Q", p1, p2)
 
-    def qCurveTo(self, *points: tuple[float, float] | None) -> None:
+    def qCurveTo(self, *points: tuple[float, float] | None) -> None:  # noqa: N802 - BasePen's hook name
         """TrueType's run of off-curve points as one ``Q`` and then ``T`` per point.
 
         The implied on-curve point between two off-curve points is their midpoint,
@@ -196,10 +218,10 @@ class _TemplatePen(BasePen):
         self._points("T", end)
         self._currentPoint = end
 
-    def _closePath(self) -> None:
+    def _closePath(self) -> None:  # noqa: N802 - BasePen's hook name
         self.parts.append("Z")
 
-    def _endPath(self) -> None:
+    def _endPath(self) -> None:  # noqa: N802 - BasePen's hook name
         pass
 
 
@@ -299,15 +321,17 @@ class FontBook:
     def candidates(self, script: str, request: FontRequest, text: str = "") -> list[tuple[Path, int]]:
         """Font files to try for a run of ``script``, best first, ending in fallbacks.
 
-        Bold falls back to regular and italic to upright (Indic and Arabic Noto fonts
+        The template's own families come first (``font_for`` takes the first that
+        covers the run, so Noto Naskh Arabic named by a template sets an Urdu name,
+        not Nastaliq). Bold falls back to regular and italic to upright (Indic and Arabic Noto fonts
         have no italics), Sans to Serif and back, and finally Noto Sans, the CJK
         collection and DejaVu Sans catch what the script's own font lacks.
         """
         prefixes = ("NotoSerif", "NotoSans") if request.serif else ("NotoSans", "NotoSerif")
-        families: list[str] = []
+        families: list[str] = list(request.families)
         if script == "Arab":
             urdu = ["NotoNastaliqUrdu"] if is_urdu(text, request.lang) else []
-            families += urdu + ["NotoNaskhArabic", "NotoSansArabic", "NotoKufiArabic"]
+            families += [*urdu, "NotoNaskhArabic", "NotoSansArabic", "NotoKufiArabic"]
         elif script in CJK_SCRIPTS:
             families += [prefix + "CJK" for prefix in prefixes]
         else:
@@ -323,7 +347,8 @@ class FontBook:
                 path = self._files.get(stem)
                 if path is None:
                     continue
-                entry = (path, self._cjk_face(path, script, request.lang) if path.suffix.lower() == ".ttc" else 0)
+                face = self._cjk_face(path, script, request.lang) if path.suffix.lower() == ".ttc" else 0
+                entry = (path, face)
                 if entry not in found:
                     found.append(entry)
                 break
@@ -407,7 +432,7 @@ _default_lock = threading.Lock()
 
 def default_font_book() -> FontBook:
     """The process-wide :class:`FontBook` over :data:`DEFAULT_FONT_DIRS`."""
-    global _default_book
+    global _default_book  # noqa: PLW0603 - built once, on first use, under a lock
     if _default_book is None:
         with _default_lock:
             if _default_book is None:

@@ -152,7 +152,9 @@ def check_image(
         raise ImageRefused(f"is not a {limits.describe_formats()} image") from None
     except Image.DecompressionBombError as exc:
         # Over twice the limit Pillow refuses by itself, before we see the size.
-        raise ImageRefused(f"declares too many pixels ({exc}); at most {limits.max_pixels} are allowed") from None
+        raise ImageRefused(
+            f"declares too many pixels ({exc}); at most {limits.max_pixels} are allowed"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
         if isinstance(exc, ImageRefused):
             raise
@@ -196,7 +198,9 @@ def data_uri_bytes(uri: str, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
     if "base64" in params[1:]:
         compact = _WHITESPACE.sub(b"", payload.encode("ascii", "replace"))
         if len(compact) // 4 * 3 > limits.max_bytes:
-            raise ImageRefused(f"is about {len(compact) // 4 * 3} bytes; at most {limits.max_bytes} are allowed")
+            raise ImageRefused(
+                f"is about {len(compact) // 4 * 3} bytes; at most {limits.max_bytes} are allowed"
+            )
         try:
             return base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError):

@@ -35,11 +35,12 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import cairosvg
 from lxml import etree
 
-from certflow.render.fonts import FontBook, default_font_book
+from certflow.render.fonts import FontBook, default_font_book, family_stems
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits, sanitise_inline_images
 from certflow.render.shaping import RTL_SCRIPTS, GlyphRun, itemize, line_width, shape_runs
 from certflow.render.svg import hardened_parser, remove_element
@@ -134,9 +135,9 @@ class _Styles:
         if props is None:
             props = {}
             for declaration in (element.get("style") or "").split(";"):
-                key, colon, value = declaration.partition(":")
+                key, colon, declared = declaration.partition(":")
                 if colon:
-                    props[key.strip().lower()] = value.replace("!important", "").strip()
+                    props[key.strip().lower()] = declared.replace("!important", "").strip()
             self._declared[element] = props
         value = props.get(name)
         if value is None:
@@ -350,8 +351,8 @@ def _shape_piece(piece: _Piece, styles: _Styles, book: FontBook) -> list[GlyphRu
     element = piece.element
     size = styles.font_size(element)
     style = (styles.inherited(element, "font-style") or "normal").lower()
-    family = (styles.inherited(element, "font-family") or "").lower()
-    first_family = family.split(",")[0].strip(" '\"")
+    font_family = styles.inherited(element, "font-family") or ""
+    first_family = font_family.lower().split(",")[0].strip(" '\"")
     spacing_value = styles.inherited(element, "letter-spacing")
     spacing = 0.0 if spacing_value in (None, "normal") else (_length(spacing_value, size) or 0.0)
     return shape_runs(
@@ -363,6 +364,7 @@ def _shape_piece(piece: _Piece, styles: _Styles, book: FontBook) -> list[GlyphRu
         lang=styles.lang(element),
         letter_spacing=spacing,
         font_book=book,
+        families=family_stems(font_family),
     )
 
 
@@ -508,7 +510,8 @@ def _glyph_paths(part: _Part, origin_x: float, origin_y: float, uniform: float, 
 def _painting_attributes(element: etree._Element) -> Iterator[tuple[str, str]]:
     for key, value in element.attrib.items():
         if key not in _TEXT_ONLY_ATTRIBUTES:
-            yield key, value
+            # lxml-stubs type attribute names and values str | bytes; lxml gives str.
+            yield cast(str, key), cast(str, value)
 
 
 def _user_space(text: etree._Element) -> Affine | None:
@@ -518,9 +521,12 @@ def _user_space(text: etree._Element) -> Affine | None:
     matrix = IDENTITY
     node: etree._Element | None = text
     while node is not None and node.getparent() is not None:
-        if _local(node.tag) in _OWN_COORDINATES or node.get(_NO_TEXT_LAYER) or node.get("display") == "none" or "display:none" in (
-            node.get("style") or ""
-        ).replace(" ", ""):
+        if (
+            _local(node.tag) in _OWN_COORDINATES
+            or node.get(_NO_TEXT_LAYER)
+            or node.get("display") == "none"
+            or "display:none" in (node.get("style") or "").replace(" ", "")
+        ):
             return None
         matrix = multiply(parse_transform(node.get("transform")), matrix)
         node = node.getparent()
@@ -535,7 +541,7 @@ def _outlined(
     chunks = _layout(text, styles, book)
     uniform, condense = _split_factor(_shrink(text, chunks, styles))
     matrix = _user_space(text) if lines is not None else None
-    if matrix is not None:
+    if lines is not None and matrix is not None:
         for chunk in chunks:
             words = "".join(part.piece.text for part in chunk.parts).strip()
             if words:
@@ -688,7 +694,7 @@ def _prepare(
         size = min(width, height) / 9
         lines.insert(0, TextLine(REVOKED_MARK, x + width * 0.3, y + height / 2, width * 0.4, size))
         for element in root.iter():
-            element.attrib.pop(_NO_TEXT_LAYER, None)
+            element.attrib.pop(_NO_TEXT_LAYER, None)  # type: ignore[call-overload]  # lxml-stubs lack pop's None default
     drop_remote_images(root)
     sanitise_inline_images(root, image_limits)
     return _Prepared(etree.tostring(root, encoding="utf-8"), lines, _view_box(root), title)
@@ -730,7 +736,7 @@ def render_pdf(
     """
     prepared = _prepare(svg, font_book, image_limits, revoked=revoked)
     # No url and unsafe=False: cairosvg resolves nothing outside the document.
-    pdf = cairosvg.svg2pdf(bytestring=prepared.svg, dpi=72, unsafe=False)
+    pdf: bytes = cairosvg.svg2pdf(bytestring=prepared.svg, dpi=72, unsafe=False)
     if not text_layer:
         return pdf
     return add_text_layer(

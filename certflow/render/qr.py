@@ -13,9 +13,9 @@ the first, not a near-copy with another code on it.
 from __future__ import annotations
 
 import base64
-import io
 import hashlib
 import hmac
+import io
 from functools import cache
 
 import zxingcpp
@@ -109,11 +109,12 @@ def qr_code_png(text: str, access_code: str) -> bytes:
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="H")
     # One pixel per module, scaled up by Pillow in 1-bit mode: cheaper than letting
     # zxing draw a 9x larger 8-bit image and thresholding it.
-    pixels = memoryview(barcode.to_image(scale=1, add_quiet_zones=True))
+    pixels = memoryview(barcode.to_image(scale=1, add_quiet_zones=True))  # type: ignore[arg-type]  # zxingcpp's stub omits Image's buffer protocol
+    assert pixels.shape is not None  # a 2-D buffer always has a shape
     modules_high, modules_wide = pixels.shape
     width, height = modules_wide * _MODULE_PX, modules_high * _MODULE_PX
     code = (
-        Image.frombuffer("L", (modules_wide, modules_high), pixels, "raw", "L", 0, 1)
+        Image.frombuffer("L", (modules_wide, modules_high), pixels, "raw", "L", 0, 1)  # type: ignore[arg-type]  # any buffer works; Pillow annotates bytes
         .convert("1", dither=Image.Dither.NONE)
         .resize((width, height), Image.Resampling.NEAREST)
     )

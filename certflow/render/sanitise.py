@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from typing import cast
 
 import tinycss2
 from lxml import etree
@@ -35,8 +36,8 @@ __all__ = [
     "ALLOWED_ATTRIBUTES",
     "ALLOWED_CSS_PROPERTIES",
     "ALLOWED_ELEMENTS",
-    "LinkKind",
     "PLACEHOLDER",
+    "LinkKind",
     "TemplateRefused",
     "remove_element",
     "sanitise",
@@ -252,7 +253,8 @@ def sanitise(root: etree._Element) -> int:
             removed += _sanitise_style_element(element)
         for key in list(element.attrib):
             value = element.attrib[key]
-            replacement = _sanitised_attribute(name, key, value)
+            # lxml-stubs type attribute names and values str | bytes; lxml gives str.
+            replacement = _sanitised_attribute(name, cast(str, key), cast(str, value))
             if replacement is None:
                 del element.attrib[key]
                 removed += 1
@@ -377,18 +379,18 @@ def _css_value_safe(tokens: list[object]) -> bool:
     for token in tokens:
         kind = getattr(token, "type", None)
         if kind == "url":
-            if not _css_url_allowed(token.value):  # type: ignore[attr-defined]
+            if not _css_url_allowed(token.value):  # type: ignore[attr-defined]  # a tinycss2 node of the kind checked above
                 return False
         elif kind == "function":
-            name = token.lower_name  # type: ignore[attr-defined]
+            name = token.lower_name  # type: ignore[attr-defined]  # a tinycss2 node of the kind checked above
             if name == "url":
-                strings = [t for t in token.arguments if getattr(t, "type", None) == "string"]  # type: ignore[attr-defined]
+                strings = [t for t in token.arguments if getattr(t, "type", None) == "string"]  # type: ignore[attr-defined]  # a tinycss2 node of the kind checked above
                 if len(strings) != 1 or not _css_url_allowed(strings[0].value):
                     return False
-            elif name not in _CSS_FUNCTIONS or not _css_value_safe(token.arguments):  # type: ignore[attr-defined]
+            elif name not in _CSS_FUNCTIONS or not _css_value_safe(token.arguments):  # type: ignore[attr-defined]  # a tinycss2 node of the kind checked above
                 return False
         elif kind in ("() block", "[] block", "{} block"):
-            if not _css_value_safe(token.content):  # type: ignore[attr-defined]
+            if not _css_value_safe(token.content):  # type: ignore[attr-defined]  # a tinycss2 node of the kind checked above
                 return False
         elif kind in ("at-keyword", "error"):
             return False

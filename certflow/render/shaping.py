@@ -23,13 +23,21 @@ from dataclasses import dataclass
 import uharfbuzz as hb
 from fontTools import unicodedata as ot_unicodedata
 
-from certflow.render.fonts import CJK_SCRIPTS, FontBook, FontRequest, LoadedFont, default_font_book, is_bold, is_urdu
+from certflow.render.fonts import (
+    CJK_SCRIPTS,
+    FontBook,
+    FontRequest,
+    LoadedFont,
+    default_font_book,
+    is_bold,
+    is_urdu,
+)
 
 __all__ = [
+    "RTL_SCRIPTS",
     "Glyph",
     "GlyphRun",
     "Item",
-    "RTL_SCRIPTS",
     "itemize",
     "line_width",
     "shape_runs",
@@ -107,7 +115,7 @@ class GlyphRun:
 
 def _script_of(char: str) -> str:
     """The run-splitting script of ``char``: kana and Han are one, since one font has both."""
-    script = ot_unicodedata.script(char)
+    script: str = ot_unicodedata.script(char)
     if script in CJK_SCRIPTS:
         return "Hani" if script != "Hang" else "Hang"
     return script
@@ -131,7 +139,7 @@ def _script_runs(text: str) -> list[tuple[int, int, str]]:
     if not starts:
         return [(0, len(text), "Latn")] if text else []
     ends = [start for start, _ in starts[1:]] + [len(text)]
-    return [(start, end, script) for (start, script), end in zip(starts, ends)]
+    return [(start, end, script) for (start, script), end in zip(starts, ends, strict=True)]
 
 
 def _digit_spans(text: str, start: int, end: int) -> list[tuple[int, int, bool]]:
@@ -223,7 +231,7 @@ def _shape_item(
     glyphs: list[Glyph] = []
     pen_x = 0.0
     pen_y = 0.0
-    for index, (info, pos) in enumerate(zip(infos, positions)):
+    for index, (info, pos) in enumerate(zip(infos, positions, strict=True)):
         glyphs.append(
             Glyph(
                 info.codepoint,
@@ -259,6 +267,7 @@ def shape_runs(
     lang: str | None = None,
     letter_spacing: float = 0.0,
     font_book: FontBook | None = None,
+    families: tuple[str, ...] = (),
 ) -> list[GlyphRun]:
     """Shape ``text`` at ``size`` px into glyph runs laid out left to right from x = 0.
 
@@ -267,9 +276,11 @@ def shape_runs(
     bold). ``lang`` (a BCP 47 tag) picks regional forms, such as Nastaliq for ``ur``
     or the Japanese CJK face for ``ja``; Urdu is also recognised by its letters.
     ``letter_spacing`` (px) is added after every cluster except in joined scripts.
+    ``families`` (:func:`family_stems` of the template's ``font-family``) are tried
+    before the script's own fonts.
     """
     book = font_book or default_font_book()
-    request = FontRequest(bold=is_bold(weight), italic=italic, serif=serif, lang=lang)
+    request = FontRequest(bold=is_bold(weight), italic=italic, serif=serif, lang=lang, families=families)
     runs: list[GlyphRun] = []
     x = 0.0
     for item in itemize(text):

@@ -95,7 +95,7 @@ class SvgTemplate:
     tasks and threads, so a worker can cache it per template URL.
     """
 
-    __slots__ = ("url", "removed", "_parts", "_slots", "_placeholders", "_url_slots")
+    __slots__ = ("_parts", "_placeholders", "_slots", "_url_slots", "removed", "url")
 
     url: str
     #: How many elements and attributes sanitising removed; worth logging when > 0.
@@ -150,7 +150,7 @@ class SvgTemplate:
             raise _invalid(url, f"is not well-formed XML: {exc}") from None
 
         dtd = root.getroottree().docinfo.internalDTD
-        if dtd is not None and any(True for _ in dtd.iterentities()):
+        if dtd is not None and any(True for _ in dtd.iterentities()):  # type: ignore[union-attr]  # lxml-stubs' DTD lacks iterentities()
             raise _invalid(url, "declares XML entities in its DOCTYPE, which is not allowed")
         if root.tag != _SVG_ROOT:
             raise _invalid(url, f"has root element {root.tag!r}, expected an SVG <svg> element")

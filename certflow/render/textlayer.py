@@ -35,7 +35,15 @@ import pikepdf
 
 from certflow.i18n import lang_of
 
-__all__ = ["Affine", "TextLine", "add_png_text", "add_text_layer", "document_language", "parse_transform", "visual_order"]
+__all__ = [
+    "Affine",
+    "TextLine",
+    "add_png_text",
+    "add_text_layer",
+    "document_language",
+    "parse_transform",
+    "visual_order",
+]
 
 #: (a, b, c, d, e, f): x' = a x + c y + e, y' = b x + d y + f (SVG's and PDF's order).
 Affine = tuple[float, float, float, float, float, float]
@@ -206,7 +214,8 @@ def visual_order(text: str) -> str:
     their order. A small part of the Unicode bidi algorithm, enough for names and
     dates; an LTR line is returned unchanged.
     """
-    first = next((unicodedata.bidirectional(c) for c in text if unicodedata.bidirectional(c) in ("L", "R", "AL")), "L")
+    strong = (unicodedata.bidirectional(c) for c in text if unicodedata.bidirectional(c) in ("L", "R", "AL"))
+    first = next(strong, "L")
     if first == "L":
         return text
     runs: list[tuple[bool, list[str]]] = []
@@ -274,7 +283,8 @@ def add_text_layer(
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def add_png_text(png: bytes, entries: dict[str, str], lang: str = "") -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import typing
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -30,7 +31,9 @@ from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-TEMPLATE = Settings().template_root / "course-completion.svg"
+#: A Sunbird template that asks for every placeholder, ``${recipientId}`` included
+#: (certflow's own templates print nothing internal).
+TEMPLATE = Path(__file__).parent.parent / "fixtures" / "templates" / "File-01311849840255795242.svg"
 RLO = "\u202e"
 
 #: Each field shown on a certificate (SVG or credential) or its verification page,

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from io import BytesIO
+from pathlib import Path
 
 import orjson
 import pytest
@@ -26,7 +27,9 @@ from certflow.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 KEYS = KeyRing((SigningKey.generate(),))
-TEMPLATE = Settings().template_root / "course-completion.svg"
+#: A Sunbird template that asks for every placeholder, ``${recipientId}`` included
+#: (certflow's own templates print nothing internal).
+TEMPLATE = Path(__file__).parent.parent / "fixtures" / "templates" / "File-01311849840255795242.svg"
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from fontTools.svgLib.path import parse_path
 from lxml import etree
 from PIL import Image, ImageChops, ImageOps
 
-from certflow.render.fonts import FontBook
+from certflow.render.fonts import FontBook, family_stems
 from certflow.render.pdf import MIN_SHRINK, PAGE_MARGIN, outline_text, prepare_svg, render_pdf, render_png
 from certflow.render.shaping import itemize, line_width, shape_runs
 from certflow.render.svg import SvgTemplate
@@ -104,7 +104,7 @@ def harfbuzz(case: Case, size: float) -> tuple[hb.Font, list[tuple[int, float, f
     hb.shape(font, buffer)
     scale = size / font.face.upem
     glyphs, pen = [], 0.0
-    for info, pos in zip(buffer.glyph_infos, buffer.glyph_positions):
+    for info, pos in zip(buffer.glyph_infos, buffer.glyph_positions, strict=False):
         glyphs.append((info.codepoint, (pen + pos.x_offset) * scale, -pos.y_offset * scale))
         pen += pos.x_advance
     return font, glyphs, pen * scale
@@ -263,6 +263,31 @@ def test_urdu_letters_choose_nastaliq_and_arabic_ones_naskh() -> None:
     assert shape_runs("محمد", 20, lang="ur", font_book=_BOOK)[0].font.path.name == "NotoNastaliqUrdu-Regular.ttf"
 
 
+def test_the_templates_font_family_wins_wherever_it_covers_the_text() -> None:
+    """An Urdu name in a template naming Noto Naskh Arabic is set in Naskh, not
+    Nastaliq; a family that does not cover the text (Noto Sans for Devanagari) falls
+    through to the script's own font."""
+    naskh_first = family_stems("'Noto Sans', 'Noto Naskh Arabic', sans-serif")
+
+    def font(text: str, families: tuple[str, ...]) -> str:
+        return shape_runs(text, 20, font_book=_BOOK, families=families)[0].font.path.name
+
+    assert font("عائشہ", naskh_first) == "NotoNaskhArabic-Regular.ttf"
+    assert font("عائشہ", ()) == "NotoNastaliqUrdu-Regular.ttf"
+    assert font("Asha", family_stems('"Noto Serif", serif')) == "NotoSerif-Regular.ttf"
+    assert font("आशा", naskh_first) == "NotoSansDevanagari-Regular.ttf"
+
+
+def test_a_rendered_urdu_name_uses_the_font_the_template_names() -> None:
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="100">'
+        '<text x="10" y="50" font-family="\'Noto Naskh Arabic\'" font-size="30">عائشہ</text></svg>'
+    )
+    nastaliq = prepare_svg(svg.replace("Noto Naskh Arabic", "Noto Nastaliq Urdu"), font_book=_BOOK)
+
+    assert prepare_svg(svg, font_book=_BOOK) != nastaliq
+
+
 def test_mixed_text_is_split_by_script_with_spaces_kept_in_their_run() -> None:
     text = "Dr. प्रिया Sharma"
     items = itemize(text)
@@ -344,7 +369,7 @@ def test_a_tspan_without_position_continues_the_line() -> None:
         '<text x="10" y="50">Issued by <tspan font-weight="700">NCERT</tspan></text></svg>'
     )
     group = outlined_group(svg, "Issued by NCERT")
-    first, second = group.findall(f"{{{SVG_NS}}}path")
+    _first, second = group.findall(f"{{{SVG_NS}}}path")
     lead = line_width(shape_runs("Issued by ", 20, font_book=_BOOK))
     assert paths_bbox(second)[0] == pytest.approx(10 + lead, abs=3)
 
@@ -354,7 +379,7 @@ def test_a_tspan_that_only_moves_down_goes_on_where_the_line_ended() -> None:
         f'<svg xmlns="{SVG_NS}" viewBox="0 0 400 200" font-size="20">'
         '<text x="10" y="50">First<tspan y="100">Second</tspan></text></svg>'
     )
-    first, second = outlined_group(svg, "First Second").findall(f"{{{SVG_NS}}}path")
+    _first, second = outlined_group(svg, "First Second").findall(f"{{{SVG_NS}}}path")
     width = line_width(shape_runs("First", 20, font_book=_BOOK))
     assert paths_bbox(second)[0] == pytest.approx(10 + width, abs=3)
     assert paths_bbox(second)[1] > 80
@@ -379,7 +404,7 @@ def test_a_200_character_name_stays_inside_the_page() -> None:
     x_min, y_min, x_max, y_max = paths_bbox(group)
     margin = PAGE_MARGIN * PAGE_WIDTH
     assert margin - 1 <= x_min and x_max <= PAGE_WIDTH - margin + 1
-    assert 0 <= y_min and y_max <= PAGE_HEIGHT
+    assert y_min >= 0 and y_max <= PAGE_HEIGHT
     assert y_max - y_min >= MIN_SHRINK * 38 * 0.6, "the font is not shrunk below its floor"
 
 

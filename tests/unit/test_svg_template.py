@@ -275,16 +275,28 @@ def default_template() -> SvgTemplate:
     return SvgTemplate.parse(source, url="certflow:templates/course-completion.svg")
 
 
+@pytest.mark.parametrize("name", ["course-completion.svg", "merit.svg"])
+def test_shipped_templates_say_what_they_certify_and_print_nothing_internal(name: str) -> None:
+    """The Completion and Merit designs differ in their titles, and neither prints
+    the learner's internal id (nothing internal unless a template asks for it)."""
+    from certflow.settings import Settings
+
+    markup = (Settings().template_root / name).read_text()
+    template = parse(markup.encode())
+
+    assert "recipientId" not in template.placeholders
+    assert ("CERTIFICATE OF MERIT" in markup) is (name == "merit.svg")
+    assert ("CERTIFICATE OF COMPLETION" in markup) is (name == "course-completion.svg")
+
+
 def test_the_default_template_is_clean_and_uses_sunbird_placeholders() -> None:
     template = default_template()
     assert template.removed == 0
     assert {
-        "certificateName",
         "recipientName",
         "courseName",
         "issuedDate",
         "issuerName",
-        "recipientId",
         "qrCodeImage",
         "signatory0Image",
         "signatory0Designation",
