@@ -11,8 +11,8 @@ import click
 import orjson
 
 from certflow.cli.root import cli
-from certflow.events.records import IssuedCertificate
 from certflow.errors import CertflowError
+from certflow.events.records import IssuedCertificate
 from certflow.settings import Settings
 
 

@@ -117,8 +117,7 @@ def worker(web_port: int | None) -> None:
     from certflow.faust_fixes.versions import UnpatchedVersion, check_versions
     from certflow.worker import run_worker
 
-    overrides = {"web_port": web_port} if web_port is not None else {}
-    settings = Settings(**overrides)
+    settings = Settings() if web_port is None else Settings(web_port=web_port)
     try:
         check_versions()
     except UnpatchedVersion as exc:

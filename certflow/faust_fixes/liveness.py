@@ -25,6 +25,7 @@ upstream issue is known, both reproduced by ``tests/integration/test_liveness.py
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -82,10 +83,8 @@ def stop_process(reason: str) -> None:
     wrote was delivered, so whatever was in flight is processed again."""
     log.critical("worker stopping: %s", reason)
     for handler in logging.getLogger().handlers:
-        try:
+        with contextlib.suppress(Exception):  # stopping anyway: a handler that cannot flush loses its tail
             handler.flush()
-        except Exception:  # noqa: BLE001 - stopping anyway
-            pass
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_STATUS)

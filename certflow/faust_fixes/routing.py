@@ -74,8 +74,9 @@ async def owner_of(app: AppT, table: CollectionT, key: bytes) -> URL:
     changelog topic exists: Faust declares it when the table starts).
     """
     topic = table.changelog_topic.get_topic_name()
-    producer = app.producer._ensure_producer()
-    if producer._metadata.partitions_for_topic(topic) is None:
+    # Faust and aiokafka have no public way to the metadata the owner lookup reads.
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
+    if producer._metadata.partitions_for_topic(topic) is None:  # noqa: SLF001
         await producer.partitions_for(topic)
     return URL(str(app.router.key_store(table.name, key)))
 

@@ -81,7 +81,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def _read_again(self, tp: TP, offset: int) -> None:
         try:
             await self.seek(tp, offset)
-        except Exception as exc:  # revoked meanwhile: its next owner reads from the commit
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner reads from the commit
             self.log.warning("could not read %s again from %d: %r", tp, offset, exc)
 
     async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
@@ -235,4 +235,6 @@ class Transport(faust_aiokafka.Transport):
             brokers, getattr(app, "replication_factor", None), getattr(app, "min_insync_replicas", None),
         )
         config = {"min.insync.replicas": str(in_sync), **(config or {})}
-        await super()._really_create_topic(owner, client, topic, partitions, replicas, config=config, **kwargs)
+        await super()._really_create_topic(
+            owner, client, topic, partitions, replicas, config=config, **kwargs
+        )

@@ -65,7 +65,10 @@ class GenerateFlow:
         """Validate one generate request; make it here if it is one learner's and in that
         learner's partition, or else fan it out, one event per recipient."""
         await self.settle.settle(
-            event, lambda: self._split(event), failed_topic=self.settings.topics.generate_failed, stage="intake"
+            event,
+            lambda: self._split(event),
+            failed_topic=self.settings.topics.generate_failed,
+            stage="intake",
         )
 
     async def _split(self, event: EventT) -> Outcome:
@@ -123,7 +126,9 @@ class GenerateFlow:
         if existing is not None and already_issued(
             existing, certificate_id, replaces=edata.oldId, message=status.entry_id
         ):
-            await self.state.publish_decision(_already_issued(request, existing), counted_under=event.message.topic)
+            await self.state.publish_decision(
+                _already_issued(request, existing), counted_under=event.message.topic
+            )
             return Outcome.SKIPPED
         revoke_old = bool(edata.oldId)
         if edata.oldId and (existing is None or existing.id != certificate_id):
@@ -158,7 +163,10 @@ class GenerateFlow:
         # message's).
         now = datetime.fromtimestamp(source.timestamp, UTC) if source.timestamp else datetime.now(UTC)
         certificate = await self.services.certificates.issue(
-            request, now=now, status_list_url=self.registry.status_url(status.list_id), status_index=status.index
+            request,
+            now=now,
+            status_list_url=self.registry.status_url(status.list_id),
+            status_index=status.index,
         )
         await self.issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
         if source.timestamp:
@@ -169,8 +177,12 @@ class GenerateFlow:
             recipient.recipientId,
             slot,
             IssuedEntry(
-                id=certificate.id, name=edata.name, template_id=edata.templateId,
-                old_id=edata.oldId, status="issued", made_from=status.entry_id,
+                id=certificate.id,
+                name=edata.name,
+                template_id=edata.templateId,
+                old_id=edata.oldId,
+                status="issued",
+                made_from=status.entry_id,
             ),
         )
         if edata.oldId and revoke_old:

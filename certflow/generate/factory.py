@@ -213,4 +213,6 @@ def build_certificate_factory(settings: Settings, fetcher: SafeFetcher, keys: Ke
 def template_cache(settings: Settings, fetcher: SafeFetcher) -> TemplateCache[SvgTemplate]:
     """Templates as a worker fetches them: sanitised, their images within the limits."""
     limits = ImageLimits.from_settings(settings)
-    return TemplateCache.from_settings(settings, fetcher, lambda source, url: parse_template(source, url, limits))
+    return TemplateCache.from_settings(
+        settings, fetcher, lambda source, url: parse_template(source, url, limits)
+    )

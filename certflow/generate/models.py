@@ -329,6 +329,8 @@ def generate_request_parser(settings: Settings) -> Callable[[bytes], GenerateCer
     )
 
     def parse(raw: bytes) -> GenerateCertificateRequest:
-        return parse_event(GenerateCertificateRequest, raw, max_bytes=settings.max_event_bytes, context=context)
+        return parse_event(
+            GenerateCertificateRequest, raw, max_bytes=settings.max_event_bytes, context=context
+        )
 
     return parse

@@ -50,7 +50,9 @@ JOB_LEARNERS = 500
 class IssueFlow:
     """The issue flow's handlers; its agents call :meth:`expand_request` and :meth:`run_job`."""
 
-    def __init__(self, app: faust.App, services: CertflowServices, settle: Settler, state: LearnerState) -> None:
+    def __init__(
+        self, app: faust.App, services: CertflowServices, settle: Settler, state: LearnerState
+    ) -> None:
         settings = services.settings
         self.settings = settings
         self.accounting = services.accounting
@@ -86,9 +88,11 @@ class IssueFlow:
         if problems:
             # The valid templates are still issued; the invalid ones are reported.
             await self.settle.dead_letter(
-                settings.topics.issue_failed, event.value,
+                settings.topics.issue_failed,
+                event.value,
                 CertflowError(ErrorCode.TEMPLATE_INVALID, "; ".join(problems)),
-                stage="intake", source=source,
+                stage="intake",
+                source=source,
             )
         job = {
             "batchId": edata.batchId,
@@ -113,12 +117,15 @@ class IssueFlow:
             groups.setdefault(self.state.learner_partition(user_id), []).append(user_id)
         for partition, members in sorted(groups.items()):
             for start in range(0, len(members), JOB_LEARNERS):
-                yield partition, members[start:start + JOB_LEARNERS]
+                yield partition, members[start : start + JOB_LEARNERS]
 
     async def run_job(self, event: EventT) -> None:
         """Decide for one learner, or for every local learner of a batch (a sweep)."""
         await self.settle.settle(
-            event, lambda: self._run_job(event), failed_topic=self.settings.topics.issue_failed, stage="eligibility"
+            event,
+            lambda: self._run_job(event),
+            failed_topic=self.settings.topics.issue_failed,
+            stage="eligibility",
         )
 
     async def _run_job(self, event: EventT) -> Outcome:
@@ -128,7 +135,9 @@ class IssueFlow:
         if batch is None:
             raise CertflowError(ErrorCode.UNKNOWN_BATCH, f"batch {job['batchId']!r} disappeared")
         if job.get("sweep"):
-            learners = list(self.state.enrolled_learners(batch.courseId, batch.batchId, event.message.partition))
+            learners = list(
+                self.state.enrolled_learners(batch.courseId, batch.batchId, event.message.partition)
+            )
         else:
             learners = job["userIds"]
         for user_id in learners:
@@ -143,7 +152,9 @@ class IssueFlow:
         templates = [template for template in batch.certTemplates.values() if template.is_svg]
         if not templates:
             await self._record(
-                EligibilityDecision(user_id, batch.batchId, batch.courseId, "", "", reason=SkipReason.NO_TEMPLATE),
+                EligibilityDecision(
+                    user_id, batch.batchId, batch.courseId, "", "", reason=SkipReason.NO_TEMPLATE
+                ),
                 job,
             )
             return
@@ -157,18 +168,25 @@ class IssueFlow:
         # Looked up per template: issuing one template's certificate changes what
         # the next template with the same name sees.
         facts = self.state.learner_facts(user_id, batch.courseId, batch.batchId)
-        decision = decide(batch, template, facts, reissue=bool(job["reIssue"]), content_types=self.content_types)
+        decision = decide(
+            batch, template, facts, reissue=bool(job["reIssue"]), content_types=self.content_types
+        )
         again = request_again(decision, facts)
         decision = again or decision
         if decision.issue:
-            generate = orjson.dumps(generate_request(
-                decision, batch, template, facts,
-                base_path=settings.base_path,
-                cloud_base_path=settings.cloud_base_path,
-                content_types=self.content_types,
-                request_mid=job["requestId"],
-                now=now(),
-            ))
+            generate = orjson.dumps(
+                generate_request(
+                    decision,
+                    batch,
+                    template,
+                    facts,
+                    base_path=settings.base_path,
+                    cloud_base_path=settings.cloud_base_path,
+                    content_types=self.content_types,
+                    request_mid=job["requestId"],
+                    now=now(),
+                )
+            )
             refusal = self._generate_refusal(generate)
             if refusal is not None:
                 # The generate flow would refuse it: skip now, rather than record a
@@ -178,7 +196,9 @@ class IssueFlow:
                     job,
                 )
                 return
-            await self.generate_requests.send(key=user_id.encode(), value=generate, headers=source_headers(source))
+            await self.generate_requests.send(
+                key=user_id.encode(), value=generate, headers=source_headers(source)
+            )
             if again is None:
                 # (A request made again leaves its entry alone: the generate flow
                 # may have marked it issued meanwhile.)
@@ -186,8 +206,10 @@ class IssueFlow:
                     user_id,
                     enrolment_slot(batch.courseId, batch.batchId),
                     IssuedEntry(
-                        id=decision.certificate_id, name=template.name,
-                        template_id=template.identifier, old_id=decision.old_id,
+                        id=decision.certificate_id,
+                        name=template.name,
+                        template_id=template.identifier,
+                        old_id=decision.old_id,
                     ),
                 )
         await self._record(decision, job)

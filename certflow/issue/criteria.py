@@ -135,7 +135,8 @@ def _evaluate_enrolment(value: dict[str, Any], evaluation: Evaluation) -> Verdic
     if not enrolment.active:
         return Verdict(SkipReason.INACTIVE)
     if (enrolment.status or 0) != wanted_status:
-        return Verdict(SkipReason.STATUS_MISMATCH, f"enrolment status {enrolment.status}, criterion {wanted_status}")
+        detail = f"enrolment status {enrolment.status}, criterion {wanted_status}"
+        return Verdict(SkipReason.STATUS_MISMATCH, detail)
     return PASS
 
 

@@ -223,7 +223,8 @@ def decide(
     score: float | None = None
     for phase in Phase:
         if phase is Phase.RESULTS and earlier and not reissue:
-            return skip(SkipReason.ALREADY_ISSUED, "a certificate of this name was issued", certificate_id=earlier)
+            detail = "a certificate of this name was issued"
+            return skip(SkipReason.ALREADY_ISSUED, detail, certificate_id=earlier)
         if phase is Phase.PROFILE and learner.profile is None:
             return skip(SkipReason.UNKNOWN_LEARNER, "no profile for this learner", score)
         for criterion in CRITERIA:
@@ -245,8 +246,14 @@ def decide(
         replaces=old_id,
     ).certificate_id()
     return EligibilityDecision(
-        learner.user_id, batch.batchId, batch.courseId, template.identifier, template.name,
-        certificate_id=certificate_id, old_id=old_id, score=score,
+        learner.user_id,
+        batch.batchId,
+        batch.courseId,
+        template.identifier,
+        template.name,
+        certificate_id=certificate_id,
+        old_id=old_id,
+        score=score,
     )
 
 
@@ -266,7 +273,9 @@ def request_again(decision: EligibilityDecision, learner: LearnerFacts) -> Eligi
     if entry is None or entry.status != "pending" or entry.id != decision.certificate_id:
         return None
     return replace(
-        decision, reason=None, old_id=entry.old_id,
+        decision,
+        reason=None,
+        old_id=entry.old_id,
         detail="requested again: its certificate was requested but never confirmed published",
     )
 
@@ -288,7 +297,9 @@ def related_properties(
 ) -> dict[str, Any]:
     """``edata.related``: the batch, plus what the template's ``additionalProps`` ask for."""
     related: dict[str, Any] = {
-        "batchId": batch.batchId, "courseId": batch.courseId, "type": template.name,
+        "batchId": batch.batchId,
+        "courseId": batch.courseId,
+        "type": template.name,
     }
     props = template.additionalProps
     if props.get("location") and learner.profile is not None:
@@ -296,9 +307,7 @@ def related_properties(
         related["location"] = {kind: locations[kind] for kind in props["location"] if kind in locations}
     if props.get("enrollment") and learner.enrolment is not None:
         row = learner.enrolment.model_dump()
-        related["enrollment"] = {
-            prop: _sunbird_json(row.get(prop.lower())) for prop in props["enrollment"]
-        }
+        related["enrollment"] = {prop: _sunbird_json(row.get(prop.lower())) for prop in props["enrollment"]}
     if "score" in props.get("assessment", []) and learner.scores is not None:
         related["assessment"] = {
             "score": supported_percentages(learner.scores, batch.contentTypes, content_types)

@@ -58,7 +58,10 @@ class ReferenceIngestion:
     async def apply(self, event: EventT) -> None:
         """Validate one reference record and store it; a bad record is dead-lettered."""
         await self.settle.settle(
-            event, lambda: self._apply(event), failed_topic=self.settings.topics.issue_failed, stage="reference"
+            event,
+            lambda: self._apply(event),
+            failed_topic=self.settings.topics.issue_failed,
+            stage="reference",
         )
 
     async def _apply(self, event: EventT) -> Outcome:

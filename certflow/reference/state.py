@@ -41,7 +41,7 @@ DECISIONS_KEPT = 100
 PARTITION_FIELD = "_partition"
 
 
-def keyed_table(app: faust.App, settings: Settings, name: str, help: str) -> faust.Table:
+def keyed_table(app: faust.App, settings: Settings, name: str, description: str) -> faust.Table:
     """A table keyed by raw id bytes, with this deployment's partition count.
 
     (Faust picks a table's key codec from ``key_type``: ``bytes`` means raw; values
@@ -53,7 +53,9 @@ def keyed_table(app: faust.App, settings: Settings, name: str, help: str) -> fau
         "max_write_buffer_number": 2,
         "block_cache_size": settings.rocksdb_block_cache_mb * 2**20,
     }
-    return app.Table(name, key_type=bytes, partitions=settings.partitions, help=help, options=options)
+    return app.Table(
+        name, key_type=bytes, partitions=settings.partitions, help=description, options=options
+    )
 
 
 class LearnerState:
@@ -66,8 +68,8 @@ class LearnerState:
         self.batches = BatchDirectory(settings.broker, settings.topics.batches)
         app.add_dependency(self.batches)
 
-        def table(name: str, help: str) -> faust.Table:
-            return keyed_table(app, settings, name, help)
+        def table(name: str, description: str) -> faust.Table:
+            return keyed_table(app, settings, name, description)
 
         self.enrolments = table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")
         self.scores = table("scores", "userId → {courseId|batchId: activity aggregates}")

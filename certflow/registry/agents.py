@@ -75,7 +75,9 @@ def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes:
     request = decode_json_object(value if value is not None else b"", max_bytes=max_bytes)
     certificate_id = request.get("certificateId")
     if not isinstance(certificate_id, str) or not certificate_id.strip():
-        raise CertflowError(ErrorCode.MANDATORY_PARAMETER_MISSING, "Mandatory parameter certificateId is missing.")
+        raise CertflowError(
+            ErrorCode.MANDATORY_PARAMETER_MISSING, "Mandatory parameter certificateId is missing."
+        )
     text_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     if text_key != certificate_id:
         # The key routes it to the owner of the record: any other key would record
@@ -106,7 +108,6 @@ def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes:
     return {**request, "origin": origin}
 
 
-
 class Registry:
     """The certificates and status lists tables, and the handlers of the three agents."""
 
@@ -116,20 +117,28 @@ class Registry:
         topics = settings.topics
         self.revocation_requests = app.topic(topics.revocations)
         self.status_updates = app.topic(topics.status_updates)
-        self.certificates = keyed_table(app, settings, "certificates", "certificate id → {record, revocation}")
-        self.status_lists = keyed_table(app, settings, "status_lists", "status list id → revoked indices, ascending")
+        self.certificates = keyed_table(
+            app, settings, "certificates", "certificate id → {record, revocation}"
+        )
+        self.status_lists = keyed_table(
+            app, settings, "status_lists", "status list id → revoked indices, ascending"
+        )
 
     def status_slot(self, message: Message) -> StatusSlot:
         """The status list entry of a certificate made from ``message``."""
-        return StatusSlot.of_message(message, topics=self.settings.topics, size=self.settings.status_list_size)
+        return StatusSlot.of_message(
+            message, topics=self.settings.topics, size=self.settings.status_list_size
+        )
 
     def status_url(self, list_id: str) -> str:
         return status_list_url(self.settings.public_url, list_id)
 
     async def accounted(self, event: EventT, handle: Callable[[dict[str, Any]], Awaitable[Outcome]]) -> None:
         await self.settle.settle(
-            event, lambda: handle(orjson.loads(event.value)),
-            failed_topic=self.settings.topics.generate_failed, stage="registry",
+            event,
+            lambda: handle(orjson.loads(event.value)),
+            failed_topic=self.settings.topics.generate_failed,
+            stage="registry",
         )
 
     async def store_certificate(self, event: EventT) -> None:
@@ -138,8 +147,10 @@ class Registry:
     async def apply_revocation(self, event: EventT) -> None:
         max_bytes = self.settings.max_event_bytes
         await self.settle.settle(
-            event, lambda: self._revoke(parse_revocation(event.key, event.value, max_bytes=max_bytes)),
-            failed_topic=self.settings.topics.generate_failed, stage="registry",
+            event,
+            lambda: self._revoke(parse_revocation(event.key, event.value, max_bytes=max_bytes)),
+            failed_topic=self.settings.topics.generate_failed,
+            stage="registry",
         )
 
     async def set_status_bit(self, event: EventT) -> None:
@@ -182,7 +193,9 @@ class Registry:
             if expected is not None and expected != certified_facts(record):
                 log.warning(
                     "revocation of %s dropped: it named %s, the certificate certifies %s",
-                    record["id"], expected, certified_facts(record),
+                    record["id"],
+                    expected,
+                    certified_facts(record),
                 )
                 revocation = None
             elif expected is not None:
@@ -221,7 +234,6 @@ class Registry:
             await self._send_status_bit(record)
         return Outcome.SUCCESS
 
-
     async def _send_status_bit(self, record: dict[str, Any]) -> None:
         status = record["certificate"].get("credentialStatus")
         if not status:
@@ -231,7 +243,6 @@ class Registry:
             key=list_id.encode(),
             value=orjson.dumps({"list": list_id, "index": int(status["statusListIndex"])}),
         )
-
 
     async def _set_bit(self, update: dict[str, Any]) -> Outcome:
         key = update["list"].encode()
@@ -245,7 +256,6 @@ class Registry:
     def certificate(self, certificate_id: str) -> dict[str, Any] | None:
         """What this worker knows of a certificate: ``{record, revocation}``."""
         return self.certificates.get(certificate_id.encode())
-
 
     def revoked_indices(self, list_id: str) -> list[int]:
         return list(self.status_lists.get(list_id.encode()) or [])

@@ -118,7 +118,8 @@ class RevokeView(CertflowView):
             except orjson.JSONDecodeError:
                 return error_response(400, "MALFORMED_JSON", "the body must be JSON")
             if not isinstance(body, dict):
-                return error_response(400, "MALFORMED_JSON", 'the body must be a JSON object: {"reason": "…"}')
+                message = 'the body must be a JSON object: {"reason": "…"}'
+                return error_response(400, "MALFORMED_JSON", message)
             reason = str(body.get("reason") or reason)[:500]
         registry = self.app.flows.registry
         stored = registry.certificate(id)
@@ -275,14 +276,14 @@ def _verification_page(
         f'<a href="{e(base)}/{e(record["id"])}.{fmt}">{fmt.upper()}</a>' for fmt in MEDIA_TYPES
     )
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{e(record['certificateName'])}: verification</title>"
         "<style>body{font-family:'Noto Sans',sans-serif;max-width:40rem;margin:2rem auto;"
         "padding:0 1rem;color:#222}th{text-align:left;padding-right:1rem;color:#555}"
         "td,th{padding:.3rem 0;vertical-align:top}.verdict{padding:1rem;border-radius:.4rem;"
         f"color:#fff;background:{colour};font-size:1.2rem}}</style></head><body>"
-        f"<p class=\"verdict\">{e(verdict)}</p><table>{table}</table>"
+        f'<p class="verdict">{e(verdict)}</p><table>{table}</table>'
         f"<p>Download: {links}</p></body></html>"
     )
 

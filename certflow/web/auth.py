@@ -81,7 +81,9 @@ def bearer_matches(authorization: str | None, tokens: Iterable[str]) -> bool:
     if not presented_bytes:
         return False
     digest = hashlib.sha256(presented_bytes).digest()
-    matches = [hmac.compare_digest(digest, hashlib.sha256(token.encode("utf-8")).digest()) for token in tokens]
+    matches = [
+        hmac.compare_digest(digest, hashlib.sha256(token.encode("utf-8")).digest()) for token in tokens
+    ]
     return any(matches)
 
 
@@ -92,7 +94,9 @@ def unauthorized(view: View, request: Request, access: Access) -> Response:
         challenge += ', error="invalid_token"'
     needs = "the admin token" if access is Access.ADMIN else "the metrics or admin token"
     return error_response(
-        401, "UNAUTHORIZED", f"this route needs {needs}: Authorization: Bearer <token>",
+        401,
+        "UNAUTHORIZED",
+        f"this route needs {needs}: Authorization: Bearer <token>",
         headers={"WWW-Authenticate": challenge},
     )
 
@@ -107,7 +111,9 @@ def requires_token(access: Access = Access.ADMIN) -> Callable[[Handler], Handler
     def decorator(handler: Handler) -> Handler:
         @wraps(handler)
         async def guarded(view: CertflowView, request: Request, **kwargs: Any) -> Response:
-            if not bearer_matches(request.headers.get("Authorization"), accepted_tokens(view.app.settings, access)):
+            if not bearer_matches(
+                request.headers.get("Authorization"), accepted_tokens(view.app.settings, access)
+            ):
                 return unauthorized(view, request, access)
             return await handler(view, request, **kwargs)
 

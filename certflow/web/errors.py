@@ -58,6 +58,6 @@ async def json_errors(request: aiohttp_web.Request, handler: Handler) -> aiohttp
         kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
         return error_response(exc.status, code, exc.reason, headers=kept)
-    except Exception:  # noqa: BLE001 - a request must never get an HTML traceback page
+    except Exception:
         log.exception("unexpected failure answering %s %s", request.method, request.path)
         return error_response(500, "INTERNAL_ERROR", "the request could not be answered")

@@ -20,7 +20,7 @@ def template(criteria_: dict[str, Any]) -> CertTemplate:
 
 
 def test_every_sunbird_key_is_known_and_the_default_status_is_completed() -> None:
-    assert CRITERIA_KEYS == {"enrollment", "assessment", "user", "users"}
+    assert {"enrollment", "assessment", "user", "users"} == CRITERIA_KEYS
     assert COMPLETED == 2
     assert [c.phase for c in CRITERIA] == sorted(c.phase for c in CRITERIA)
 

@@ -5,7 +5,7 @@ A bidi override (U+202E) in ``recipientId`` reached the SVG (``${recipientId}``)
 the credential (``identityHash``): the classic way to make a credential read
 differently from what was issued. Names were already checked (``DisplayText``);
 ids, links and every other shown field now are too, by type
-(``DisplayText``/``DisplayId``/``DisplayLink`` in ``certflow.models``), so a new
+(``DisplayText``/``DisplayId``/``DisplayLink`` in ``certflow.events.models``), so a new
 field cannot forget it (``test_every_string_field_of_a_generate_event_is_checked``).
 Ids are refused, never altered: they are keys.
 """
@@ -23,8 +23,8 @@ from pydantic import BaseModel
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.factory import CertificateFactory, build_certificate_factory
 from certflow.events.models import check_display_id, clean_text, parse_event, refuse_hidden_characters
+from certflow.generate.factory import CertificateFactory, build_certificate_factory
 from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest, validation_context
 from certflow.reference.models import LearnerProfile
 from certflow.render.fetch import FetchPolicy, SafeFetcher

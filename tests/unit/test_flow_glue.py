@@ -43,7 +43,7 @@ class FakeEvent:
         return self.message.key
 
 
-def Event(message: Message, value: bytes | None) -> EventT:  # noqa: N802 - reads as the type it stands for
+def Event(message: Message, value: bytes | None) -> EventT:
     """A fake event, typed as the Faust event the handlers take."""
     return cast(EventT, FakeEvent(message, value))
 

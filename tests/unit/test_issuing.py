@@ -19,8 +19,8 @@ from certflow.credentials.identity import CertifiedFacts
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.credentials.proof import verify_proof
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.factory import CertificateFactory, build_certificate_factory
 from certflow.events.models import parse_event
+from certflow.generate.factory import CertificateFactory, build_certificate_factory
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.settings import Settings
