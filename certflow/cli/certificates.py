@@ -20,22 +20,33 @@ from certflow.settings import Settings
 @click.argument("template", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the filled SVG.")
+              help="Where to write the certificate: .svg (the filled template), .pdf or .png "
+              "(rendered exactly as a worker renders its downloads).")
 @click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the certificate record (id, credential …) as JSON.")
 def render(template: Path, data: Path, output: Path, json_output: Path | None) -> None:
     """Fill TEMPLATE with DATA offline, to preview a template while authoring it.
 
     DATA is a generate-certificate event, or just its `edata`; its first recipient
-    is rendered, with a real QR code, exactly as a worker would render it.
+    is rendered, with a real QR code, exactly as a worker would render it. The
+    extension of OUTPUT names the format: .svg, .pdf or .png, made by the very
+    function behind a worker's /certs/{id}.pdf and .png.
     """
     from certflow.errors import CertflowError
+    from certflow.render.images import ImageLimits
+    from certflow.render.output import output_format, render_certificate
 
     try:
+        fmt = output_format(output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-o/--output") from None
+    try:
         certificate = asyncio.run(_render(template, data))
+        body = render_certificate(certificate.svg, fmt, image_limits=ImageLimits.from_settings(Settings()),
+                                  title=certificate.certificateName)
     except CertflowError as exc:
         raise click.ClickException(f"{exc.code.value}: {exc.message}") from None
-    output.write_text(certificate.svg, encoding="utf-8")
+    output.write_bytes(body)
     click.echo(f"wrote {output} (certificate {certificate.id})", err=True)
     if json_output is not None:
         json_output.write_bytes(orjson.dumps(certificate.model_dump(mode="json"), option=orjson.OPT_INDENT_2))

@@ -52,3 +52,41 @@ def test_every_command_is_documented() -> None:
         assert command in overview
         help_text = runner.invoke(cli, [command, "--help"]).output
         assert "Usage:" in help_text and len(help_text.splitlines()) > 4
+
+
+def _event(tmp_path: Path) -> Path:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({
+        "name": "Merit Certificate",
+        "courseName": "Data Science",
+        "data": [{"recipientName": "प्रिया शर्मा", "recipientId": "learner-1"}],
+        "issuer": {"name": "NCERT", "url": "https://ncert.nic.in/"},
+        "criteria": {"narrative": "Completed"},
+        "related": {"batchId": "b1", "courseId": "c1"},
+    }, ensure_ascii=False), encoding="utf-8")
+    return event
+
+
+def test_render_writes_the_format_the_extension_names(tmp_path: Path) -> None:
+    import io
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    event = _event(tmp_path)
+    pdf, png = tmp_path / "out.pdf", tmp_path / "OUT.PNG"
+    for out in (pdf, png):
+        result = CliRunner().invoke(cli, ["render", str(TEMPLATE), str(event), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert Image.open(io.BytesIO(png.read_bytes())).format == "PNG"
+    if shutil.which("pdftotext"):  # the worker's text layer: the name is searchable
+        text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "प्रिया शर्मा" in " ".join(text.split())
+
+
+def test_render_refuses_an_unknown_extension(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", str(TEMPLATE), str(_event(tmp_path)), "-o", str(tmp_path / "x.jpg")])
+    assert result.exit_code == 2 and ".svg, .pdf or .png" in result.output
