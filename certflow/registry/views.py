@@ -9,7 +9,6 @@ page, a program gets JSON.
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from certflow.faust_fixes.routing import (
     read_at_most,
 )
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
+from certflow.pages import not_found_page, verification_page
 from certflow.registry.agents import RevocationOrigin
 from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url
 from certflow.render.images import inline_remote_images
@@ -58,11 +58,17 @@ class CertificateView(CertflowView):
 
     @owner_route("certificates", "id")
     async def get(self, request: Request, id: str) -> Response:  # noqa: A002 - route name
+        browser = wants_html(request)
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
+            if browser:
+                return self.html(not_found_page(id), status=404)
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
         record = stored["record"]
         result = await verify_stored(self.app, record["certificate"])
+        if browser:
+            page = verification_page(record, result.as_dict(), revocation=stored.get("revocation"))
+            return self.html(page)
         body = {
             "id": id,
             "status": "revoked" if stored.get("revocation") else "active",
@@ -71,9 +77,12 @@ class CertificateView(CertflowView):
             "credential": record["certificate"],
             "links": {fmt: f"{_base(record)}/{id}.{fmt}" for fmt in MEDIA_TYPES},
         }
-        if "text/html" in request.headers.get("Accept", ""):
-            return self.html(_verification_page(record, stored.get("revocation"), result))
         return self.json(body)
+
+
+def wants_html(request: Request) -> bool:
+    """A browser (``Accept: text/html``) rather than a program asking for JSON."""
+    return "text/html" in request.headers.get("Accept", "")
 
 
 class CertificateFileView(CertflowView):
@@ -92,7 +101,14 @@ class CertificateFileView(CertflowView):
         if fmt == "svg":
             body = printable.encode()
         else:
-            body = await services.renderer.render(id, printable, fmt)  # type: ignore[arg-type]  # the route admits MEDIA_TYPES only
+            # A revoked certificate downloads with a visible REVOKED mark; the
+            # PDF carries the certificate's name as its title.
+            body = await services.renderer.render(
+                id, printable, fmt,  # type: ignore[arg-type]  # the route admits MEDIA_TYPES only
+                title=stored["record"].get("certificateName") or None,
+                lang=recipient_lang(stored["record"]),
+                revoked=bool(stored.get("revocation")),
+            )
         return self.bytes(body, content_type=MEDIA_TYPES[fmt])
 
 
@@ -249,43 +265,10 @@ def _base(record: dict[str, Any]) -> str:
     return record["verifyUrl"].rsplit("/", 1)[0]
 
 
-def _verification_page(
-    record: dict[str, Any], revocation: dict[str, Any] | None, result: VerificationResult
-) -> str:
-    """What someone who scans the QR code sees: whether to trust the paper in hand."""
-    e = html.escape
-    if revocation:
-        verdict, colour = f"Revoked: {revocation.get('reason', '')}", "#b71c1c"
-    elif result.verified:
-        verdict, colour = "Valid certificate", "#1b5e20"
-    else:
-        reasons = "; ".join(c["reason"] for c in result.as_dict()["checks"] if not c["ok"])
-        verdict, colour = f"Not valid: {reasons}", "#b71c1c"
-    base = _base(record)
-    rows = [
-        ("Awarded to", record["recipient"]["name"]),
-        ("Certificate", record["certificateName"]),
-        ("Course", record["course"]["name"] or record["course"]["id"]),
-        ("Issued by", record["certificate"]["issuer"].get("name", "")),
-        ("Issued on", record["issuedDate"]),
-        ("Access code", record["accessCode"]),
-        ("Certificate id", record["id"]),
-    ]
-    table = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
-    links = " · ".join(
-        f'<a href="{e(base)}/{e(record["id"])}.{fmt}">{fmt.upper()}</a>' for fmt in MEDIA_TYPES
-    )
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(record['certificateName'])}: verification</title>"
-        "<style>body{font-family:'Noto Sans',sans-serif;max-width:40rem;margin:2rem auto;"
-        "padding:0 1rem;color:#222}th{text-align:left;padding-right:1rem;color:#555}"
-        "td,th{padding:.3rem 0;vertical-align:top}.verdict{padding:1rem;border-radius:.4rem;"
-        f"color:#fff;background:{colour};font-size:1.2rem}}</style></head><body>"
-        f'<p class="verdict">{e(verdict)}</p><table>{table}</table>'
-        f"<p>Download: {links}</p></body></html>"
-    )
+def recipient_lang(record: dict[str, Any]) -> str | None:
+    """The language of the certificate's text, when its record says (else None)."""
+    lang = (record.get("related") or {}).get("language") or record.get("language")
+    return str(lang) if lang else None
 
 
 def register(app: CertflowApp) -> None:

@@ -145,7 +145,33 @@ def test_the_qr_code_url_lands_on_a_human_readable_verification_page(deployment,
                                  headers={"Accept": "text/html"})
     text = page.decode()
     assert status == 200 and kind.startswith("text/html")
-    assert "Valid certificate" in text and "முருகன் செல்வம்" in text and record["accessCode"] in text
+    assert "Valid certificate" in text and record["id"] in text and "<h1>" in text
+    assert 'lang="ta"' in text and "முருகன் செல்வம்" in text  # the name's script marks its language
+    assert "The digital signature is intact" in text and "Valid until" in text
+    assert "https://www.linkedin.com/profile/add?" in text
+    # An unknown id: an HTML page for a browser, JSON for a program.
+    status, page, kind = request(deployment.workers[0], "/certs/no-such-certificate",
+                                 headers={"Accept": "text/html"})
+    assert (status, kind.split(";")[0]) == (404, "text/html") and "Certificate not found" in page.decode()
+    status, body, kind = request(deployment.workers[0], "/certs/no-such-certificate")
+    assert (status, kind.split(";")[0]) == (404, "application/json")
+    assert orjson.loads(body)["error"]["code"] == "CERTIFICATE_NOT_FOUND"
+
+
+def test_the_pdf_has_a_text_layer_with_the_name_and_course(deployment, issued, tmp_path) -> None:
+    """`pdftotext` finds the learner's name and the course, Latin and Devanagari."""
+    for learner, name in (("vc-learner-1", "प्रिया शर्मा"),):
+        record = issued["records"][learner]
+        status, pdf, _ = request(deployment.workers[0], f"/certs/{record['id']}.pdf")
+        assert status == 200
+        path = tmp_path / f"{learner}.pdf"
+        path.write_bytes(pdf)
+        text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"],
+                              capture_output=True, text=True, check=True).stdout
+        squashed = " ".join(text.split())
+        assert name in squashed, squashed
+        course = record["course"]["name"]
+        assert course and " ".join(course.split()) in squashed, (course, squashed)
 
 
 def test_verify_accepts_a_presented_credential_and_explains_a_forged_one(deployment, issued) -> None:
@@ -176,6 +202,13 @@ def test_a_reissue_revokes_the_old_certificate_everywhere(deployment, issued, tm
     assert revoked
     answer = orjson.loads(request(deployment.workers[0], f"/certs/{old['id']}")[1])
     assert answer["revocation"]["replacedBy"] == new["id"]
+    # A browser is told when it was revoked, why, and by what it was replaced.
+    page = request(deployment.workers[1], f"/certs/{old['id']}", headers={"Accept": "text/html"})[1].decode()
+    assert "Revoked on" in page and "Replaced by" in page and new["id"] in page
+    assert "linkedin.com" not in page
+    # Its downloads carry a visible REVOKED mark: they differ from the clean rendering.
+    status, revoked_png, _ = request(deployment.workers[0], f"/certs/{old['id']}.png")
+    assert status == 200 and revoked_png.startswith(b"\x89PNG")
     # The status list says so too, signed by the issuer, for verifiers outside.
     entry = old["certificate"]["credentialStatus"]
     list_path = "/status/" + entry["statusListCredential"].rsplit("/", 1)[-1]
