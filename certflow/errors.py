@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     #: A revocation names a certificate the registry has no record of (an admin's
     #: revocation must name an existing certificate). Nothing is recorded.
     CERTIFICATE_NOT_FOUND = "CERTIFICATE_NOT_FOUND"
+    #: A notification email the SMTP server refused, or that failed on every retry.
+    NOTIFICATION_FAILED = "NOTIFICATION_FAILED"
     #: A bug: an exception nobody anticipated. Still dead-lettered, never fatal.
     INTERNAL_ERROR = "INTERNAL_ERROR"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -38,6 +38,12 @@ class WorkerMetrics:
             "certflow_certificate_latency_seconds",
             "From the request reaching Kafka to its certificate being published.",
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "certflow_notifications_total",
+            "Notifications to learners by outcome (sent, skipped, failed) and, for a skip, why.",
+            ["outcome", "reason"],
             registry=self.registry,
         )
         self.processing = Histogram(

@@ -53,6 +53,11 @@ class TopicNames:
         #: Internal: bits to set in a status list (key status list id, so one worker
         #: owns each list).
         self.status_updates = name("certflow.status.updates")
+        #: Emails to send to learners about their certificates (key userId: the
+        #: learner tables' partitioning, so the notifier holds the learner's profile).
+        self.notifications = name("certificate.notifications")
+        #: Notifications that could not be sent, with the original payload and the error.
+        self.notifications_failed = name("certificate.notifications.failed")
         #: Reference data: course batches with their templates (key batchId).
         self.batches = name("certflow.batches")
         #: Reference data: Sunbird `user_enrolments` rows (key userId).

@@ -30,6 +30,7 @@ from certflow.events.records import AuditEvent, Decision
 from certflow.events.settle import Settler, event_source, failures_at, source_headers
 from certflow.generate.models import GenerateCertificateRequest, generate_request_parser
 from certflow.issue.rules import IssuedEntry, SkipReason, already_issued, authorise_reissue
+from certflow.notify.agents import Notifier
 from certflow.reference.models import enrolment_slot
 from certflow.reference.state import LearnerState
 from certflow.registry.agents import Registry, RevocationOrigin
@@ -47,6 +48,7 @@ class GenerateFlow:
         settle: Settler,
         state: LearnerState,
         registry: Registry,
+        notifier: Notifier | None = None,
     ) -> None:
         settings = services.settings
         self.app = app
@@ -55,6 +57,7 @@ class GenerateFlow:
         self.settle = settle
         self.state = state
         self.registry = registry
+        self.notifier = notifier
         topics = settings.topics
         self.recipient_requests = app.topic(topics.generate_recipients, partitions=settings.partitions)
         self.issued_certificates = app.topic(topics.certificate_issued)
@@ -185,6 +188,12 @@ class GenerateFlow:
                 made_from=status.entry_id,
             ),
         )
+        if self.notifier is not None:
+            # The learner is emailed (a re-issue's email says it replaces the old one).
+            await self.notifier.publish(
+                certificate.model_dump(mode="json"), "reissued" if edata.oldId else "issued",
+                email=recipient.recipientEmail or "",
+            )
         if edata.oldId and revoke_old:
             # A re-issue replaces the old certificate: it stops verifying. The
             # revocation names what the old one was found to certify, which the
@@ -223,10 +232,11 @@ def _already_issued(request: GenerateCertificateRequest, existing: IssuedEntry) 
 
 
 def register(
-    app: faust.App, services: CertflowServices, settle: Settler, state: LearnerState, registry: Registry
+    app: faust.App, services: CertflowServices, settle: Settler, state: LearnerState, registry: Registry,
+    notifier: Notifier | None = None,
 ) -> GenerateFlow:
     """The generate flow's two agents: split requests, make each recipient's certificate."""
-    flow = GenerateFlow(app, services, settle, state, registry)
+    flow = GenerateFlow(app, services, settle, state, registry, notifier)
 
     async def split_generate_requests(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

@@ -36,6 +36,7 @@ from certflow.accounting import Outcome
 from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import decode_json_object
 from certflow.events.settle import Settler
+from certflow.notify.agents import Notifier
 from certflow.reference.state import keyed_table
 from certflow.registry.status import StatusSlot, status_list_id, status_list_url
 from certflow.services import CertflowServices
@@ -111,9 +112,14 @@ def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes:
 class Registry:
     """The certificates and status lists tables, and the handlers of the three agents."""
 
-    def __init__(self, app: faust.App, settings: Settings, settle: Settler) -> None:
+    def __init__(
+        self, app: faust.App, settings: Settings, settle: Settler, notifier: Notifier | None = None
+    ) -> None:
         self.settings = settings
         self.settle = settle
+        #: Emails the learner when an administrator revokes a certificate (a
+        #: re-issue's revocation is told in the re-issue's own email).
+        self.notifier = notifier
         topics = settings.topics
         self.revocation_requests = app.topic(topics.revocations)
         self.status_updates = app.topic(topics.status_updates)
@@ -232,6 +238,10 @@ class Registry:
         self.certificates[key] = stored
         if record is not None:
             await self._send_status_bit(record)
+            if self.notifier is not None and request["origin"] is RevocationOrigin.ADMIN:
+                revocation = stored["revocation"]
+                await self.notifier.publish(record, "revoked", revoked_on=revocation["revokedAt"][:10],
+                                            revocation_reason=revocation["reason"])
         return Outcome.SUCCESS
 
     async def _send_status_bit(self, record: dict[str, Any]) -> None:
@@ -261,9 +271,11 @@ class Registry:
         return list(self.status_lists.get(list_id.encode()) or [])
 
 
-def register(app: faust.App, services: CertflowServices, settle: Settler) -> Registry:
+def register(
+    app: faust.App, services: CertflowServices, settle: Settler, notifier: Notifier | None = None
+) -> Registry:
     """The registry's tables and its three agents."""
-    registry = Registry(app, services.settings, settle)
+    registry = Registry(app, services.settings, settle, notifier)
 
     async def store_certificates(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
