@@ -5,6 +5,7 @@ its services and registers every flow's agents, tables and views through their
 ``register`` functions, in the order they depend on each other:
 
 * ``reference`` (ingestion, and the learner state every other flow reads and writes),
+* ``notify`` (the notifier: email to learners, published by the flows below),
 * ``registry`` (certificates by id, revocations, status lists, and their views),
 * ``issue`` (who gets a certificate), then ``generate`` (making it),
 * the shared web views, and the watchdog.
@@ -25,6 +26,9 @@ from certflow.generate.agents import GenerateFlow
 from certflow.issue import agents as issue_agents
 from certflow.issue.agents import IssueFlow
 from certflow.logs import logging_config
+from certflow.notify import agents as notify_agents
+from certflow.notify import views as notify_views
+from certflow.notify.agents import Notifier
 from certflow.reference import agents as reference_agents
 from certflow.reference.agents import ReferenceIngestion
 from certflow.reference.state import LearnerState
@@ -46,6 +50,7 @@ class Flows:
     registry: Registry
     issue: IssueFlow
     generate: GenerateFlow
+    notifier: Notifier
 
 
 class CertflowApp(FixedApp):
@@ -97,11 +102,13 @@ def create_app(settings: Settings) -> CertflowApp:
     settle = Settler(app, services.accounting, services.metrics)
     reference = reference_agents.register(app, services, settle)
     state = reference.state
-    records = registry_agents.register(app, services, settle)
+    notifier = notify_agents.register(app, services, settle, state)
+    records = registry_agents.register(app, services, settle, notifier)
     issue = issue_agents.register(app, services, settle, state)
-    generate = generate_agents.register(app, services, settle, state, records)
-    app.flows = Flows(settle, reference, state, records, issue, generate)
+    generate = generate_agents.register(app, services, settle, state, records, notifier)
+    app.flows = Flows(settle, reference, state, records, issue, generate, notifier)
     web_views.register(app)
     registry_views.register(app)
+    notify_views.register(app)
     liveness.register(app)
     return app

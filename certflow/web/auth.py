@@ -39,6 +39,8 @@ PUBLIC_ROUTES = frozenset({
     ("GET", "/certs/{id}"),
     ("GET", "/certs/{id}.{fmt}"),
     ("POST", "/verify"),
+    # Guarded by the signed, expiring token of the learner's email link.
+    ("GET", "/learners/{userId}"),
     ("GET", "/status/{list}"),
     ("GET", "/health"),
     ("GET", "/ready"),

@@ -7,6 +7,8 @@ import email
 import email.policy
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -83,6 +85,18 @@ def generate_event(batch: str, learners: list[dict[str, str]], base_path: str) -
     return orjson.dumps(event)
 
 
+def until_page(url: str, expected: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "text/html"}),
+                                    timeout=30) as response:
+            page = response.read().decode()
+        if expected in page:
+            return page
+        assert time.monotonic() < deadline, page
+        time.sleep(0.3)
+
+
 def test_learners_are_emailed_in_their_language_with_link_and_pdf(deployment, inbox) -> None:
     run = uuid.uuid4().hex[:8]
     hindi, english, silent = f"{run}-hi", f"{run}-en", f"{run}-none"
@@ -109,6 +123,13 @@ def test_learners_are_emailed_in_their_language_with_link_and_pdf(deployment, in
     text = mail.get_body(("plain",)).get_content()
     assert records[hindi]["verifyUrl"] in text
     assert f"/learners/{hindi}?token=" in text
+    # The learner's page: the signed link opens every certificate of the learner.
+    link = next(word for word in text.split() if f"/learners/{hindi}?token=" in word)
+    page = until_page(link, records[hindi]["id"])
+    assert "प्रिया शर्मा" in page and "Add to LinkedIn profile" in page
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link[:-3] + "AAA", timeout=30)
+    assert refused.value.code == 404
     [attachment] = list(mail.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_content().startswith(b"%PDF")
