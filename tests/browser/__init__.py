@@ -34,7 +34,7 @@ class Browser:
             raise RuntimeError("browser tests need node and npm on PATH")
         if not CHROMIUM.exists():
             raise RuntimeError(f"browser tests need Debian's chromium at {CHROMIUM} (make test installs it)")
-        if not (HERE / "node_modules" / "playwright-core").exists():
+        if not all((HERE / "node_modules" / package).exists() for package in ("playwright-core", "axe-core")):
             done = subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=600
             )
@@ -47,6 +47,21 @@ class Browser:
         done = subprocess.run(
             [self.node, str(HERE / "open_documents.mjs")],
             input=orjson.dumps({"urls": urls, "unprotected": unprotected}),
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the browser run failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
+        reports: list[dict[str, Any]] = orjson.loads(done.stdout)
+        return reports
+
+    def pages(self, pages: list[dict[str, Any]], *, timeout: float = 180.0) -> list[dict[str, Any]]:
+        """One report per page (see ``pages.mjs``): what a person sees, an axe-core
+        scan when ``axe`` is set, a screenshot when ``screenshot`` names a file."""
+        done = subprocess.run(
+            [self.node, str(HERE / "pages.mjs")],
+            input=orjson.dumps({"pages": pages}),
             capture_output=True,
             timeout=timeout,
             env={**os.environ, "CHROMIUM": str(CHROMIUM)},
