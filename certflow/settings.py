@@ -53,6 +53,9 @@ class TopicNames:
         #: Internal: bits to set in a status list (key status list id, so one worker
         #: owns each list).
         self.status_updates = name("certflow.status.updates")
+        #: Internal: the access-code index (key: the normalised access code, so one
+        #: worker owns each code's list of certificates, for ``GET /verify``).
+        self.access_codes = name("certflow.access.codes")
         #: Emails to send to learners about their certificates (key userId: the
         #: learner tables' partitioning, so the notifier holds the learner's profile).
         self.notifications = name("certificate.notifications")

@@ -37,12 +37,16 @@ from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import decode_json_object
 from certflow.events.settle import Settler
 from certflow.notify.agents import Notifier
+from certflow.pages.access import normalise_code
 from certflow.reference.state import keyed_table
 from certflow.registry.status import StatusSlot, status_list_id, status_list_url
 from certflow.services import CertflowServices
 from certflow.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Most certificates kept under one access code (``GET /verify`` reads them all).
+MAX_PER_ACCESS_CODE = 64
 
 
 class RevocationOrigin(StrEnum):
@@ -129,6 +133,10 @@ class Registry:
         self.status_lists = keyed_table(
             app, settings, "status_lists", "status list id → revoked indices, ascending"
         )
+        self.access_code_updates = app.topic(topics.access_codes)
+        self.access_codes = keyed_table(
+            app, settings, "access_codes", "access code → [{id, recipient name, …}], newest last"
+        )
 
     def status_slot(self, message: Message) -> StatusSlot:
         """The status list entry of a certificate made from ``message``."""
@@ -207,9 +215,41 @@ class Registry:
             elif expected is not None:
                 revocation = {name: value for name, value in revocation.items() if name != "certifies"}
         self.certificates[key] = {"record": record, "revocation": revocation}
+        if stored.get("record") is None:
+            await self._send_access_code(record)
         if revocation is not None and stored.get("record") is None:
             await self._send_status_bit(record)
         return Outcome.SUCCESS
+
+    async def _send_access_code(self, record: dict[str, Any]) -> None:
+        """Index the certificate under its printed access code (on the code's owner)."""
+        code = normalise_code(str(record.get("accessCode") or ""))
+        if not code:
+            return
+        entry = {
+            "id": record["id"],
+            "accessCode": code,
+            "recipient": {"name": record["recipient"]["name"]},
+            "certificateName": record["certificateName"],
+            "issuedDate": record["issuedDate"],
+        }
+        await self.access_code_updates.send(key=code.encode(), value=orjson.dumps(entry))
+
+    async def index_access_code(self, event: EventT) -> None:
+        await self.accounted(event, self._index_access_code)
+
+    async def _index_access_code(self, entry: dict[str, Any]) -> Outcome:
+        key = str(entry["accessCode"]).encode()
+        entries = list(self.access_codes.get(key) or [])
+        if any(known["id"] == entry["id"] for known in entries):
+            return Outcome.SKIPPED
+        # Bounded: codes repeat about once per 10 million certificates; a code held by
+        # more than MAX_PER_ACCESS_CODE certificates keeps its newest.
+        self.access_codes[key] = [*entries, entry][-MAX_PER_ACCESS_CODE:]
+        return Outcome.SUCCESS
+
+    def access_code_entries(self, code: str) -> list[dict[str, Any]]:
+        return list(self.access_codes.get(normalise_code(code).encode()) or [])
 
     async def _revoke(self, request: dict[str, Any]) -> Outcome:
         certificate_id = request["certificateId"]
@@ -289,8 +329,13 @@ def register(
         async for event in stream.events():
             await registry.set_status_bit(event)
 
+    async def index_access_codes(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await registry.index_access_code(event)
+
     topics = services.settings.topics
     app.agent(app.topic(topics.certificate_issued), name="certflow.registry.certificates")(store_certificates)
     app.agent(registry.revocation_requests, name="certflow.registry.revocations")(apply_revocations)
     app.agent(registry.status_updates, name="certflow.registry.status")(set_status_bits)
+    app.agent(registry.access_code_updates, name="certflow.registry.access_codes")(index_access_codes)
     return registry

@@ -10,6 +10,7 @@ page, a program gets JSON.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +25,22 @@ from certflow.credentials.verification import (
     verify_certificate,
 )
 from certflow.faust_fixes.routing import (
+    FORWARDED_HEADER,
+    forward,
     is_this_worker,
+    not_ready,
     owner_of,
     owner_route,
     read_at_most,
 )
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
-from certflow.pages import not_found_page, verification_page
+from certflow.pages import (
+    access_code_page,
+    match_access_code,
+    normalise_code,
+    not_found_page,
+    verification_page,
+)
 from certflow.registry.agents import RevocationOrigin
 from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url
 from certflow.render.images import inline_remote_images
@@ -48,6 +58,10 @@ MAX_PRESENTED_BYTES = 256 * 1024
 #: An admin's revocation body: a reason, nothing more.
 MAX_REVOCATION_BYTES = 16 * 1024
 CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
+#: A printed access code, normalised (``certflow.pages.access.normalise_code``).
+ACCESS_CODE = re.compile(r"[A-Z0-9]{6}")
+#: The access-code form's fields are cut to this many characters.
+MAX_FORM_CHARS = 200
 #: Every printable format of a certificate: file extension → media type. The route
 #: ``/certs/{id}.{fmt}`` and the links a certificate lists are derived from it.
 MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
@@ -148,7 +162,30 @@ class RevokeView(CertflowView):
 
 
 class VerifyView(CertflowView):
-    """Verify a presented credential: signature, status, validity period, issuer."""
+    """Verify a presented credential (POST), or a paper certificate by its access code (GET)."""
+
+    async def get(self, request: Request) -> Response:
+        """The access-code form; with ``code`` and ``who``, its answer, from the worker
+        that owns the code's index entry (at most MAX_PER_ACCESS_CODE candidates)."""
+        code = request.query.get("code", "")[:MAX_FORM_CHARS]
+        who = request.query.get("who", "")[:MAX_FORM_CHARS]
+        if not code and not who:
+            return self.html(access_code_page())
+        key = normalise_code(code)
+        if not ACCESS_CODE.fullmatch(key) or not who.strip():
+            page = access_code_page(code=code, name_or_short_id=who, error=(
+                "Enter the 6-character access code and the learner's name or the short id."))
+            return self.html(page, status=400)
+        registry = self.app.flows.registry
+        if not request.headers.get(FORWARDED_HEADER):
+            try:
+                owner = await owner_of(self.app, registry.access_codes, key.encode())
+            except KeyError:
+                return not_ready("partitions are being assigned")
+            if not is_this_worker(self.app, owner):
+                return await forward(self, request, owner)
+        matches = match_access_code(registry.access_code_entries(key), key, who)
+        return self.html(access_code_page(code=code, name_or_short_id=who, matches=list(matches)))
 
     async def post(self, request: Request) -> Response:
         raw = await read_at_most(request, MAX_PRESENTED_BYTES)

@@ -39,6 +39,7 @@ PUBLIC_ROUTES = frozenset({
     ("GET", "/certs/{id}"),
     ("GET", "/certs/{id}.{fmt}"),
     ("POST", "/verify"),
+    ("GET", "/verify"),
     # Guarded by the signed, expiring token of the learner's email link.
     ("GET", "/learners/{userId}"),
     ("GET", "/status/{list}"),

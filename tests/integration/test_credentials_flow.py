@@ -87,6 +87,20 @@ def until(check, timeout: float = 30.0):
         time.sleep(0.2)
 
 
+def first_of_each_learner(batch: str):
+    """A `collect` filter: one record per learner of ``batch`` (a certificate published
+    again, when a rebalance makes a worker redo an event, is the same record)."""
+    seen: set[str] = set()
+
+    def where(record: dict) -> bool:
+        if record["batchId"] != batch or record["recipient"]["id"] in seen:
+            return False
+        seen.add(record["recipient"]["id"])
+        return True
+
+    return where
+
+
 @pytest.fixture(scope="module")
 def issued(deployment: Deployment) -> dict:
     """Three learners' certificates, issued through the generate flow."""
@@ -95,7 +109,7 @@ def issued(deployment: Deployment) -> dict:
     names = [("vc-learner-1", "प्रिया शर्मा"), ("vc-learner-2", "முருகன் செல்வம்"), ("vc-learner-3", "محمد علی")]
     deployment.send(deployment.topics.generate_request,
                     [generate_event(batch, name, base_path=base_path) for name in names])
-    records = deployment.collect(deployment.topics.certificate_issued, 3, lambda r: r["batchId"] == batch)
+    records = deployment.collect(deployment.topics.certificate_issued, 3, first_of_each_learner(batch))
     # Every certificate is in the registry before the tests ask for it.
     for record in records:
         until(lambda: request(deployment.workers[0], f"/certs/{record['id']}")[0] == 200)
@@ -156,6 +170,29 @@ def test_the_qr_code_url_lands_on_a_human_readable_verification_page(deployment,
     status, body, kind = request(deployment.workers[0], "/certs/no-such-certificate")
     assert (status, kind.split(";")[0]) == (404, "application/json")
     assert orjson.loads(body)["error"]["code"] == "CERTIFICATE_NOT_FOUND"
+
+
+def test_a_paper_certificate_is_found_by_its_access_code(deployment, issued) -> None:
+    """GET /verify: the form, then the code with the learner's name or the short id."""
+    from urllib.parse import urlencode
+
+    record = issued["records"]["vc-learner-3"]
+    html = {"Accept": "text/html"}
+    status, form, kind = request(deployment.workers[0], "/verify", headers=html)
+    assert status == 200 and kind.startswith("text/html") and "Check a paper certificate" in form.decode()
+
+    def check(worker, who: str) -> str:
+        query = urlencode({"code": record["accessCode"].lower(), "who": who})
+        status, page, _ = request(worker, f"/verify?{query}", headers=html)
+        assert status == 200, page
+        return page.decode()
+
+    for worker in deployment.workers:  # whichever worker owns the code's index entry
+        until(lambda w=worker: "Found: this access code belongs to" in check(w, "محمد علی"))
+        assert f"certs/{record['id']}" in check(worker, record["id"][:8])
+        assert "No certificate matches" in check(worker, "Someone Else")
+    status, page, _ = request(deployment.workers[1], "/verify?code=%3Cx%3E&who=a", headers=html)
+    assert status == 400 and "<x>" not in page.decode()
 
 
 def test_the_pdf_has_a_text_layer_with_the_name_and_course(deployment, issued, tmp_path) -> None:
