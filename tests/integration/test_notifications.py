@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -20,6 +23,7 @@ from aiosmtpd.controller import Controller
 from certflow.broker import free_port
 from certflow.notify.compose import MESSAGES
 from tests.integration.conftest import FIXTURES, Deployment
+from tests.integration.test_credentials_flow import first_of_each_learner
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +118,7 @@ def test_learners_are_emailed_in_their_language_with_link_and_pdf(deployment, in
         {"recipientId": silent, "recipientName": "No Address"},
     ], base_path)])
     records = {r["recipient"]["id"]: r for r in deployment.collect(
-        deployment.topics.certificate_issued, 3, lambda r: r["batchId"] == f"b-{run}")}
+        deployment.topics.certificate_issued, 3, first_of_each_learner(f"b-{run}"))}
 
     mail = inbox.to(f"{hindi}@example.org")
     assert mail["Subject"] == MESSAGES["hi"]["subject.issued"].format(
@@ -163,3 +167,28 @@ def test_a_refused_email_is_dead_lettered_with_the_servers_answer(deployment, in
     assert failed["errorCode"] == "NOTIFICATION_FAILED" and failed["stage"] == "notify"
     assert "550" in failed["errorMessage"], failed["errorMessage"]
     assert orjson.loads(failed["payload"])["email"] == f"refused-{run}@example.org"
+
+
+def test_certflow_issue_certifies_a_roster_and_its_learners_are_emailed(deployment, inbox, tmp_path) -> None:
+    run = uuid.uuid4().hex[:8]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "name,id,email\n"
+        f"Lakshmi Iyer,{run}-r1,{run}-r1@example.org\n"
+        f"अमित कुमार,{run}-r2,\n"
+        f"Bad Address,{run}-r3,not-an-address\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, **deployment.settings}
+    done = subprocess.run(
+        [sys.executable, "-m", "certflow", "issue", str(roster), "--template", "course-completion.svg",
+         "--course-name", "Algebra I", "--batch", f"roster-{run}", "--issuer-name", "NCERT",
+         "--issuer-url", "https://ncert.nic.in/"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == 1, done.stderr  # one line rejected
+    assert "line 4:" in done.stderr and "2 accepted, 1 rejected; sent 2" in done.stderr
+    records = deployment.collect(deployment.topics.certificate_issued, 2, first_of_each_learner(f"roster-{run}"))
+    assert sorted(r["recipient"]["id"] for r in records) == [f"{run}-r1", f"{run}-r2"]
+    mail = inbox.to(f"{run}-r1@example.org")
+    assert "Algebra I" in mail.get_body(("plain",)).get_content()
