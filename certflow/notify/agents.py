@@ -5,7 +5,8 @@ publish a :class:`NotificationRequest` on ``certificate.notifications``, keyed b
 learner id. That topic has the learner tables' partition count, so the worker that
 reads a learner's notifications holds the learner's profile: the address and the
 language come from the request (the generate event's ``recipientEmail``) or, when it
-has none, from the profile (``email``, ``language``).
+has none, from the profile (``email``, ``language``), or else the address an earlier
+generate event gave (the ``notify_contacts`` table: a revocation names no address).
 
 Each notification ends as one of: ``sent`` (counted as success), ``skipped`` (no
 address, no SMTP server: counted as skipped, the reason logged), or ``failed`` (the
@@ -32,7 +33,7 @@ from certflow.events.settle import Settler
 from certflow.notify.links import derive_link_secret, learner_link
 from certflow.notify.models import NotificationKind, NotificationRequest, notification_for
 from certflow.notify.smtp import SmtpConfig, SmtpSender
-from certflow.reference.state import LearnerState
+from certflow.reference.state import LearnerState, keyed_table
 from certflow.render.images import inline_remote_images
 from certflow.services import CertflowServices
 
@@ -77,6 +78,9 @@ class Notifier:
         self.state = state
         self.topic = app.topic(settings.topics.notifications, partitions=settings.partitions)
         self.sender = SmtpSender(SmtpConfig.from_settings(settings))
+        #: The address a generate event gave for a learner without one in their
+        #: profile, so that a later revocation reaches them too.
+        self.contacts = keyed_table(app, settings, "notify_contacts", "userId → email from a generate event")
 
     async def publish(
         self,
@@ -106,7 +110,11 @@ class Notifier:
     def _complete(self, request: NotificationRequest) -> NotificationRequest:
         """The address and language from the learner's profile where the request has
         none, and the learner's page link."""
-        email, language = profile_contact(self.state.learners.get(request.learnerId.encode()))
+        key = request.learnerId.encode()
+        email, language = profile_contact(self.state.learners.get(key))
+        if request.email and request.email != self.contacts.get(key):
+            self.contacts[key] = request.email
+        email = email or self.contacts.get(key) or ""
         secret = derive_link_secret(self.services.keys.current.private_key_multibase,
                                     self.settings.learner_link_secret)
         expires = datetime.now(UTC) + timedelta(days=self.settings.learner_link_days)

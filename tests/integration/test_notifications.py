@@ -27,6 +27,8 @@ from tests.integration.test_credentials_flow import first_of_each_learner
 
 pytestmark = pytest.mark.integration
 
+ADMIN_TOKEN = "notify-admin-token"
+
 
 class Inbox:
     """An aiosmtpd handler keeping every message it is given."""
@@ -76,6 +78,7 @@ def deployment(broker, inbox, tmp_path_factory) -> Iterator[Deployment]:
         "CERTFLOW_SMTP_FROM": "Certificates <certs@example.org>",
         "CERTFLOW_SMTP_STARTTLS": "false",
         "CERTFLOW_NOTIFY_ATTACH_PDF": "true",
+        "CERTFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
     })
     running.start_worker(CERTFLOW_WEB_PORT=str(public_port))
     yield running
@@ -143,6 +146,23 @@ def test_learners_are_emailed_in_their_language_with_link_and_pdf(deployment, in
         name="Asha Rao", certificate=records[english]["certificateName"],
         course=records[english]["course"]["name"], issuer="", date="", reason="")
     assert records[english]["verifyUrl"] in mail.get_body(("plain",)).get_content()
+
+    # An administrator's revocation is emailed too, with its reason.
+    revoke = urllib.request.Request(
+        f"{deployment.workers[0].web_url}/certs/{records[english]['id']}/revoke", method="POST",
+        data=b'{"reason": "issued to the wrong batch"}',
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(revoke, timeout=30) as answer:
+        assert answer.status == 202
+    subject = MESSAGES["en"]["subject.revoked"].format(
+        name="Asha Rao", certificate=records[english]["certificateName"],
+        course=records[english]["course"]["name"], issuer="", date="", reason="")
+    deadline = time.monotonic() + 60
+    while not any(m["Subject"] == subject for m in list(inbox.messages)):
+        assert time.monotonic() < deadline, "no revocation email"
+        time.sleep(0.2)
+    revoked = next(m for m in list(inbox.messages) if m["Subject"] == subject)
+    assert "issued to the wrong batch" in revoked.get_body(("plain",)).get_content()
 
     # No address: nothing sent, counted as skipped with its reason.
     def skipped() -> bool:
