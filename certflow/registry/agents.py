@@ -84,7 +84,7 @@ def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes:
         # it in a partition that does not hold the certificate.
         raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, "a revocation must be keyed by its certificateId")
     try:
-        origin = RevocationOrigin(request.get("origin"))
+        origin = RevocationOrigin(str(request.get("origin")))
     except ValueError:
         raise CertflowError(
             ErrorCode.INVALID_PARAM_VALUE,
