@@ -9,6 +9,8 @@ written to ``.certflow/chaos-report.json`` for the record.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -40,6 +42,18 @@ def load_batch(deployment: Deployment, learners: int) -> list[str]:
     )
     deployment.wait_for_reference()
     return ids
+
+
+def shared_signing_keys(workdir: Path) -> dict[str, str]:
+    """One signing key file for all workers of a deployment, as production has.
+
+    Without it each worker makes its own development key, and a certificate made
+    again by another worker after a crash (at-least-once) carries another signature:
+    a redelivered copy that differs, which the tests count as a defect."""
+    path = workdir / "signing-keys.json"
+    subprocess.run([sys.executable, "-m", "certflow", "keys", "generate", "--file", str(path)],
+                   check=True, capture_output=True)
+    return {"CERTFLOW_SIGNING_KEYS_FILE": str(path)}
 
 
 def issue_requests(ids: list[str], chunk: int) -> list[bytes]:
@@ -185,6 +199,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_doubles_nothing(tmp_path: 
     worker SIGKILLed, a replacement started."""
     with LocalBroker(tmp_path / "broker", nodes=3) as broker:
         deployment = Deployment(broker, tmp_path, {
+            **shared_signing_keys(tmp_path),
             "CERTFLOW_LOG_LEVEL": "warn",
             "CERTFLOW_SESSION_TIMEOUT_SECONDS": "6",
             "CERTFLOW_HEARTBEAT_INTERVAL_SECONDS": "1",
@@ -246,7 +261,7 @@ def test_workers_reconnect_after_a_broker_restart_and_finish(tmp_path: Path) -> 
     and every eligible learner gets exactly one certificate."""
     broker = LocalBroker(tmp_path / "broker")
     broker.start()
-    deployment = Deployment(broker, tmp_path, {"CERTFLOW_LOG_LEVEL": "warn"})
+    deployment = Deployment(broker, tmp_path, {**shared_signing_keys(tmp_path), "CERTFLOW_LOG_LEVEL": "warn"})
     try:
         deployment.start_worker()
         deployment.start_worker()
@@ -280,6 +295,7 @@ def test_a_broker_node_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
     with LocalBroker(tmp_path / "broker", nodes=3) as broker:
         assert broker.cluster is not None
         deployment = Deployment(broker, tmp_path, {
+            **shared_signing_keys(tmp_path),
             "CERTFLOW_LOG_LEVEL": "warn",
             "CERTFLOW_SESSION_TIMEOUT_SECONDS": "10",
             "CERTFLOW_HEARTBEAT_INTERVAL_SECONDS": "1",
