@@ -167,6 +167,14 @@ class LocalBroker:
             return [node.pid for node in self.cluster.nodes if node.pid is not None]
         return [self.process.pid] if self.process is not None and self.process.process is not None else []
 
+    def kill_leader(self, topic: str, partition: int = 0) -> int:
+        """SIGKILL the Kafka node leading ``topic``'s ``partition``; returns its id
+        (``cluster.restart_node(id)`` starts it again with its data)."""
+        assert self.cluster is not None, "only a Kafka cluster has nodes"
+        leader = self.cluster.leader_of(topic, partition)
+        self.cluster.kill_node(leader)
+        return leader
+
     def start(self) -> None:
         if self.cluster is not None:
             try:
