@@ -8,6 +8,7 @@ machine is touched. Everything listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -75,10 +76,8 @@ class LocalProcess:
 
     def _signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def stop(self, *, grace: float = 15.0) -> int | None:
         """SIGTERM, wait ``grace`` seconds, then SIGKILL. Returns the exit code."""
@@ -92,10 +91,8 @@ class LocalProcess:
                 self._signal(signal.SIGKILL)
                 self.process.wait(5)
         # Anything the process left in its group (a launcher's child) goes with it.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return self.process.returncode
 
     def kill(self) -> None:
