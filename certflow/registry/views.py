@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.web import Request, Response
 
+from certflow.credentials.rdfc import add_rdfc_proof
 from certflow.credentials.status_list import StatusList, status_list_credential
 from certflow.credentials.trust import TrustPolicy
 from certflow.credentials.verification import (
@@ -68,7 +69,7 @@ class CertificateView(CertflowView):
             "status": "revoked" if stored.get("revocation") else "active",
             "revocation": stored.get("revocation"),
             "verification": result.as_dict(),
-            "credential": record["certificate"],
+            "credential": _with_rdfc_proof(self.app, record["certificate"]),
             "links": {fmt: f"{_base(record)}/{id}.{fmt}" for fmt in MEDIA_TYPES},
         }
         if "text/html" in request.headers.get("Accept", ""):
@@ -243,6 +244,16 @@ async def _revoked(app: CertflowApp, entry: Any) -> bool | None:
     except Exception as exc:  # noqa: BLE001 - an unreachable or odd owner means "unknown"
         log.warning("status list %s could not be read from %s: %r", list_id, owner, exc)
         return None
+
+
+def _with_rdfc_proof(app: CertflowApp, credential: dict[str, Any]) -> dict[str, Any]:
+    """The credential with an eddsa-rdfc-2022 proof beside its JCS one (a proof set the
+    DCC's verifier and wallets accept); cached, so a page view signs at most once."""
+    try:
+        return add_rdfc_proof(credential, app.services.keys.current)
+    except ValueError as exc:  # UnsafeJsonLd: terms RDFC would leave unsigned
+        log.warning("no RDFC proof for %s: %s", credential.get("id"), exc)
+        return credential
 
 
 def _base(record: dict[str, Any]) -> str:
