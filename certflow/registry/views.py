@@ -86,6 +86,9 @@ class CertificateFileView(CertflowView):
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+        if "svg" not in stored["record"]:
+            # A credential issued through the VC-API has no printable certificate.
+            return error_response(404, "NOT_PRINTABLE", f"certificate {id} has no printable form")
         # Remote images (signatures, logos) are inlined for every format: the SVG's
         # Content-Security-Policy lets a browser load images from data: only, and
         # the renderer must not fetch anything itself.

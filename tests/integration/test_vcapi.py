@@ -207,6 +207,7 @@ def test_issue_adds_a_status_entry_and_keeps_the_subject(service: Service) -> No
     assert credential["proof"]["cryptosuite"] == "eddsa-jcs-2022"
     stored = wait_stored(service, registry_id)
     assert stored["status"] == "active" and stored["verification"]["verified"], stored
+    assert service.call("GET", f"/certs/{registry_id}.svg")[0] == 404
     # The exported copy carries a proof set: JCS and RDFC.
     suites = {proof["cryptosuite"] for proof in stored["credential"]["proof"]}
     assert suites == {"eddsa-jcs-2022", "eddsa-rdfc-2022"}
@@ -309,6 +310,7 @@ def test_a_wallet_claims_a_credential_once_and_both_verifiers_accept_it(service:
     credential, registry_id = issue(service)
     wait_stored(service, registry_id)
     assert service.call("POST", f"/certs/{registry_id}/exchanges", {})[0] == 401
+    assert service.call("POST", f"/certs/{registry_id}/exchanges?token=1.forged", {})[0] == 401
     status, offer, _ = service.call("POST", f"/certs/{registry_id}/exchanges", {}, token=ADMIN_TOKEN)
     assert status == 201, offer
     assert offer["exchangeUrl"].startswith(f"{service.url}/exchanges/{registry_id}.")
