@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ from certflow.broker import free_port
 from certflow.credentials.contexts import OB_V3_CONTEXT
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.credentials.proof import AUTHENTICATION, sign
+from certflow.kafka import produce
+from certflow.notify.links import derive_link_secret, learner_token
+from certflow.settings import TopicNames
 from tests.integration.conftest import Deployment
 
 pytestmark = pytest.mark.integration
@@ -146,6 +150,7 @@ def start_deployment(broker, workdir: Path, **settings: str) -> tuple[Deployment
     proxy = TlsProxy(proxy_port, worker.web_port, cert, key)
     proxy.start()
     did = KeyRing.load(workdir / "signing-keys.json").current.did
+    (workdir / "topic-prefix").write_text(json.dumps(deployment.settings["CERTFLOW_TOPIC_PREFIX"]))
     return deployment, proxy, Service(public_url, cert, did)
 
 
@@ -352,3 +357,34 @@ def test_without_the_issuer_token_setting_the_route_does_not_exist(broker, tmp_p
     finally:
         proxy.stop()
         deployment.stop()
+
+
+def test_a_learner_makes_an_exchange_for_their_own_certificate_with_their_link_token(
+    service: Service, broker, tmp_path_factory
+) -> None:
+    # A certificate as the generate flow records it (only what the registry and the
+    # exchange read): the learner's id, and the credential.
+    ring_path = Path(service.cafile).parent / "signing-keys.json"
+    key = KeyRing.load(ring_path).current
+    status, body, _ = service.call("POST", "/credentials/issue", {"credential": badge(service.did)},
+                                   token=ISSUER_TOKEN)
+    assert status == 201, body
+    certificate_id = str(uuid.uuid4())
+    record = {"id": certificate_id, "recipient": {"id": "learner-7", "name": "Asha"},
+              "certificate": body["verifiableCredential"], "verifyUrl": f"{service.url}/certs/{certificate_id}"}
+    topics = TopicNames(json.loads((Path(service.cafile).parent / "topic-prefix").read_text()))
+    asyncio.run(produce(broker.url, topics.certificate_issued,
+                        [(certificate_id.encode(), json.dumps(record).encode())]))
+    wait_stored(service, certificate_id)
+    secret = derive_link_secret(key.private_key_multibase)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    path = f"/certs/{certificate_id}/exchanges?token="
+
+    status, _, _ = service.call("POST", path + learner_token("learner-8", secret, expires), {})
+    assert status == 401
+    status, _, _ = service.call("POST", path + learner_token("learner-7", secret, dt.datetime(2020, 1, 1, tzinfo=dt.UTC)), {})
+    assert status == 401
+    status, answer, _ = service.call("POST", path + learner_token("learner-7", secret, expires), {})
+    assert status == 201, answer
+    status, answer, _ = service.call("POST", "/exchanges/" + answer["exchangeId"], {})
+    assert status == 200 and answer["verifiablePresentationRequest"]["domain"] == "127.0.0.1", answer
