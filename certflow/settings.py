@@ -53,6 +53,9 @@ class TopicNames:
         #: Internal: bits to set in a status list (key status list id, so one worker
         #: owns each list).
         self.status_updates = name("certflow.status.updates")
+        #: Internal: credentials issued through the VC-API (key: their registry id),
+        #: and the status-slot reservations made before signing them.
+        self.vcapi_issued = name("certflow.vcapi.issued")
         #: Reference data: course batches with their templates (key batchId).
         self.batches = name("certflow.batches")
         #: Reference data: Sunbird `user_enrolments` rows (key userId).
@@ -231,6 +234,12 @@ class Settings(BaseSettings):
         description="Bearer token for admin actions and per-learner data: revoking a "
         "certificate, `GET /learners/{userId}/decisions`; it is accepted by `/stats` and "
         "`/metrics` too. Empty: every such route is refused (401).",
+    )
+    issuer_api_token: str = Field(
+        "",
+        description="Bearer token of the VC-API's `POST /credentials/issue` (a trusted "
+        "system asking this deployment to sign credentials it composed). Empty (the "
+        "default): the route does not exist (404). The admin token does not open it.",
     )
     metrics_token: str = Field(
         "",

@@ -37,7 +37,7 @@ from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import decode_json_object
 from certflow.events.settle import Settler
 from certflow.reference.state import keyed_table
-from certflow.registry.status import StatusSlot, status_list_id, status_list_url
+from certflow.registry.status import STATUS_LIST_ID, StatusSlot, status_list_id, status_list_url
 from certflow.services import CertflowServices
 from certflow.settings import Settings
 
@@ -238,7 +238,11 @@ class Registry:
         status = record["certificate"].get("credentialStatus")
         if not status:
             return  # issued without a status entry: the registry's flag is the only record
-        list_id = status_list_id(status["statusListCredential"])
+        list_id = status_list_id(str(status.get("statusListCredential", "")))
+        if not STATUS_LIST_ID.fullmatch(list_id):
+            # A VC-API caller's own credentialStatus names a list this deployment
+            # does not publish: the registry's flag is the only record.
+            return
         await self.status_updates.send(
             key=list_id.encode(),
             value=orjson.dumps({"list": list_id, "index": int(status["statusListIndex"])}),
