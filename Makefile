@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: test lint demo apt java kafka clean
 
-test: apt kafka
+test: apt kafka lint
 	$(BIN)/pytest
 
 # ruff and mypy as configured in pyproject.toml: mypy is strict on the pure core

@@ -8,7 +8,8 @@ its services and registers every flow's agents, tables and views through their
 * ``notify`` (the notifier: email to learners, published by the flows below),
 * ``registry`` (certificates by id, revocations, status lists, and their views),
 * ``issue`` (who gets a certificate), then ``generate`` (making it),
-* the shared web views, and the watchdog.
+* the shared web views, the VC-API (``vcapi``: issue, verify, wallet exchanges),
+  and the watchdog.
 
 ``certflow worker`` and ``faust -A certflow.worker worker`` run such an app.
 """
@@ -37,6 +38,8 @@ from certflow.registry import views as registry_views
 from certflow.registry.agents import Registry
 from certflow.services import CertflowServices
 from certflow.settings import Settings
+from certflow.vcapi import exchanges as vcapi_exchanges
+from certflow.vcapi import views as vcapi_views
 from certflow.web import views as web_views
 
 
@@ -110,5 +113,7 @@ def create_app(settings: Settings) -> CertflowApp:
     web_views.register(app)
     registry_views.register(app)
     notify_views.register(app)
+    vcapi_views.register(app)
+    vcapi_exchanges.register(app)
     liveness.register(app)
     return app

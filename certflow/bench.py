@@ -2,8 +2,8 @@
 
 1. The in-process ceiling: making certificates (template fill, QR code, credential,
    Ed25519 signature, the published record) in a loop on one core, no Kafka.
-2. End to end through a local Apache Kafka broker (one KRaft node, on the same cores): reference data for N learners, one issue
-   request for all of them, and the time until every certificate is on
+2. End to end through a local Apache Kafka broker (one KRaft node, on the same
+   cores): reference data for N learners, one issue request for all of them, and the time until every certificate is on
    ``certificate.issued``; with one worker, with two, and with two that each keep a
    standby copy of the other's tables. Certificates/s, latency
    from request to certificate (p50, p99), worker CPU seconds per certificate (from
@@ -37,11 +37,11 @@ from typing import Any
 import orjson
 
 from certflow.credentials.keys import KeyRing, SigningKey
+from certflow.events.models import parse_event
 from certflow.generate.factory import build_certificate_factory
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.kafka import ensure_topics, produce, read_topic
 from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
-from certflow.events.models import parse_event
-from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.settings import Settings, TopicNames
 from certflow.synthetic import issue_requests, load_batch
@@ -187,7 +187,7 @@ def end_to_end(
 
 def pdf_timings(worker: LocalWorker, broker_url: str, topics: TopicNames, samples: int) -> dict[str, float]:
     async def ids() -> list[str]:
-        return [orjson.loads(r.value)["id"]
+        return [orjson.loads(r.value or b"{}")["id"]
                 async for r in read_topic(broker_url, topics.certificate_issued, timeout=10, count=samples)]
 
     certificate_ids = asyncio.run(ids())

@@ -31,9 +31,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
 ENGINES = ("kafka", "noida")
@@ -119,7 +122,7 @@ def fetch_kafka(version: str | None = None, *, quiet: bool = True) -> Path:
             mvn, "-B", *(["-q"] if quiet else []), "-f", str(POM), f"-Dkafka.version={version}",
             "dependency:copy-dependencies", f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
         ]
-        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=quiet, text=True)
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=quiet, text=True, check=False)
         if result.returncode != 0:
             detail = (result.stdout or "")[-3000:] if quiet else ""
             raise RuntimeError(f"Maven could not fetch Apache Kafka {version}:\n{detail}")
@@ -411,7 +414,8 @@ class KafkaCluster:
             return
         _, staging = self._recording
         self._recording = None
-        if node.process is not None and (node.process.returncode or 0) >= 0 and staging.exists() and staging.stat().st_size:
+        exited_cleanly = node.process is not None and (node.process.returncode or 0) >= 0
+        if exited_cleanly and staging.exists() and staging.stat().st_size:
             staging.replace(self._class_archive())
         else:
             staging.unlink(missing_ok=True)
@@ -422,7 +426,9 @@ class KafkaCluster:
             node.process = subprocess.Popen(
                 self._java(node, KAFKA_MAIN, str(node.properties), options=self._sharing(node)),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                # The JVM is started before any thread of ours could hold a lock the
+                # child needs: the preexec_fn only calls prctl.
+                start_new_session=True, preexec_fn=_die_with_parent(),  # noqa: PLW1509
             )
         finally:
             log.close()
@@ -519,6 +525,26 @@ class KafkaCluster:
         return _run_async(_leader_of(self.bootstrap, topic, partition))
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send the child SIGTERM when the process that
+    started it dies, however it dies (SIGKILL included): no JVM outlives its
+    ``certflow broker`` or test run. None where ``prctl`` is not to be had."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_parent_death_signal() -> None:
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
+
+    return set_parent_death_signal
+
+
 def _heap_from_env() -> tuple[str, str] | None:
     """``CERTFLOW_KAFKA_HEAP=128m:512m`` (initial:maximum), or one size for both."""
     value = os.environ.get("CERTFLOW_KAFKA_HEAP")
@@ -536,7 +562,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _run_async(coroutine):  # type: ignore[no-untyped-def]
+def _run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` to completion from synchronous code, even inside a running loop."""
     try:
         asyncio.get_running_loop()
@@ -567,7 +593,9 @@ async def wait_for_brokers(bootstrap: str, node_ids: set[int], *, timeout: float
         finally:
             await client.close()
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Kafka brokers {sorted(node_ids)} not all up after {timeout:.0f}s (seen {sorted(seen)})")
+            raise TimeoutError(
+                f"Kafka brokers {sorted(node_ids)} not all up after {timeout:.0f}s (seen {sorted(seen)})"
+            )
         await asyncio.sleep(0.2)
 
 
@@ -588,7 +616,7 @@ async def _leader_of(bootstrap: str, topic: str, partition: int) -> int:
         await client.close()
 
 
-def _tp(topic: str, partition: int):  # type: ignore[no-untyped-def]
+def _tp(topic: str, partition: int) -> Any:
     from aiokafka import TopicPartition
 
     return TopicPartition(topic, partition)

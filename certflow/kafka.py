@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 def bootstrap_servers(broker_url: str) -> list[str]:
     """``kafka://a:9092;kafka://b:9092`` (Faust's form) → ``["a:9092", "b:9092"]``."""
     servers = []
-    for part in broker_url.replace(",", ";").split(";"):
-        part = part.strip()
+    for entry in broker_url.replace(",", ";").split(";"):
+        part = entry.strip()
         if part:
             servers.append(part.split("://", 1)[-1].rstrip("/"))
     return servers
@@ -192,7 +192,7 @@ async def read_topic(
     timeout: float,
     count: int | None = None,
     committed_only: bool = False,
-) -> AsyncIterator[Consumed]:
+) -> AsyncGenerator[Consumed, None]:
     """Every record of ``topic`` from the beginning, until ``count`` or ``timeout`` idle seconds.
 
     Reads without a consumer group (manual assignment), so tailing never disturbs

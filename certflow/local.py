@@ -8,6 +8,7 @@ machine is touched. Everything listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -75,10 +76,8 @@ class LocalProcess:
 
     def _signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def stop(self, *, grace: float = 15.0) -> int | None:
         """SIGTERM, wait ``grace`` seconds, then SIGKILL. Returns the exit code."""
@@ -92,10 +91,8 @@ class LocalProcess:
                 self._signal(signal.SIGKILL)
                 self.process.wait(5)
         # Anything the process left in its group (a launcher's child) goes with it.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return self.process.returncode
 
     def kill(self) -> None:
@@ -166,6 +163,14 @@ class LocalBroker:
         if self.cluster is not None:
             return [node.pid for node in self.cluster.nodes if node.pid is not None]
         return [self.process.pid] if self.process is not None and self.process.process is not None else []
+
+    def kill_leader(self, topic: str, partition: int = 0) -> int:
+        """SIGKILL the Kafka node leading ``topic``'s ``partition``; returns its id
+        (``cluster.restart_node(id)`` starts it again with its data)."""
+        assert self.cluster is not None, "only a Kafka cluster has nodes"
+        leader = self.cluster.leader_of(topic, partition)
+        self.cluster.kill_node(leader)
+        return leader
 
     def start(self) -> None:
         if self.cluster is not None:

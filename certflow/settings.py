@@ -61,6 +61,9 @@ class TopicNames:
         self.notifications = name("certificate.notifications")
         #: Notifications that could not be sent, with the original payload and the error.
         self.notifications_failed = name("certificate.notifications.failed")
+        #: Internal: credentials issued through the VC-API (key: their registry id),
+        #: and the status-slot reservations made before signing them.
+        self.vcapi_issued = name("certflow.vcapi.issued")
         #: Reference data: course batches with their templates (key batchId).
         self.batches = name("certflow.batches")
         #: Reference data: Sunbird `user_enrolments` rows (key userId).
@@ -239,6 +242,12 @@ class Settings(BaseSettings):
         description="Bearer token for admin actions and per-learner data: revoking a "
         "certificate, `GET /learners/{userId}/decisions`; it is accepted by `/stats` and "
         "`/metrics` too. Empty: every such route is refused (401).",
+    )
+    issuer_api_token: str = Field(
+        "",
+        description="Bearer token of the VC-API's `POST /credentials/issue` (a trusted "
+        "system asking this deployment to sign credentials it composed). Empty (the "
+        "default): the route does not exist (404). The admin token does not open it.",
     )
     metrics_token: str = Field(
         "",

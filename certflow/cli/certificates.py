@@ -6,6 +6,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -14,6 +15,13 @@ from certflow.cli.root import cli
 from certflow.errors import CertflowError
 from certflow.events.records import IssuedCertificate
 from certflow.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from certflow.credentials.keys import KeyRing
+    from certflow.credentials.status_list import StatusList
+    from certflow.credentials.trust import TrustPolicy
 
 
 @cli.command()
@@ -211,14 +219,14 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
         click.echo("warning: no issuer is trusted (no signing keys configured, no "
                    "CERTFLOW_TRUSTED_ISSUERS, no --trust): nothing can verify", err=True)
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, Any]:
         credential = _credential_in(await _load_source(source, settings))
         now = datetime.now(UTC)
         status_of = None
         if not no_status:
             lists, problems = await _status_lists(credential, settings, trust, now)
 
-            def status_of(entry: dict[str, object]) -> bool | None:
+            def status_of(entry: Mapping[str, Any]) -> bool | None:
                 url = entry.get("statusListCredential")
                 if isinstance(url, str) and url in problems:
                     raise LookupError(problems[url])
@@ -237,13 +245,13 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
         reason = exc.message if isinstance(exc, CertflowError) else str(exc)
         raise click.ClickException(f"cannot read {source}: {reason}") from None
     click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    for check in report["checks"]:  # type: ignore[union-attr]
+    for check in report["checks"]:
         mark = "ok " if check["ok"] else "FAIL"
         click.echo(f"{mark} {check['check']}: {check['reason']}", err=True)
     sys.exit(0 if report["verified"] else 1)
 
 
-def _deployment_keys(settings: Settings):  # type: ignore[no-untyped-def]
+def _deployment_keys(settings: Settings) -> KeyRing | None:
     """This deployment's key ring, read only (never created); None, with a warning, if none."""
     from certflow.credentials.keys import configured_key_ring, keys_file
 
@@ -307,8 +315,8 @@ def _credential_in(document: dict[str, object]) -> dict[str, object]:
 
 
 async def _status_lists(
-    credential: dict[str, object], settings: Settings, trust, now: datetime  # type: ignore[no-untyped-def]
-) -> tuple[dict[str, object], dict[str, str]]:
+    credential: dict[str, object], settings: Settings, trust: TrustPolicy, now: datetime
+) -> tuple[dict[str, StatusList], dict[str, str]]:
     """The credential's status lists, fetched safely and verified, and why any is not had.
 
     Fetched under ``FetchPolicy.for_status_lists`` (the credential chooses the URL),
@@ -325,7 +333,7 @@ async def _status_lists(
         entry["statusListCredential"] for entry in entries
         if isinstance(entry, dict) and isinstance(entry.get("statusListCredential"), str)
     ))
-    lists: dict[str, object] = {}
+    lists: dict[str, StatusList] = {}
     problems: dict[str, str] = {}
     async with SafeFetcher(FetchPolicy.for_status_lists(settings)) as fetcher:
         for url in urls:

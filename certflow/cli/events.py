@@ -138,7 +138,7 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
         if chunk:
             try:
                 # None values (tombstones) pass through produce as they are.
-                produced += asyncio.run(produce(settings.broker, topic, chunk))  # type: ignore[arg-type]
+                produced += asyncio.run(produce(settings.broker, topic, chunk))
             except Exception as exc:  # the broker's errors vary; the operator needs the count
                 raise click.ClickException(
                     f"producing to {topic} failed after {produced} row(s): {exc!r}"
@@ -162,7 +162,7 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
                 if len(chunk) >= chunk_rows:
                     flush()
         flush()
-        bar.update(bar.length - line)
+        bar.update((bar.length or line) - line)
 
     if dry_run:
         click.echo(f"dry run: would load {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)

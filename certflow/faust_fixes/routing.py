@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
+from aiohttp import web as aiohttp_web
+from faust.tables.manager import TableManager
 from faust.types import AppT, CollectionT
 from faust.web import Request, Response, View
 from yarl import URL
@@ -84,7 +86,9 @@ async def owner_of(app: AppT, table: CollectionT, key: bytes) -> URL:
 def tables_recovered(app: AppT) -> bool:
     """Whether this worker's tables hold what their changelogs say: not during a
     rebalance, nor while a partition it was given is being read back."""
-    return not app.rebalancing and app.tables.recovery.completed.is_set()
+    # Faust types ``app.tables`` as its abstract manager; the real one recovers.
+    tables = cast(TableManager, app.tables)
+    return not app.rebalancing and tables.recovery.completed.is_set()
 
 
 async def answer_here(handler: Handler, view: View, request: Request, **kwargs: Any) -> Response:
@@ -109,7 +113,7 @@ async def forward(view: View, request: Request, owner: URL, *, body_limit: int =
     """Ask ``owner`` the same question and pass its answer on, byte for byte."""
     headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
     headers[FORWARDED_HEADER] = "1"
-    url = owner.with_path(request.path).with_query(request.query)
+    url = owner.with_path(_aiohttp(request).path).with_query(request.query)
     # A body sent with a GET means nothing to the owner, and relaying it would let
     # any client make workers copy it around; a POST's (the admin's revocation) is
     # relayed up to its route's limit.
@@ -131,15 +135,21 @@ async def read_at_most(request: Request, limit: int) -> bytes | None:
     the worker hold more than ``limit`` bytes of it (``request.read()`` would buffer
     up to aiohttp's 1 MiB ``client_max_size`` and then fail with a text error).
     """
-    if (request.content_length or 0) > limit:
+    raw = _aiohttp(request)
+    if (raw.content_length or 0) > limit:
         return None
     chunks: list[bytes] = []
     received = 0
     while True:
-        chunk = await request.content.read(min(65_536, limit + 1 - received))
+        chunk = await raw.content.read(min(65_536, limit + 1 - received))
         if not chunk:
             return b"".join(chunks)
         received += len(chunk)
         if received > limit:
             return None
         chunks.append(chunk)
+
+
+def _aiohttp(request: Request) -> aiohttp_web.Request:
+    """The aiohttp request under Faust's abstract one (its only web driver)."""
+    return cast(aiohttp_web.Request, request)

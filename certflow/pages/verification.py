@@ -80,10 +80,7 @@ def _checks(checks: Sequence[Mapping[str, Any]]) -> str:
     for check in checks:
         name = str(check.get("check", ""))
         label = CHECK_LABELS.get(name, name)
-        if check.get("ok"):
-            mark = '<span class="pass">✓ Passed</span>'
-        else:
-            mark = '<span class="fail">✗ Failed</span>'
+        mark = '<span class="pass">✓ Passed</span>' if check.get("ok") else '<span class="fail">✗ Failed</span>'
         reason = check.get("reason") or ""
         detail = f" — {value(reason)}" if reason else ""
         items.append(f"<li>{mark}: {e(label)}{detail}</li>")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import EventT, TableT
 from pydantic import BaseModel, ValidationError
 
 from certflow.accounting import Outcome
@@ -48,7 +48,7 @@ class ReferenceIngestion:
         topics = settings.topics
         #: Topic → (the model its records must match, where they are stored, the table a
         #: tombstone deletes from: none for batches, which every BatchDirectory applies).
-        self.routes: dict[str, tuple[type[BaseModel], Store, faust.Table | None]] = {
+        self.routes: dict[str, tuple[type[BaseModel], Store, TableT | None]] = {
             topics.batches: (BatchRecord, _store_nothing, None),
             topics.enrolments: (EnrolmentRow, state.store_enrolment, state.enrolments),
             topics.scores: (ScoreRow, state.store_scores, state.scores),

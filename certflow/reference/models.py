@@ -103,7 +103,9 @@ class CertTemplate(ReferenceModel):
     @classmethod
     def _defaults_for_nulls(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            defaults = {"criteria": {}, "issuer": {}, "signatoryList": [], "additionalProps": {}}
+            defaults: dict[str, Any] = {
+                "criteria": {}, "issuer": {}, "signatoryList": [], "additionalProps": {},
+            }
             return {
                 **data,
                 **{key: value for key, value in defaults.items() if data.get(key) in (None, "")},

@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TableT
 
 from certflow.accounting import Accounting
 from certflow.events.records import Decision
@@ -41,7 +42,7 @@ DECISIONS_KEPT = 100
 PARTITION_FIELD = "_partition"
 
 
-def keyed_table(app: faust.App, settings: Settings, name: str, description: str) -> faust.Table:
+def keyed_table(app: faust.App, settings: Settings, name: str, description: str) -> TableT:
     """A table keyed by raw id bytes, with this deployment's partition count.
 
     (Faust picks a table's key codec from ``key_type``: ``bytes`` means raw; values
@@ -68,7 +69,7 @@ class LearnerState:
         self.batches = BatchDirectory(settings.broker, settings.topics.batches)
         app.add_dependency(self.batches)
 
-        def table(name: str, description: str) -> faust.Table:
+        def table(name: str, description: str) -> TableT:
             return keyed_table(app, settings, name, description)
 
         self.enrolments = table("enrolments", "userId → {courseId|batchId: enrolment row, _partition}")

@@ -39,7 +39,7 @@ from certflow.events.settle import Settler
 from certflow.notify.agents import Notifier
 from certflow.pages.access import normalise_code
 from certflow.reference.state import keyed_table
-from certflow.registry.status import StatusSlot, status_list_id, status_list_url
+from certflow.registry.status import STATUS_LIST_ID, StatusSlot, status_list_id, status_list_url
 from certflow.services import CertflowServices
 from certflow.settings import Settings
 
@@ -89,7 +89,7 @@ def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes:
         # it in a partition that does not hold the certificate.
         raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, "a revocation must be keyed by its certificateId")
     try:
-        origin = RevocationOrigin(request.get("origin"))
+        origin = RevocationOrigin(str(request.get("origin")))
     except ValueError:
         raise CertflowError(
             ErrorCode.INVALID_PARAM_VALUE,
@@ -229,9 +229,9 @@ class Registry:
         entry = {
             "id": record["id"],
             "accessCode": code,
-            "recipient": {"name": record["recipient"]["name"]},
-            "certificateName": record["certificateName"],
-            "issuedDate": record["issuedDate"],
+            "recipient": {"name": (record.get("recipient") or {}).get("name", "")},
+            "certificateName": record.get("certificateName", ""),
+            "issuedDate": record.get("issuedDate", ""),
         }
         await self.access_code_updates.send(key=code.encode(), value=orjson.dumps(entry))
 
@@ -278,7 +278,9 @@ class Registry:
         self.certificates[key] = stored
         if record is not None:
             await self._send_status_bit(record)
-            if self.notifier is not None and request["origin"] is RevocationOrigin.ADMIN:
+            # A VC-API credential has no learner record to email (no verify URL).
+            if self.notifier is not None and request["origin"] is RevocationOrigin.ADMIN \
+                    and record.get("verifyUrl") and (record.get("recipient") or {}).get("id"):
                 revocation = stored["revocation"]
                 await self.notifier.publish(record, "revoked", revoked_on=revocation["revokedAt"][:10],
                                             revocation_reason=revocation["reason"])
@@ -288,7 +290,11 @@ class Registry:
         status = record["certificate"].get("credentialStatus")
         if not status:
             return  # issued without a status entry: the registry's flag is the only record
-        list_id = status_list_id(status["statusListCredential"])
+        list_id = status_list_id(str(status.get("statusListCredential", "")))
+        if not STATUS_LIST_ID.fullmatch(list_id):
+            # A VC-API caller's own credentialStatus names a list this deployment
+            # does not publish: the registry's flag is the only record.
+            return
         await self.status_updates.send(
             key=list_id.encode(),
             value=orjson.dumps({"list": list_id, "index": int(status["statusListIndex"])}),

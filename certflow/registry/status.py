@@ -19,10 +19,13 @@ from certflow.settings import TopicNames
 #: recipients topic (the generate flow's fan-out), or generate requests made in place.
 RECIPIENTS_PREFIX = ""
 REQUESTS_PREFIX = "g"
+#: Prefix of the lists of credentials issued through the VC-API (``POST
+#: /credentials/issue``): ``a{partition}-{n}``, from the offset of a reservation on
+#: the ``certflow.vcapi.issued`` topic (:mod:`certflow.vcapi.views`).
+API_PREFIX = "a"
 #: What a status list id looks like (``/status/{list}`` refuses anything else).
-STATUS_LIST_ID = re.compile(
-    f"(?:{'|'.join(re.escape(prefix) for prefix in (RECIPIENTS_PREFIX, REQUESTS_PREFIX))})[0-9]+-[0-9]+"
-)
+_PREFIXES = (RECIPIENTS_PREFIX, REQUESTS_PREFIX, API_PREFIX)
+STATUS_LIST_ID = re.compile(f"(?:{'|'.join(re.escape(prefix) for prefix in _PREFIXES)})[0-9]+-[0-9]+")
 
 
 def status_list_url(public_url: str, list_id: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.web import Request, Response
 
+from certflow.credentials.rdfc import add_rdfc_proof
 from certflow.credentials.status_list import StatusList, status_list_credential
 from certflow.credentials.trust import TrustPolicy
 from certflow.credentials.verification import (
@@ -80,7 +81,7 @@ class CertificateView(CertflowView):
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
         record = stored["record"]
         result = await verify_stored(self.app, record["certificate"])
-        if browser:
+        if browser and "verifyUrl" in record:  # a VC-API credential has no page: its JSON
             page = verification_page(record, result.as_dict(), revocation=stored.get("revocation"))
             return self.html(page)
         body = {
@@ -88,7 +89,7 @@ class CertificateView(CertflowView):
             "status": "revoked" if stored.get("revocation") else "active",
             "revocation": stored.get("revocation"),
             "verification": result.as_dict(),
-            "credential": record["certificate"],
+            "credential": _with_rdfc_proof(self.app, record["certificate"]),
             "links": {fmt: f"{_base(record)}/{id}.{fmt}" for fmt in MEDIA_TYPES},
         }
         return self.json(body)
@@ -108,6 +109,9 @@ class CertificateFileView(CertflowView):
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+        if "svg" not in stored["record"]:
+            # A credential issued through the VC-API has no printable certificate.
+            return error_response(404, "NOT_PRINTABLE", f"certificate {id} has no printable form")
         # Remote images (signatures, logos) are inlined for every format: the SVG's
         # Content-Security-Policy lets a browser load images from data: only, and
         # the renderer must not fetch anything itself.
@@ -296,6 +300,16 @@ async def _revoked(app: CertflowApp, entry: Any) -> bool | None:
     except Exception as exc:  # noqa: BLE001 - an unreachable or odd owner means "unknown"
         log.warning("status list %s could not be read from %s: %r", list_id, owner, exc)
         return None
+
+
+def _with_rdfc_proof(app: CertflowApp, credential: dict[str, Any]) -> dict[str, Any]:
+    """The credential with an eddsa-rdfc-2022 proof beside its JCS one (a proof set the
+    DCC's verifier and wallets accept); cached, so a page view signs at most once."""
+    try:
+        return add_rdfc_proof(credential, app.services.keys.current)
+    except ValueError as exc:  # UnsafeJsonLd: terms RDFC would leave unsigned
+        log.warning("no RDFC proof for %s: %s", credential.get("id"), exc)
+        return credential
 
 
 def _base(record: dict[str, Any]) -> str:

@@ -11,6 +11,8 @@ describes the deployment, and needs ``Authorization: Bearer <token>``:
 * :attr:`Access.METRICS`: ``CERTFLOW_METRICS_TOKEN`` or the admin token. ``/stats``
   and ``/metrics`` (topic names, counts, table sizes), so that Prometheus can scrape
   with a token that can do nothing else.
+* :attr:`Access.ISSUER`: ``CERTFLOW_ISSUER_API_TOKEN`` (not the admin token): the
+  VC-API's ``POST /credentials/issue``, registered only when that token is set.
 
 Views use :func:`requires_token`, outermost, so a request is checked by the worker
 that receives it, before it is forwarded to the owner of its key (which checks it
@@ -45,6 +47,12 @@ PUBLIC_ROUTES = frozenset({
     ("GET", "/status/{list}"),
     ("GET", "/health"),
     ("GET", "/ready"),
+    # The VC-API's verifiers (certflow.vcapi.views), public like POST /verify.
+    ("POST", "/credentials/verify"),
+    ("POST", "/presentations/verify"),
+    # A wallet's exchange: the unguessable exchange id in the URL is the capability
+    # (made by POST /certs/{id}/exchanges, which needs a token; certflow.vcapi.exchanges).
+    ("POST", "/exchanges/{id}.{token}"),
 })
 
 #: Attribute set on a view method that :func:`requires_token` guards.
@@ -58,10 +66,14 @@ class Access(Enum):
 
     ADMIN = "admin"
     METRICS = "metrics"
+    #: ``CERTFLOW_ISSUER_API_TOKEN`` only: the VC-API's ``POST /credentials/issue``.
+    ISSUER = "issuer"
 
 
 def accepted_tokens(settings: Settings, access: Access) -> list[str]:
     """The configured tokens that grant ``access`` (never an empty one)."""
+    if access is Access.ISSUER:
+        return [settings.issuer_api_token] if settings.issuer_api_token else []
     tokens = [settings.admin_token]
     if access is Access.METRICS:
         tokens.append(settings.metrics_token)
@@ -95,7 +107,11 @@ def unauthorized(view: View, request: Request, access: Access) -> Response:
     challenge = 'Bearer realm="certflow"'
     if request.headers.get("Authorization"):
         challenge += ', error="invalid_token"'
-    needs = "the admin token" if access is Access.ADMIN else "the metrics or admin token"
+    needs = {
+        Access.ADMIN: "the admin token",
+        Access.METRICS: "the metrics or admin token",
+        Access.ISSUER: "the issuer API token",
+    }[access]
     return error_response(
         401,
         "UNAUTHORIZED",

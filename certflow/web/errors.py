@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import cast
 
 import orjson
 from aiohttp import web as aiohttp_web
+from faust.web import Response
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ _HTTP_CODES = {
 Handler = Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.StreamResponse]]
 
 
-def error_response(
+def json_error(
     status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
 ) -> aiohttp_web.Response:
     """The API's error answer: a machine-readable code and a sentence for people."""
@@ -39,6 +41,14 @@ def error_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+def error_response(
+    status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """:func:`json_error` for a view: Faust declares views to return its own
+    :class:`Response`, and its only web driver answers with aiohttp's, which this is."""
+    return cast(Response, json_error(status, code, message, headers=headers))
 
 
 @aiohttp_web.middleware
@@ -57,7 +67,7 @@ async def json_errors(request: aiohttp_web.Request, handler: Handler) -> aiohttp
             raise
         kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
-        return error_response(exc.status, code, exc.reason, headers=kept)
+        return json_error(exc.status, code, exc.reason, headers=kept)
     except Exception:
         log.exception("unexpected failure answering %s %s", request.method, request.path)
-        return error_response(500, "INTERNAL_ERROR", "the request could not be answered")
+        return json_error(500, "INTERNAL_ERROR", "the request could not be answered")

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web as aiohttp_web
 from faust import App
 
+from certflow.faust_fixes.web import middlewares
+
 #: Certificate files: documents a browser renders, with no active part allowed.
 DOCUMENT_POLICY = (
     "sandbox; default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; "
@@ -68,4 +70,4 @@ def register(app: App) -> None:
     put first of certflow's middlewares, so it runs outermost and also sees the JSON
     error answers.
     """
-    app.web.web_app.middlewares.insert(0, security_headers)
+    middlewares(app).insert(0, security_headers)

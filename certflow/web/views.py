@@ -16,7 +16,7 @@ from faust.web import Request, Response
 
 from certflow.faust_fixes.liveness import holds_membership
 from certflow.faust_fixes.routing import owner_route, tables_recovered
-from certflow.faust_fixes.web import hide_faust_pages
+from certflow.faust_fixes.web import hide_faust_pages, middlewares
 from certflow.web import headers
 from certflow.web.auth import Access, requires_token
 from certflow.web.base import CertflowView
@@ -113,8 +113,8 @@ def register(app: CertflowApp) -> None:
     Middlewares are added before the server starts (aiohttp freezes its list then):
     security headers outermost, so they are also on the JSON error answers.
     """
-    app.web.web_app.middlewares.append(hide_faust_pages)
-    app.web.web_app.middlewares.append(json_errors)
+    middlewares(app).append(hide_faust_pages)
+    middlewares(app).append(json_errors)
     headers.register(app)
     app.page("/health")(Health)
     app.page("/ready")(Ready)

@@ -9,6 +9,8 @@ written to ``.certflow/chaos-report.json`` for the record.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -40,6 +42,18 @@ def load_batch(deployment: Deployment, learners: int) -> list[str]:
     )
     deployment.wait_for_reference()
     return ids
+
+
+def shared_signing_keys(workdir: Path) -> dict[str, str]:
+    """One signing key file for all workers of a deployment, as production has.
+
+    Without it each worker makes its own development key, and a certificate made
+    again by another worker after a crash (at-least-once) carries another signature:
+    a redelivered copy that differs, which the tests count as a defect."""
+    path = workdir / "signing-keys.json"
+    subprocess.run([sys.executable, "-m", "certflow", "keys", "generate", "--file", str(path)],
+                   check=True, capture_output=True)
+    return {"CERTFLOW_SIGNING_KEYS_FILE": str(path)}
 
 
 def issue_requests(ids: list[str], chunk: int) -> list[bytes]:
@@ -74,11 +88,14 @@ def account(records: list[dict[str, Any]], ids: list[str]) -> dict[str, int]:
     copies: Counter[str] = Counter()
     first: dict[str, dict[str, Any]] = {}
     different = 0
+    differences: list[dict[str, Any]] = []
     for record in records:
         by_learner[record["recipient"]["id"]].add(record["id"])
         copies[record["id"]] += 1
         if record["id"] in first and first[record["id"]] != record:
             different += 1
+            if len(differences) < 3:
+                differences.append(difference(first[record["id"]], record))
         first.setdefault(record["id"], record)
     wanted = eligible_learners(ids)
     return {
@@ -88,10 +105,22 @@ def account(records: list[dict[str, Any]], ids: list[str]) -> dict[str, int]:
         "records": len(records),
         "redelivered": sum(n - 1 for n in copies.values()),
         "redelivered_different": different,
+        "redelivered_different_sample": differences,  # type: ignore[dict-item]
         "learners_with_several_ids": sum(1 for certs in by_learner.values() if len(certs) > 1),
         "lost": len(lost_learners(records, ids)),
         "issued_to_ineligible": len(set(by_learner) - wanted),
     }
+
+
+def difference(one: Any, other: Any, path: str = "") -> dict[str, Any]:
+    """Where two copies of a record differ: path → (first, second), values cut short."""
+    if isinstance(one, dict) and isinstance(other, dict):
+        found: dict[str, Any] = {}
+        for key in sorted(set(one) | set(other)):
+            if one.get(key) != other.get(key):
+                found.update(difference(one.get(key), other.get(key), f"{path}.{key}"))
+        return found
+    return {path or ".": [str(one)[:120], str(other)[:120]]}
 
 
 def eligible_learners(ids: list[str]) -> set[str]:
@@ -170,6 +199,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_doubles_nothing(tmp_path: 
     worker SIGKILLed, a replacement started."""
     with LocalBroker(tmp_path / "broker", nodes=3) as broker:
         deployment = Deployment(broker, tmp_path, {
+            **shared_signing_keys(tmp_path),
             "CERTFLOW_LOG_LEVEL": "warn",
             "CERTFLOW_SESSION_TIMEOUT_SECONDS": "6",
             "CERTFLOW_HEARTBEAT_INTERVAL_SECONDS": "1",
@@ -231,7 +261,7 @@ def test_workers_reconnect_after_a_broker_restart_and_finish(tmp_path: Path) -> 
     and every eligible learner gets exactly one certificate."""
     broker = LocalBroker(tmp_path / "broker")
     broker.start()
-    deployment = Deployment(broker, tmp_path, {"CERTFLOW_LOG_LEVEL": "warn"})
+    deployment = Deployment(broker, tmp_path, {**shared_signing_keys(tmp_path), "CERTFLOW_LOG_LEVEL": "warn"})
     try:
         deployment.start_worker()
         deployment.start_worker()
@@ -255,3 +285,44 @@ def test_workers_reconnect_after_a_broker_restart_and_finish(tmp_path: Path) -> 
     finally:
         deployment.stop()
         broker.stop()
+
+
+def test_a_broker_node_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    """Two workers on a three-node Kafka cluster; the node leading a partition of
+    ``certificate.issued`` is SIGKILLed mid-stream and started again later with its
+    data. Writes go on with two replicas of three in sync (acks=all,
+    min.insync.replicas 2); every eligible learner gets exactly one certificate."""
+    with LocalBroker(tmp_path / "broker", nodes=3) as broker:
+        assert broker.cluster is not None
+        deployment = Deployment(broker, tmp_path, {
+            **shared_signing_keys(tmp_path),
+            "CERTFLOW_LOG_LEVEL": "warn",
+            "CERTFLOW_SESSION_TIMEOUT_SECONDS": "10",
+            "CERTFLOW_HEARTBEAT_INTERVAL_SECONDS": "1",
+        })
+        try:
+            deployment.start_worker()
+            deployment.start_worker()
+            ids = load_batch(deployment, 2000)
+            deployment.send(deployment.topics.issue_request, issue_requests(ids, 200))
+
+            wait_for_certificates(deployment, 300, timeout=120)
+            victim = broker.cluster.leader_of(deployment.topics.certificate_issued, 0)
+            victim_pid = broker.cluster.node(victim).pid
+            broker.cluster.kill_node(victim)
+            wait_for_certificates(deployment, 900, timeout=180)
+            broker.cluster.restart_node(victim)
+
+            eligible_count = len(eligible_learners(ids))
+            records = wait_for_certificates(deployment, eligible_count, timeout=240)
+            counts = account(records, ids)
+            lost = trace_lost(deployment, lost_learners(records, ids))
+            save("broker_node_killed_kafka3", {"killed_node": victim, "killed_pid": victim_pid, **counts,
+                                               "lost_traces": lost})
+            if lost:
+                for worker in deployment.workers:
+                    print(f"--- {worker.log_path}\n{worker.log_tail(60)}")
+            assert all(worker.alive() for worker in deployment.workers)
+            assert_exactly_one_each(counts)
+        finally:
+            deployment.stop()

@@ -112,7 +112,8 @@ def issued(deployment: Deployment) -> dict:
     records = deployment.collect(deployment.topics.certificate_issued, 3, first_of_each_learner(batch))
     # Every certificate is in the registry before the tests ask for it.
     for record in records:
-        until(lambda: request(deployment.workers[0], f"/certs/{record['id']}")[0] == 200)
+        path = f"/certs/{record['id']}"
+        until(lambda path=path: request(deployment.workers[0], path)[0] == 200)
     return {"batch": batch, "base_path": base_path, "records": {r["recipient"]["id"]: r for r in records}}
 
 
@@ -221,7 +222,7 @@ def test_verify_accepts_a_presented_credential_and_explains_a_forged_one(deploym
     forged["credentialSubject"]["achievement"]["name"] = "Doctorate"
     result = orjson.loads(request(deployment.workers[1], "/verify", method="POST", body=orjson.dumps(forged))[1])
     assert not result["verified"]
-    assert [c["check"] for c in result["checks"] if not c["ok"]][0] == "signature"
+    assert next(c["check"] for c in result["checks"] if not c["ok"]) == "signature"
 
     too_big = request(deployment.workers[0], "/verify", method="POST", body=b"{" + b" " * 300_000 + b"}")
     assert too_big[0] == 413 and orjson.loads(too_big[1])["error"]["code"] == "TOO_LARGE"

@@ -11,7 +11,6 @@ import http.client
 import select
 import socket
 from collections.abc import Iterator
-
 from datetime import UTC, datetime
 
 import orjson

@@ -21,6 +21,11 @@ from pydantic import ValidationError
 
 from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import MAX_REPORTED_PROBLEMS, parse_event
+from certflow.events.records import (
+    MAX_ERROR_MESSAGE_CHARS,
+    EventSource,
+    FailedEvent,
+)
 from certflow.generate.models import (
     MAX_FORWARDED_BYTES,
     MAX_SPLIT_BYTES,
@@ -28,11 +33,6 @@ from certflow.generate.models import (
     validation_context,
 )
 from certflow.issue.models import IssueCertificateRequest
-from certflow.events.records import (
-    MAX_ERROR_MESSAGE_CHARS,
-    EventSource,
-    FailedEvent,
-)
 from certflow.reference.models import BatchRecord, EnrolmentRow, LearnerProfile
 from certflow.settings import Settings
 

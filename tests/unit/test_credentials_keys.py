@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from certflow.cli import cli
 from certflow.credentials.keys import (
-    SigningKeysMissing,
     KeyRing,
     SigningKey,
+    SigningKeysMissing,
     append_new_key,
     decode_multibase_base58btc,
     decode_public_key_multibase,
@@ -116,7 +116,7 @@ def test_a_configured_key_file_is_used_and_must_exist(tmp_path: Path) -> None:
     file_ring.save(tmp_path / "keys.json")
     chosen = KeyRing.from_settings(settings(tmp_path, signing_keys_file=tmp_path / "keys.json"))
     assert chosen.current.verification_method == file_ring.current.verification_method
-    with pytest.raises(SigningKeysMissing, match="missing.json does not exist"):
+    with pytest.raises(SigningKeysMissing, match=r"missing\.json does not exist"):
         KeyRing.from_settings(settings(tmp_path, signing_keys_file=tmp_path / "missing.json"))
 
 
@@ -138,7 +138,7 @@ def test_without_configuration_no_key_is_made_up_and_the_error_says_how(tmp_path
 def test_a_key_file_an_earlier_version_made_is_named_not_used(tmp_path: Path) -> None:
     KeyRing((SigningKey.generate(),)).save(tmp_path / "worker" / "signing-keys.json")
 
-    with pytest.raises(SigningKeysMissing, match="CERTFLOW_SIGNING_KEYS_FILE=.*worker/signing-keys.json"):
+    with pytest.raises(SigningKeysMissing, match=r"CERTFLOW_SIGNING_KEYS_FILE=.*worker/signing-keys\.json"):
         KeyRing.from_settings(settings(tmp_path))
 
 

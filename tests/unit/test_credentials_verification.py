@@ -237,9 +237,11 @@ def test_a_status_list_is_believed_only_from_the_credentials_trusted_issuer() ->
         "not a certificate": None,
         "another list": _status_list(KEY, url="https://certs.example.org/status/2"),
     }
-    for reason, published in cases.items():
-        if published is None:
-            published, reason = credential(), "an OpenBadgeCredential, not a BitstringStatusListCredential"
+    for case, listed in cases.items():
+        published, reason = (
+            (credential(), "an OpenBadgeCredential, not a BitstringStatusListCredential")
+            if listed is None else (listed, case)
+        )
         with pytest.raises(ValueError, match=reason):
             verified_status_list(published, url=STATUS_LIST, issuer=KEY.did, trust=trust, now=NOW)
     partner = SigningKey.generate()

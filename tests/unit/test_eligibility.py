@@ -8,17 +8,17 @@ from typing import Any
 import orjson
 import pytest
 
+from certflow.events.models import parse_event
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.issue.rules import (
     IssuedEntry,
-    already_issued,
     LearnerFacts,
     SkipReason,
+    already_issued,
     decide,
     generate_request,
     request_again,
 )
-from certflow.events.models import parse_event
-from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.reference.models import BatchRecord, CertTemplate, EnrolmentRow, LearnerProfile, ScoreRow
 
 COURSE, BATCH, USER = "do_11309999837886054415", "0131000245281587206", "user001"

@@ -36,10 +36,10 @@ from PIL import Image
 
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError, ErrorCode
-from certflow.generate.factory import build_certificate_factory
 from certflow.events.models import parse_event
-from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.events.records import MAX_PUBLISHED_BYTES
+from certflow.generate.factory import build_certificate_factory
+from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.images import MAX_IMAGE_PIXELS, image_data_uri, inline_remote_images
 from certflow.render.svg import MAX_CERTIFICATE_MARKUP_BYTES, SvgTemplate

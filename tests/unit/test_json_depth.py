@@ -14,10 +14,10 @@ import orjson
 import pytest
 
 from certflow.errors import CertflowError, ErrorCode
-from certflow.loading import ReferenceKind, RejectedRow, read_rows
 from certflow.events.models import decode_json_object, parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.issue.models import IssueCertificateRequest
+from certflow.loading import ReferenceKind, RejectedRow, read_rows
 from certflow.reference.models import BatchRecord
 
 #: The limit (``certflow.jsonlimits.MAX_JSON_DEPTH``); imported lazily by the tests
@@ -37,7 +37,8 @@ def with_deep_field(event: bytes, depth: int) -> bytes:
 
 
 def test_loads_bounded_accepts_the_limit_and_refuses_one_more() -> None:
-    from certflow.jsonlimits import MAX_JSON_DEPTH as LIMIT, JSONTooDeep, loads_bounded
+    from certflow.jsonlimits import MAX_JSON_DEPTH as LIMIT
+    from certflow.jsonlimits import JSONTooDeep, loads_bounded
 
     assert LIMIT == MAX_JSON_DEPTH
     assert loads_bounded(nested(MAX_JSON_DEPTH))["a"]["a"]

@@ -22,11 +22,11 @@ from lxml import etree
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from certflow.issue.rules import LearnerFacts, decide, generate_request
 from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import MAX_DISPLAY_CHARS, clean_text, parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.issue.models import IssueCertificateRequest
+from certflow.issue.rules import LearnerFacts, decide, generate_request
 from certflow.reference.models import (
     BatchRecord,
     CertTemplate,
@@ -165,7 +165,7 @@ reference_values = (
     | timestamps
     | st.dictionaries(st.text(max_size=6), shaped_like(TEMPLATE_KEYS), max_size=2)
     | st.dictionaries(st.sampled_from(["score:c1", "max_score:c1", "x"]), scalars, max_size=3)
-    | st.builds(lambda v: json.dumps(v), json_values)
+    | st.builds(json.dumps, json_values)
 )
 
 

@@ -149,7 +149,7 @@ def test_helpers():
     assert visual_order("Asha") == "Asha"
     assert visual_order("عائشہ") == "ہشئاع"
     assert visual_order("عائشہ 2026") == "2026 ہشئاع"
-    a, b, c, d, e, f = parse_transform("translate(10 20) scale(2)")
+    a, _b, _c, d, e, f = parse_transform("translate(10 20) scale(2)")
     assert (a, d, e, f) == (2, 2, 10, 20)
     a, b, _c, d, e, f = parse_transform("rotate(90 10 10)")
     assert abs(e - 20) < 1e-9 and abs(f - 0) < 1e-9 and abs(b - 1) < 1e-9

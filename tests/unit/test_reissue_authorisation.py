@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from certflow.issue.rules import IssuedEntry, authorise_reissue
 from certflow.errors import CertflowError, ErrorCode
+from certflow.issue.rules import IssuedEntry, authorise_reissue
 
 SLOT = "do_course|0140000000000000001"
 OTHER_SLOT = "do_course|0140000000000000002"

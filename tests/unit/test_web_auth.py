@@ -57,7 +57,7 @@ def client(server: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
 def test_the_routes_that_must_be_protected_are_all_registered() -> None:
     assert {("GET", "/learners/{userId}/decisions"), ("POST", "/certs/{id}/revoke"),
             *OPERATOR_ROUTES} <= set(PROTECTED)
-    assert PUBLIC_ROUTES <= set(ROUTES)
+    assert set(ROUTES) >= PUBLIC_ROUTES
 
 
 @in_module_loop
