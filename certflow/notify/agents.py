@@ -99,7 +99,7 @@ class Notifier:
             value[SVG_FIELD] = record["svg"]
         await self.topic.send(key=request.learnerId.encode(), value=orjson.dumps(value))
 
-    async def notify(self, event: EventT) -> None:
+    async def notify(self, event: EventT[bytes]) -> None:
         await self.settle.settle(
             event,
             lambda: self._notify(event.value or b""),

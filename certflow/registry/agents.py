@@ -269,19 +269,19 @@ class Registry:
                 ErrorCode.OLD_ID_MISMATCH,
                 f"certificate {certificate_id} does not certify what its re-issue replaces ({certifies})",
             )
-        stored["revocation"] = {
+        revocation = {
             "reason": request.get("reason") or "revoked",
             "replacedBy": request.get("replacedBy", ""),
             "revokedAt": request.get("requestedAt") or datetime.now(UTC).isoformat(),
             **({"certifies": certifies} if record is None and certifies is not None else {}),
         }
+        stored["revocation"] = revocation
         self.certificates[key] = stored
         if record is not None:
             await self._send_status_bit(record)
             # A VC-API credential has no learner record to email (no verify URL).
             if self.notifier is not None and request["origin"] is RevocationOrigin.ADMIN \
                     and record.get("verifyUrl") and (record.get("recipient") or {}).get("id"):
-                revocation = stored["revocation"]
                 await self.notifier.publish(record, "revoked", revoked_on=revocation["revokedAt"][:10],
                                             revocation_reason=revocation["reason"])
         return Outcome.SUCCESS

@@ -198,7 +198,7 @@ def test_a_presented_credential_that_is_not_one_object_is_a_400(port: int, body:
          "status-negative-index", "odd-subject"],
 )
 def test_a_garbage_credential_is_reported_unverified_not_a_crash(port: int, credential: dict) -> None:
-    status, headers, body = call(port, "POST", "/verify", body=orjson.dumps(credential))
+    status, _headers, body = call(port, "POST", "/verify", body=orjson.dumps(credential))
 
     assert status == 200, body[:300]
     result = orjson.loads(body)
@@ -328,7 +328,7 @@ def test_learners_data_and_operators_routes_need_a_token(port: int, path: str, a
 def test_the_metrics_token_reads_stats_and_metrics_but_not_learners(port: int) -> None:
     metrics = {"Authorization": f"Bearer {METRICS_TOKEN}"}
     assert call(port, "GET", "/stats", headers=metrics)[0] == 200
-    status, headers, body = call(port, "GET", "/metrics", headers=metrics)
+    status, _headers, body = call(port, "GET", "/metrics", headers=metrics)
     assert status == 200 and b"# TYPE" in body
     assert json_error(call(port, "GET", "/learners/learner-1/decisions", headers=metrics)) == (401, "UNAUTHORIZED")
     assert json_error(call(port, "POST", "/certs/x/revoke", headers=metrics)) == (401, "UNAUTHORIZED")

@@ -61,7 +61,7 @@ def test_the_routes_that_must_be_protected_are_all_registered() -> None:
 
 
 @in_module_loop
-@pytest.mark.parametrize("route", PROTECTED, ids=lambda route: " ".join(route))
+@pytest.mark.parametrize("route", PROTECTED, ids=" ".join)
 @pytest.mark.parametrize(
     "authorization",
     [None, "", "Bearer", "Bearer wrong", f"Basic {ADMIN}", ADMIN, f"Bearer {ADMIN}x", "Bearer \u00fc\u00df"],
@@ -91,7 +91,7 @@ async def test_a_head_request_is_guarded_as_its_get(client: TestClient, route: t
 
 
 @in_module_loop
-@pytest.mark.parametrize("route", PROTECTED, ids=lambda route: " ".join(route))
+@pytest.mark.parametrize("route", PROTECTED, ids=" ".join)
 async def test_the_admin_token_opens_every_protected_route(client: TestClient, route: tuple[str, str]) -> None:
     method, pattern = route
 
@@ -102,7 +102,7 @@ async def test_the_admin_token_opens_every_protected_route(client: TestClient, r
 
 
 @in_module_loop
-@pytest.mark.parametrize("route", PROTECTED, ids=lambda route: " ".join(route))
+@pytest.mark.parametrize("route", PROTECTED, ids=" ".join)
 async def test_the_metrics_token_opens_only_the_operators_routes(client: TestClient, route: tuple[str, str]) -> None:
     method, pattern = route
 
@@ -112,7 +112,7 @@ async def test_the_metrics_token_opens_only_the_operators_routes(client: TestCli
 
 
 @in_module_loop
-@pytest.mark.parametrize("route", sorted(PUBLIC_ROUTES), ids=lambda route: " ".join(route))
+@pytest.mark.parametrize("route", sorted(PUBLIC_ROUTES), ids=" ".join)
 async def test_certificate_verification_and_probes_stay_public(client: TestClient, route: tuple[str, str]) -> None:
     method, pattern = route
 
