@@ -10,6 +10,7 @@ its own owner, at most :data:`MAX_CERTIFICATES` of them.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response
@@ -62,7 +63,11 @@ class LearnerPageView(CertflowView):
             name = str(records[0]["recipient"]["name"])
         _, language = profile_contact(profile)
         lang = language if 2 <= len(language) <= 3 and language.isalpha() else None
-        return self.html(learner_page(name or userId, records, revocations=revocations, learner_lang=lang))
+        token = urllib.parse.quote(request.query.get("token", ""), safe="")
+        return self.html(learner_page(
+            name or userId, records, revocations=revocations, learner_lang=lang,
+            wallet_url_for=lambda record: f"/certs/{record['id']}/exchanges?token={token}",
+        ))
 
 
 async def certificate_of(app: CertflowApp, certificate_id: str) -> dict[str, Any] | None:

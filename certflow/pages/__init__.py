@@ -14,6 +14,7 @@ from certflow.pages.access import access_code_page, match_access_code, normalise
 from certflow.pages.layout import document, value
 from certflow.pages.learner import learner_page
 from certflow.pages.verification import CHECK_LABELS, not_found_page, verification_page
+from certflow.pages.wallet import wallet_offer_page
 
 __all__ = [
     "CHECK_LABELS",
@@ -25,4 +26,5 @@ __all__ = [
     "not_found_page",
     "value",
     "verification_page",
+    "wallet_offer_page",
 ]

@@ -22,7 +22,8 @@ def learner_page(
 ) -> str:
     """``records``: the learner's ``IssuedCertificate`` dicts (newest first is the
     caller's choice); ``revocations``: certificate id → the registry's revocation;
-    ``wallet_url_for``: the wallet exchange URL of a certificate, if any."""
+    ``wallet_url_for``: where "Add to wallet" posts to make a certificate's one-time
+    claim link (a form: making a claim link is not something a plain link may do)."""
     revocations = revocations or {}
     cards = []
     for record in records:
@@ -41,7 +42,8 @@ def learner_page(
             wallet = wallet_url_for(record) if wallet_url_for else None
             if wallet:
                 actions.append(
-                    f'<li><a href="{attr(wallet)}" rel="noopener noreferrer">Add to wallet</a></li>'
+                    f'<li><form method="post" action="{attr(wallet)}">'
+                    '<button type="submit">Add to wallet</button></form></li>'
                 )
         cards.append(
             "<li>"

@@ -55,7 +55,9 @@ from certflow.credentials.exchange import (
 )
 from certflow.faust_fixes.routing import owner_route
 from certflow.notify.links import derive_link_secret, verify_learner_token
+from certflow.pages import wallet_offer_page
 from certflow.registry.views import CERTIFICATE_ID
+from certflow.render.qr import qr_code_data_uri
 from certflow.vcapi.views import read_json
 from certflow.web.auth import Access, accepted_tokens, bearer_matches, unauthorized
 from certflow.web.base import CertflowView
@@ -153,9 +155,15 @@ class CreateExchangeView(CertflowView):
         if stored.get("revocation"):
             return error_response(410, "CERTIFICATE_REVOKED", f"certificate {id} is revoked")
         try:
-            return self.json(offer(self.app, id), status=201)
+            made = offer(self.app, id)
         except ExchangeError as exc:
             return self.json(exc.as_body(), status=exc.status)
+        if "text/html" in request.headers.get("Accept", ""):
+            # The learner page's "Add to wallet" button: the link and its QR code.
+            name = str(stored["record"].get("certificateName") or "")
+            qr = qr_code_data_uri(made["deepLink"], "")
+            return self.html(wallet_offer_page(name, made, qr), status=201)
+        return self.json(made, status=201)
 
 
 class ExchangeView(CertflowView):

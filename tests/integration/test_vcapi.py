@@ -386,5 +386,11 @@ def test_a_learner_makes_an_exchange_for_their_own_certificate_with_their_link_t
     assert status == 401
     status, answer, _ = service.call("POST", path + learner_token("learner-7", secret, expires), {})
     assert status == 201, answer
+    # The learner page's "Add to wallet" button posts as a browser: the claim page.
+    page = urllib.request.Request(service.url + path + learner_token("learner-7", secret, expires),
+                                  data=b"", method="POST", headers={"Accept": "text/html"})
+    with urllib.request.urlopen(page, context=service.context, timeout=60) as shown:
+        html = shown.read().decode()
+    assert shown.status == 201 and "Open in my wallet" in html and "data:image/png;base64," in html
     status, answer, _ = service.call("POST", "/exchanges/" + answer["exchangeId"], {})
     assert status == 200 and answer["verifiablePresentationRequest"]["domain"] == "127.0.0.1", answer

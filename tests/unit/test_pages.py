@@ -13,6 +13,7 @@ from certflow.pages import (
     normalise_code,
     not_found_page,
     verification_page,
+    wallet_offer_page,
 )
 
 CERT_ID = "0b6f5a2e-1111-5222-8333-444455556666"
@@ -166,7 +167,25 @@ def test_learner_page():
     assert len(cards) == 2
     first = {a.text_content(): a.get("href") for a in cards[0].iter("a")}
     assert first["Download PDF"] == f"https://certs.example.org/certs/{CERT_ID}.pdf"
-    assert "Add to LinkedIn profile" in first and first["Add to wallet"].endswith(CERT_ID)
+    assert "Add to LinkedIn profile" in first
+    # Making a one-time claim link is a POST (a form button), never a plain link.
+    (wallet,) = cards[0].iter("form")
+    assert wallet.get("method") == "post" and wallet.get("action").endswith(CERT_ID)
+    assert wallet.find("button").text_content() == "Add to wallet"
     second = {a.text_content() for a in cards[1].iter("a")}
-    assert "Add to LinkedIn profile" not in second and "Add to wallet" not in second
+    assert "Add to LinkedIn profile" not in second and not list(cards[1].iter("form"))
     assert "Revoked on 2026-05-01" in cards[1].text_content()
+
+
+def test_wallet_offer_page_gives_the_deep_link_its_qr_code_and_the_exchange_url():
+    offer = {"deepLink": "https://lcw.app/request?request=%7B%7D", "exchangeUrl": "https://c/exchanges/x.y",
+             "expires": "2026-12-06T21:55:00+00:00"}
+    doc = parse(wallet_offer_page(HOSTILE, offer, "data:image/png;base64,AAAA"))
+
+    assert doc.find(".//h1").text_content() == "Add to your wallet"
+    (link,) = [a for a in doc.iter("a") if a.text_content() == "Open in my wallet"]
+    assert link.get("href") == offer["deepLink"]
+    (qr,) = doc.iter("img")
+    assert qr.get("src").startswith("data:image/png") and "QR code" in qr.get("alt")
+    assert "https://c/exchanges/x.y" in doc.text_content() and "2026-12-06 21:55" in doc.text_content()
+    assert not list(doc.iter("script"))
