@@ -255,7 +255,7 @@ def judge(
 
 #: Learners per matrix case: thousands in flight, and the five cases within a few
 #: minutes on two busy cores.
-LEARNERS = 2500
+LEARNERS = 2000
 
 
 @contextmanager
