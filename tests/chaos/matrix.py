@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".certflow" / "fault-matrix.json"
+KEPT = ROOT / ".certflow" / "fault-matrix-runs"
 CHAOS_REPORT = ROOT / ".certflow" / "chaos-report.json"
 CASES = {
     "a": ("test_a_worker_sigkilled_a_replacement_joins", "a_worker_sigkilled",
@@ -42,13 +44,19 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_case(test: str) -> tuple[bool, float, str]:
+def run_case(test: str, basetemp: Path) -> tuple[bool, float, str]:
+    """One case in its own pytest; its workers' and brokers' logs stay in ``basetemp``
+    when it fails (removed when it passes)."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", f"tests/chaos/test_faults.py::{test}", "-q", "-x", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", f"tests/chaos/test_faults.py::{test}", "-q", "-x", "-p", "no:cacheprovider",
+         f"--basetemp={basetemp}"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=False,
     )
-    return result.returncode == 0, time.monotonic() - started, (result.stdout + result.stderr)[-4000:]
+    output = result.stdout + result.stderr
+    # The assertion or exception (pytest's "E " lines) first, then the end of the output.
+    errors = [line for line in output.splitlines() if line.startswith(("E ", "_____", "tests/", "certflow/"))]
+    return result.returncode == 0, time.monotonic() - started, "\n".join(errors[:80]) + "\n…\n" + output[-2500:]
 
 
 def report_entry(name: str) -> object:
@@ -83,14 +91,18 @@ def main() -> int:
                 stopped = True
                 break
             test, name, _ = CASES[case]
-            passed, seconds, tail = run_case(test)
+            basetemp = KEPT / f"{case}-round{round_number}"
+            passed, seconds, tail = run_case(test, basetemp)
+            if passed:
+                shutil.rmtree(basetemp, ignore_errors=True)
             entry = matrix[case]
             entry["runs"] = int(entry["runs"]) + 1  # type: ignore[call-overload]
             entry["passed"] = int(entry["passed"]) + passed  # type: ignore[call-overload]
             entry["seconds"].append(round(seconds))  # type: ignore[attr-defined]
             if not passed:
                 entry["failures"].append({  # type: ignore[attr-defined]
-                    "round": round_number, "at": now(), "output_tail": tail, "counts": report_entry(name),
+                    "round": round_number, "at": now(), "logs": str(basetemp), "output_tail": tail,
+                    "counts": report_entry(name),
                 })
             print(f"round {round_number} ({case}) {'pass' if passed else 'FAIL'} in {seconds:.0f}s", flush=True)
             summary["finished"] = now()
