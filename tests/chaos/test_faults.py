@@ -173,7 +173,7 @@ def save(name: str, counts: dict[str, Any]) -> None:
     REPORT.parent.mkdir(exist_ok=True)
     report = orjson.loads(REPORT.read_bytes()) if REPORT.exists() else {}
     report[name] = counts
-    REPORT.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    REPORT.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
 def assert_exactly_one_each(counts: dict[str, Any]) -> None:
