@@ -83,7 +83,7 @@ def main() -> int:
         for c in chosen
     }
     summary = {"started": now(), "rounds_asked": args.rounds, "rounds_done": 0, "cases": matrix}
-    OUT.parent.mkdir(exist_ok=True)
+    KEPT.mkdir(parents=True, exist_ok=True)
     stopped = False
     for round_number in range(1, args.rounds + 1):
         for case in chosen:
