@@ -524,6 +524,19 @@ class KafkaCluster:
         """The id of the node leading ``topic``'s ``partition`` right now."""
         return _run_async(_leader_of(self.bootstrap, topic, partition))
 
+    def partition_leaders(self, topics: Sequence[str]) -> dict[int, int]:
+        """How many partitions of ``topics`` each node leads right now (node id → count,
+        every node listed, a node leading none with 0)."""
+        counts = dict.fromkeys((node.id for node in self.nodes), 0)
+        for leader in _run_async(_leaders(self.bootstrap, list(topics))):
+            counts[leader] = counts.get(leader, 0) + 1
+        return counts
+
+    def busiest_leader(self, topics: Sequence[str]) -> int:
+        """The node leading the most partitions of ``topics`` (the lowest id on a tie)."""
+        counts = self.partition_leaders(topics)
+        return max(sorted(counts), key=lambda node_id: counts[node_id])
+
 
 def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that has Linux send the child SIGTERM when the process that
@@ -612,6 +625,25 @@ async def _leader_of(bootstrap: str, topic: str, partition: int) -> int:
                 return int(leader)
             await asyncio.sleep(0.2)
         raise RuntimeError(f"{topic}[{partition}] has no leader")
+    finally:
+        await client.close()
+
+
+async def _leaders(bootstrap: str, topics: list[str]) -> list[int]:
+    """The leader of every partition of ``topics`` (one entry per partition with one)."""
+    from aiokafka import AIOKafkaClient
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        await client.bootstrap()
+        await client.set_topics(topics)
+        leaders: list[int] = []
+        for topic in topics:
+            for partition in sorted(client.cluster.partitions_for_topic(topic) or ()):
+                leader = client.cluster.leader_for_partition(_tp(topic, partition))
+                if leader is not None and leader >= 0:
+                    leaders.append(int(leader))
+        return leaders
     finally:
         await client.close()
 

@@ -172,6 +172,13 @@ class LocalBroker:
         self.cluster.kill_node(leader)
         return leader
 
+    def kill_busiest_leader(self, topics: Sequence[str]) -> int:
+        """SIGKILL the Kafka node leading the most partitions of ``topics``; returns its id."""
+        assert self.cluster is not None, "only a Kafka cluster has nodes"
+        leader = self.cluster.busiest_leader(topics)
+        self.cluster.kill_node(leader)
+        return leader
+
     def start(self) -> None:
         if self.cluster is not None:
             try:
