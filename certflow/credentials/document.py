@@ -74,7 +74,11 @@ def _utc(moment: datetime) -> str:
 
 
 def open_badge_credential(facts: CredentialFacts) -> dict[str, Any]:
-    """The unsigned ``OpenBadgeCredential`` for one certificate."""
+    """The unsigned ``OpenBadgeCredential`` for one certificate.
+
+    It builds one JSON-LD document top to bottom; splitting it would scatter the
+    document's shape.
+    """
     achievement: dict[str, Any] = {
         "id": f"{facts.base_path}/achievements/{facts.template_id or facts.certificate_id}",
         "type": ["Achievement"],

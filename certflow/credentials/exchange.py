@@ -39,9 +39,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from certflow.credentials.contexts import VC_V2_CONTEXT
+from certflow.credentials.cryptosuites import RDFC
 from certflow.credentials.keys import SigningKey
-from certflow.credentials.proof import AUTHENTICATION, RDFC, resolve_did_key, sign, verify_proof
-from certflow.credentials.vcapi import holder_id, presentation_problems
+from certflow.credentials.proof import AUTHENTICATION, resolve_did_key, sign, verify_proof
+from certflow.credentials.validation import holder_id, presentation_problems
 
 #: How long a claim link stays usable.
 DEFAULT_TTL = timedelta(minutes=15)

@@ -22,8 +22,9 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from certflow.credentials.cryptosuites import RDFC, RDFC_CRYPTOSUITE, canonical_json
 from certflow.credentials.keys import SigningKey
-from certflow.credentials.proof import RDFC, RDFC_CRYPTOSUITE, canonical_json, sign
+from certflow.credentials.proof import sign
 
 #: Credentials whose proof set is remembered (a few KB each).
 CACHE_SIZE = 4096

@@ -18,28 +18,16 @@ for a request that is not of the VC-API's shape (no ``credential`` object, bad
 VC 2.0 data model (:func:`credential_problems`). A verification that fails is
 400 with ``verified: false`` and one error per failed check.
 
-Validation is the VC Data Model 2.0's rules (what ``w3c/vc-data-model-2.0-test-
-suite`` checks: §4.3 contexts … §5.6 evidence, §5.3 related resources) plus a
-JSON-LD safe-mode expansion (``jsonld.safe_expand``): undefined terms, relative
-IRIs, redefined protected terms and unknown contexts are refused, since an
-issuer signing such a credential would vouch for claims no verifier reads the
-same way. Contexts are the shipped ones (never fetched), plus the W3C examples
-context (``https://www.w3.org/ns/credentials/examples/v2``, the conformance
-suites' vocabulary), available to the VC-API only. VC Data Model 1.1 credentials
-(``https://www.w3.org/2018/credentials/v1`` first, ``issuanceDate`` required) are
-accepted too, as the W3C eddsa suite sends them; signing one adds the Data
-Integrity context its proof needs, as Digital Bazaar's issuer does.
+Validation (the VC Data Model 2.0's rules and a JSON-LD safe-mode expansion) is
+:mod:`certflow.credentials.validation`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any
 
 from certflow.credentials.contexts import (
     DATA_INTEGRITY_V2_CONTEXT,
@@ -47,43 +35,27 @@ from certflow.credentials.contexts import (
     VC_V1_CONTEXT,
     VC_V2_CONTEXT,
     ContextNotShipped,
-    vc_api_document_loader,
 )
-from certflow.credentials.jsonld import UnsafeJsonLd, is_absolute_iri, safe_expand
-from certflow.credentials.keys import SigningKey, decode_multibase_base58btc
+from certflow.credentials.cryptosuites import CRYPTOSUITES, JCS
+from certflow.credentials.jsonld import UnsafeJsonLd
+from certflow.credentials.keys import SigningKey
 from certflow.credentials.proof import (
     AUTHENTICATION,
-    CRYPTOSUITES,
-    JCS,
     KeyResolver,
     resolve_did_key,
     sign,
     verify_proof,
 )
 from certflow.credentials.status_list import status_entry
-from certflow.credentials.verification import StatusOf, verify_credential
-
-#: Digests the W3C publishes for resources a ``relatedResource`` may name (VC 2.0
-#: §B.1: the base context). A related resource certflow knows must match them;
-#: others are checked for form only (certflow fetches nothing).
-PUBLISHED_DIGESTS: dict[str, dict[str, bytes]] = {
-    VC_V2_CONTEXT: {
-        "sha256": bytes.fromhex("24a18c90e9856d526111f29376e302d970b2bd10182e33959995b0207d7043b9"),
-        "sha384": bytes.fromhex(
-            "35239c36999d2155312091af194a1edb61634d6ad789a5e5b19f2aebdd762dd9d1dcaada40eda7ef921c6b8c0ae107a0"
-        ),
-    }
-}
-
-_DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
-# XML Schema dateTimeStamp: a time zone is required.
-_DATETIME_STAMP = re.compile(
-    r"-?\d{4,}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+from certflow.credentials.validation import (
+    _as_list,
+    _url,
+    credential_problems,
+    holder_id,
+    presentation_problems,
+    vcapi_document_loader,
 )
-
-
-#: The shipped contexts, plus VC 1.1, Data Integrity v2 and the W3C examples context.
-vcapi_document_loader = vc_api_document_loader
+from certflow.credentials.verification import StatusOf, verify_credential
 
 
 @dataclass(frozen=True)
@@ -96,256 +68,6 @@ class ApiResult:
 
 def _refused(status: int, problems: list[str]) -> ApiResult:
     return ApiResult(status, {"errors": [{"message": problem} for problem in problems]})
-
-
-# --- the VC 2.0 data model ------------------------------------------------------------
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not _DATETIME_STAMP.fullmatch(value):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-_V1_DATETIME = re.compile(r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
-
-
-def _v1_datetime(value: Any) -> str | None:
-    return value if isinstance(value, str) and _V1_DATETIME.fullmatch(value) else None
-
-
-def _url(value: Any) -> TypeGuard[str]:
-    return is_absolute_iri(value)
-
-
-def _language_value_problems(name: str, value: Any) -> list[str]:
-    """``name`` / ``description``: a string, a language value object, or a list of them."""
-    problems = []
-    for item in _as_list(value):
-        if isinstance(item, str):
-            continue
-        if isinstance(item, dict) and "@value" in item:
-            extra = set(item) - {"@value", "@language", "@direction"}
-            if extra or not isinstance(item["@value"], str):
-                problems.append(
-                    f"{name}: a language value object holds only @value, @language and @direction"
-                )
-            continue
-        problems.append(f"{name} must be a string or a language value object")
-    return problems
-
-
-def _typed_objects(name: str, value: Any, *, needs_id: bool = False) -> list[str]:
-    """``credentialStatus``, ``termsOfUse``, ``evidence``, ``refreshService``,
-    ``credentialSchema``: one or more objects, each with a ``type``; ``id`` a URL."""
-    problems = []
-    items = _as_list(value)
-    if not items:
-        return [f"{name} must hold at least one object"]
-    for item in items:
-        if not isinstance(item, dict):
-            problems.append(f"{name} must be an object or a list of objects")
-            continue
-        types = item.get("type")
-        typed = all(isinstance(kind, str) and kind for kind in _as_list(types))
-        if types is None or not typed or types == []:
-            problems.append(f"each {name} must have a type (a string or a list of strings)")
-        if "id" in item and not _url(item["id"]):
-            problems.append(f"{name} id must be a single URL")
-        if needs_id and "id" not in item:
-            problems.append(f"each {name} must have an id")
-    return problems
-
-
-def _related_resource_problems(value: Any) -> list[str]:
-    problems: list[str] = []
-    seen: set[str] = set()
-    for item in _as_list(value):
-        if not isinstance(item, dict):
-            problems.append("relatedResource must be an object or a list of objects")
-            continue
-        resource = item.get("id")
-        if not _url(resource):
-            problems.append("each relatedResource must have an id that is a URL")
-            continue
-        if resource in seen:
-            problems.append(f"relatedResource id {resource} appears twice")
-        seen.add(resource)
-        if "digestSRI" not in item and "digestMultibase" not in item:
-            problems.append(f"relatedResource {resource} has neither digestSRI nor digestMultibase")
-        known = PUBLISHED_DIGESTS.get(resource, {})
-        if "digestSRI" in item:
-            digest = _sri(item["digestSRI"])
-            if digest is None:
-                problems.append(f"relatedResource {resource}: digestSRI is not sha256/384/512-<base64>")
-            elif digest[0] in known and known[digest[0]] != digest[1]:
-                problems.append(f"relatedResource {resource}: digestSRI does not match the resource")
-        if "digestMultibase" in item:
-            raw = _multibase(item["digestMultibase"])
-            if raw is None:
-                problems.append(f"relatedResource {resource}: digestMultibase is not multibase")
-            else:
-                algorithm = {32: "sha256", 48: "sha384", 64: "sha512"}.get(len(raw))
-                if algorithm in known and known[algorithm] != raw:
-                    problems.append(
-                        f"relatedResource {resource}: digestMultibase does not match the resource"
-                    )
-        if "mediaType" in item and not isinstance(item["mediaType"], str):
-            problems.append(f"relatedResource {resource}: mediaType must be a string")
-    return problems
-
-
-def _sri(value: Any) -> tuple[str, bytes] | None:
-    if not isinstance(value, str) or "-" not in value:
-        return None
-    algorithm, _, text = value.partition("-")
-    if algorithm not in _DIGEST_SIZES:
-        return None
-    try:
-        padded = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
-        digest = base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return (algorithm, digest) if len(digest) == _DIGEST_SIZES[algorithm] else None
-
-
-def _multibase(value: Any) -> bytes | None:
-    if not isinstance(value, str) or len(value) < 2:
-        return None
-    if value[0] == "u":
-        text = value[1:]
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError):
-            return None
-    elif value[0] == "z":
-        try:
-            raw = decode_multibase_base58btc(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    # a multihash (sha2-256 0x12, sha2-384 0x20, sha2-512 0x13 + length) or a bare digest
-    if len(raw) >= 2 and raw[0] in (0x12, 0x20, 0x13) and raw[1] == len(raw) - 2:
-        return raw[2:]
-    return raw
-
-
-def _context_problems(document: Mapping[str, Any]) -> list[str]:
-    context = document.get("@context")
-    if context is None:
-        return ["@context is missing"]
-    entries = _as_list(context)
-    problems = []
-    if not entries or entries[0] not in (VC_V2_CONTEXT, VC_V1_CONTEXT):
-        problems.append(f"the first @context entry must be {VC_V2_CONTEXT} (or {VC_V1_CONTEXT})")
-    for entry in entries[1:]:
-        if not (isinstance(entry, dict) or (isinstance(entry, str) and _url(entry))):
-            problems.append(f"@context entry {str(entry)[:80]!r} is neither a URL nor an object")
-    return problems
-
-
-def _type_problems(document: Mapping[str, Any], required: str) -> list[str]:
-    types = document.get("type")
-    if types is None:
-        return ["type is missing"]
-    items = _as_list(types)
-    if not all(isinstance(kind, str) and kind for kind in items):
-        return ["type must be a string or a list of strings"]
-    if required not in items:
-        return [f"type must include {required}"]
-    return []
-
-
-def _issuer_problems(issuer: Any) -> list[str]:
-    if isinstance(issuer, str):
-        return [] if _url(issuer) else ["issuer must be a URL"]
-    if isinstance(issuer, dict):
-        problems = [] if _url(issuer.get("id")) else ["issuer.id must be a URL"]
-        for name in ("name", "description"):
-            if name in issuer:
-                problems += _language_value_problems(f"issuer.{name}", issuer[name])
-        return problems
-    return ["issuer must be a URL or an object with an id"]
-
-
-def _subject_problems(subject: Any) -> list[str]:
-    if subject is None:
-        return ["credentialSubject is missing"]
-    items = _as_list(subject)
-    if not items:
-        return ["credentialSubject must hold at least one subject"]
-    problems = []
-    for item in items:
-        if not isinstance(item, dict):
-            problems.append("credentialSubject must be an object or a list of objects (not a string or URL)")
-        elif not item:
-            problems.append("a credentialSubject must make at least one claim (it is empty)")
-        elif "id" in item and not _url(item["id"]):
-            problems.append("credentialSubject id must be a single URL")
-    return problems
-
-
-def credential_problems(
-    credential: Any,
-    *,
-    loader: Callable[..., Any] | None = vcapi_document_loader,
-    require_issuer: bool = True,
-) -> list[str]:
-    """Every way ``credential`` breaks the VC 2.0 data model, in words ([] if none).
-
-    Includes the JSON-LD safe-mode expansion (``loader=None`` skips it).
-    """
-    if not isinstance(credential, dict):
-        return ["the credential must be a JSON object"]
-    problems = _context_problems(credential)
-    if "id" in credential and not _url(credential["id"]):
-        problems.append("id must be a single URL")
-    problems += _type_problems(credential, "VerifiableCredential")
-    if "issuer" in credential or require_issuer:
-        problems += _issuer_problems(credential.get("issuer"))
-    problems += _subject_problems(credential.get("credentialSubject"))
-    for name in ("name", "description"):
-        if name in credential:
-            problems += _language_value_problems(name, credential[name])
-    moments = {}
-    if _as_list(credential.get("@context"))[:1] == [VC_V1_CONTEXT]:
-        # VC 1.1: issuanceDate (required) and expirationDate, xsd:dateTime
-        if "issuanceDate" not in credential:
-            problems.append("issuanceDate is required in a VC 1.1 credential")
-        for name in ("issuanceDate", "expirationDate"):
-            if name in credential and _v1_datetime(credential[name]) is None:
-                problems.append(f"{name} must be an XML dateTime")
-    for name in ("validFrom", "validUntil"):
-        if name in credential:
-            moments[name] = _datetime(credential[name])
-            if moments[name] is None:
-                problems.append(
-                    f"{name} must be an XML dateTimeStamp with a time zone (2026-01-01T00:00:00Z)"
-                )
-    valid_from, valid_until = moments.get("validFrom"), moments.get("validUntil")
-    if valid_from and valid_until and valid_from > valid_until:
-        problems.append("validFrom is after validUntil")
-    for name in ("credentialStatus", "termsOfUse", "evidence", "refreshService"):
-        if name in credential:
-            problems += _typed_objects(name, credential[name])
-    if "credentialSchema" in credential:
-        problems += _typed_objects("credentialSchema", credential["credentialSchema"], needs_id=True)
-    if "relatedResource" in credential:
-        problems += _related_resource_problems(credential["relatedResource"])
-    if loader is not None and not problems:
-        try:
-            safe_expand(credential, loader=loader)
-        except UnsafeJsonLd as exc:
-            problems += exc.problems
-    return problems
 
 
 # --- POST /credentials/issue ------------------------------------------------------------
@@ -589,45 +311,46 @@ def verify_credential_request(
 # --- POST /presentations/verify ---------------------------------------------------------
 
 
-#: Most credentials one presentation may carry (each is verified, RDFC included).
-MAX_PRESENTED_CREDENTIALS = 16
+def _presentation_request(body: Any) -> tuple[dict[str, Any], str | None, str | None] | str:
+    """The request's presentation, challenge and domain, or why the request is malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("verifiablePresentation"), dict):
+        return "the request body must be {verifiablePresentation: {...}, options}"
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        return "options must be an object"
+    challenge, domain = options.get("challenge"), options.get("domain")
+    if (challenge is not None and not isinstance(challenge, str)) or (
+        domain is not None and not isinstance(domain, str)
+    ):
+        return "options.challenge and options.domain must be strings"
+    return body["verifiablePresentation"], challenge, domain
 
 
-def presentation_problems(
-    presentation: Any, *, loader: Callable[..., Any] | None = vcapi_document_loader
-) -> list[str]:
-    """The VC 2.0 data model's rules for a presentation (§4.13), in words."""
-    if not isinstance(presentation, dict):
-        return ["the presentation must be a JSON object"]
-    problems = _context_problems(presentation)
-    if "id" in presentation and not _url(presentation["id"]):
-        problems.append("id must be a single URL")
-    problems += _type_problems(presentation, "VerifiablePresentation")
-    if "holder" in presentation:
-        holder = presentation["holder"]
-        holder_id = holder.get("id") if isinstance(holder, dict) else holder
-        if not _url(holder_id):
-            problems.append("holder must be a URL or an object with an id that is a URL")
-    presented = _as_list(presentation.get("verifiableCredential", []))
-    if len(presented) > MAX_PRESENTED_CREDENTIALS:
-        return [*problems, f"too many credentials ({len(presented)}, at most {MAX_PRESENTED_CREDENTIALS})"]
-    for credential in presented:
+def _presented_credentials(
+    presentation: Mapping[str, Any],
+    errors: list[dict[str, str]],
+    warnings: list[str],
+    *,
+    resolve_key: KeyResolver,
+    trusted_issuers: frozenset[str] | None,
+    status_of: StatusOf | None,
+    now: datetime,
+    loader: Callable[..., Any] | None,
+) -> list[dict[str, Any]]:
+    """Each embedded credential's result, verified like ``/credentials/verify``; their
+    errors and warnings are added to ``errors`` and ``warnings``."""
+    results = []
+    for number, credential in enumerate(_as_list(presentation.get("verifiableCredential", []))):
         if not isinstance(credential, dict):
-            problems.append("verifiableCredential must hold objects (not strings or URLs)")
-        elif "EnvelopedVerifiableCredential" in _as_list(credential.get("type")):
-            problems.append("enveloped credentials are not supported")
-    if loader is not None and not problems:
-        try:
-            safe_expand(presentation, loader=loader)
-        except UnsafeJsonLd as exc:
-            problems += exc.problems
-    return problems
-
-
-def holder_id(presentation: Mapping[str, Any]) -> str | None:
-    holder = presentation.get("holder")
-    holder = holder.get("id") if isinstance(holder, dict) else holder
-    return holder if isinstance(holder, str) else None
+            continue
+        c_checks, c_errors, c_warnings = _check_credential(
+            credential, resolve_key=resolve_key, trusted_issuers=trusted_issuers, status_of=status_of,
+            now=now, loader=loader, prefix=f"verifiableCredential[{number}]: ",
+        )
+        results.append({"verified": not c_errors, "checks": c_checks, "errors": c_errors})
+        errors += c_errors
+        warnings += c_warnings
+    return results
 
 
 def verify_presentation_request(
@@ -650,20 +373,10 @@ def verify_presentation_request(
     key now. Every embedded credential is verified like ``/credentials/verify``;
     the body lists each in ``credentialResults``.
     """
-    def bad(message: str) -> ApiResult:
-        return ApiResult(400, _verification_body([], [{"check": "request", "message": message}], []))
-
-    if not isinstance(body, dict) or not isinstance(body.get("verifiablePresentation"), dict):
-        return bad("the request body must be {verifiablePresentation: {...}, options}")
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        return bad("options must be an object")
-    challenge, domain = options.get("challenge"), options.get("domain")
-    if (challenge is not None and not isinstance(challenge, str)) or (
-        domain is not None and not isinstance(domain, str)
-    ):
-        return bad("options.challenge and options.domain must be strings")
-    presentation = body["verifiablePresentation"]
+    request = _presentation_request(body)
+    if isinstance(request, str):
+        return ApiResult(400, _verification_body([], [{"check": "request", "message": request}], []))
+    presentation, challenge, domain = request
     errors = [
         {"check": "format", "message": problem}
         for problem in presentation_problems(presentation, loader=loader)
@@ -690,17 +403,10 @@ def verify_presentation_request(
                 warnings.append(f"holder {holder} is not the presentation's signer {proof_check.did}")
         else:
             errors.append({"check": "proof", "message": proof_check.reason})
-    results = []
-    for number, credential in enumerate(_as_list(presentation.get("verifiableCredential", []))):
-        if not isinstance(credential, dict):
-            continue
-        c_checks, c_errors, c_warnings = _check_credential(
-            credential, resolve_key=resolve_key, trusted_issuers=trusted_issuers, status_of=status_of,
-            now=now, loader=loader, prefix=f"verifiableCredential[{number}]: ",
-        )
-        results.append({"verified": not c_errors, "checks": c_checks, "errors": c_errors})
-        errors += c_errors
-        warnings += c_warnings
+    results = _presented_credentials(
+        presentation, errors, warnings,
+        resolve_key=resolve_key, trusted_issuers=trusted_issuers, status_of=status_of, now=now, loader=loader,
+    )
     body_out = _verification_body(checks, errors, warnings)
     body_out["credentialResults"] = results
     if proof_check is not None and proof_check.ok:
@@ -714,12 +420,8 @@ __all__ = [
     "ContextNotShipped",
     "IssuePlan",
     "complete_issue",
-    "credential_problems",
-    "holder_id",
     "issue_request",
     "prepare_issue",
-    "presentation_problems",
-    "vcapi_document_loader",
     "verify_credential_request",
     "verify_presentation_request",
 ]

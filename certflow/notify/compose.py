@@ -103,7 +103,12 @@ def compose(
     pdf_filename: str | None = None,
 ) -> EmailMessage:
     """The email for ``request``: ``multipart/alternative`` (text, HTML), inside
-    ``multipart/mixed`` with the PDF when ``pdf`` is given."""
+    ``multipart/mixed`` with the PDF when ``pdf`` is given.
+
+    It is long because it writes the plain-text and HTML bodies one after the other,
+    line for line alike, so that a change to one is made beside the other; split
+    apart, the two would drift.
+    """
     lang = pick_language(request.language)
     texts = MESSAGES[lang]
     fields = {

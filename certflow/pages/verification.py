@@ -105,6 +105,9 @@ def verification_page(
     learner profile's language, if known (else guessed from the name's script);
     ``issuer_logo``: a ``data:image/…`` URI or same-origin path; ``wallet_url`` /
     ``wallet_qr`` (a ``data:image/…`` URI): where a wallet picks the credential up.
+
+    It builds one HTML page top to bottom (verdict, details, checks, downloads);
+    splitting it would scatter the page's shape.
     """
     credential = record.get("certificate") or {}
     issuer = credential.get("issuer") or {}

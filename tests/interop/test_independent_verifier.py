@@ -27,9 +27,10 @@ from certflow.credentials.contexts import (
     document_loader,
     vc_api_document_loader,
 )
+from certflow.credentials.cryptosuites import RDFC
 from certflow.credentials.document import open_badge_credential
 from certflow.credentials.keys import SigningKey
-from certflow.credentials.proof import RDFC, sign
+from certflow.credentials.proof import sign
 from certflow.credentials.rdfc import add_rdfc_proof
 from certflow.credentials.status_list import StatusList, status_list_credential
 from tests.unit.test_credentials_document import STATUS_LIST, certificate_facts

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from certflow.credentials.cryptosuites import RDFC
 from certflow.credentials.document import open_badge_credential
 from certflow.credentials.exchange import (
     Exchange,
@@ -21,7 +22,7 @@ from certflow.credentials.exchange import (
     wallet_deep_link,
 )
 from certflow.credentials.keys import SigningKey
-from certflow.credentials.proof import AUTHENTICATION, RDFC, resolve_did_key, sign, verify_proof
+from certflow.credentials.proof import AUTHENTICATION, resolve_did_key, sign, verify_proof
 from tests.unit.test_credentials_document import certificate_facts
 
 ISSUER = SigningKey.generate()

@@ -13,11 +13,10 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from certflow.credentials.cryptosuites import _plain, canonical_json
 from certflow.credentials.document import open_badge_credential
 from certflow.credentials.keys import KeyRing, SigningKey, decode_public_key_multibase
 from certflow.credentials.proof import (
-    _plain,
-    canonical_json,
     resolve_did_key,
     sign,
     verify_proof,

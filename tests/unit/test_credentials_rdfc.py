@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from certflow.credentials import rdfc
+from certflow.credentials.cryptosuites import JCS, RDFC
 from certflow.credentials.document import open_badge_credential
 from certflow.credentials.jsonld import UnsafeJsonLd, canonical_nquads, safe_expand
 from certflow.credentials.keys import KeyRing, SigningKey
-from certflow.credentials.proof import JCS, RDFC, resolve_did_key, sign, verify_proof
+from certflow.credentials.proof import resolve_did_key, sign, verify_proof
 from certflow.credentials.rdfc import add_rdfc_proof, has_rdfc_proof
 from tests.unit.test_credentials_document import certificate_facts
 

@@ -26,7 +26,8 @@ from lxml import etree
 from PIL import Image, ImageChops, ImageOps
 
 from certflow.render.fonts import FontBook, family_stems
-from certflow.render.pdf import MIN_SHRINK, PAGE_MARGIN, outline_text, prepare_svg, render_pdf, render_png
+from certflow.render.outline import MIN_SHRINK, PAGE_MARGIN, outline_text
+from certflow.render.pdf import prepare_svg, render_pdf, render_png
 from certflow.render.shaping import itemize, line_width, shape_runs
 from certflow.render.svg import SvgTemplate
 from certflow.settings import Settings

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from certflow.credentials.cryptosuites import RDFC
 from certflow.credentials.keys import SigningKey
-from certflow.credentials.proof import RDFC, sign, xsd_datetime
+from certflow.credentials.proof import sign, xsd_datetime
 from certflow.credentials.status_list import StatusList, status_lookup
+from certflow.credentials.validation import credential_problems
 from certflow.credentials.vcapi import (
     EXAMPLES_CONTEXT,
     complete_issue,
-    credential_problems,
     issue_request,
     prepare_issue,
     verify_credential_request,
@@ -436,7 +437,7 @@ def test_an_expired_vc_1_1_credential_does_not_verify() -> None:
 
 
 def test_a_presentation_carries_a_bounded_number_of_credentials() -> None:
-    from certflow.credentials.vcapi import MAX_PRESENTED_CREDENTIALS
+    from certflow.credentials.validation import MAX_PRESENTED_CREDENTIALS
 
     crowded = presentation(*[minimal()] * (MAX_PRESENTED_CREDENTIALS + 1))
     result = verify_presentation_request({"verifiablePresentation": crowded}, now=NOW, status_of=None)
