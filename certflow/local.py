@@ -33,7 +33,7 @@ from certflow.broker import (
 from certflow.kafka import wait_until_consumed
 from certflow.kafka_cluster import KafkaCluster
 from certflow.kafka_node import KafkaNode
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 
 class LocalProcess:
