@@ -30,7 +30,7 @@ demo: apt kafka
 # Apache Kafka's jars, fetched by Maven into ~/.cache/certflow/kafka-<version>/libs
 # (certflow/kafka_dist/pom.xml); `certflow broker` fetches them on first use too.
 kafka: java $(INSTALLED)
-	$(BIN)/python -c 'from certflow.broker import fetch_kafka; print(fetch_kafka())'
+	$(BIN)/python -c 'from certflow.kafka_dist import fetch_kafka; print(fetch_kafka())'
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

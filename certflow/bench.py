@@ -43,8 +43,9 @@ from certflow.generate.models import GenerateCertificateRequest, validation_cont
 from certflow.kafka import ensure_topics, produce, read_topic
 from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
 from certflow.render.fetch import FetchPolicy, SafeFetcher
-from certflow.settings import Settings, TopicNames
+from certflow.settings import Settings
 from certflow.synthetic import issue_requests, load_batch
+from certflow.topics import TopicNames
 
 COURSE, BATCH = "do_bench_course", "bench_batch"
 PARTITIONS = 4

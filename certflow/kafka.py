@@ -93,15 +93,7 @@ async def ensure_topics(
     Idempotent, and patient with a broker that is still starting (Kubernetes starts
     workers and brokers together), so it retries connecting for ``attempts`` seconds.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
-    for attempt in range(attempts):
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(1.0)
+    admin = await _started_admin(broker_url, attempts)
     try:
         cluster = await admin.describe_cluster()
         replicas, in_sync = topic_durability(
@@ -111,20 +103,7 @@ async def ensure_topics(
         wanted = list(dict.fromkeys(names))
         present = set(await admin.list_topics())
         missing = [name for name in wanted if name not in present]
-        created: list[str] = []
-        if missing:
-            response = await admin.create_topics([
-                NewTopic(
-                    name, partitions, replicas,
-                    topic_configs=topic_config(name, min_insync_replicas=in_sync, compacted=compacted),
-                )
-                for name in missing
-            ])
-            for name, code, message in _topic_errors(response):
-                if code == 0:
-                    created.append(name)
-                elif code != TopicAlreadyExistsError.errno:
-                    raise RuntimeError(f"cannot create topic {name}: {message} (error {code})")
+        created = await _create_topics(admin, missing, partitions, replicas, in_sync, compacted)
         existing: dict[str, int] = {}
         others = [name for name in wanted if name not in created]
         if others:
@@ -141,6 +120,42 @@ async def ensure_topics(
         )
     finally:
         await admin.close()
+
+
+async def _started_admin(broker_url: str, attempts: int) -> AIOKafkaAdminClient:
+    """An admin client connected to ``broker_url``, retrying for ``attempts`` seconds."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    for attempt in range(attempts):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1.0)
+    return admin
+
+
+async def _create_topics(
+    admin: AIOKafkaAdminClient, missing: list[str], partitions: int, replicas: int, in_sync: int,
+    compacted: set[str],
+) -> list[str]:
+    """Create ``missing``; the names created (one made meanwhile by another is not)."""
+    created: list[str] = []
+    if missing:
+        response = await admin.create_topics([
+            NewTopic(
+                name, partitions, replicas,
+                topic_configs=topic_config(name, min_insync_replicas=in_sync, compacted=compacted),
+            )
+            for name in missing
+        ])
+        for name, code, message in _topic_errors(response):
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                raise RuntimeError(f"cannot create topic {name}: {message} (error {code})")
+    return created
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:

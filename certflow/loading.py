@@ -31,7 +31,7 @@ from certflow.reference.models import (
     ReferenceModel,
     ScoreRow,
 )
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 #: The largest row accepted: the default ``max_event_bytes`` a worker accepts.
 MAX_ROW_BYTES = 1_048_576

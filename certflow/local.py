@@ -26,14 +26,14 @@ import orjson
 from certflow.broker import (
     DEFAULT_ENGINE,
     ENGINES,
-    KafkaCluster,
-    KafkaNode,
     free_port,
     noida_command,
     wait_until_listening,
 )
 from certflow.kafka import wait_until_consumed
-from certflow.settings import TopicNames
+from certflow.kafka_cluster import KafkaCluster
+from certflow.kafka_node import KafkaNode
+from certflow.topics import TopicNames
 
 
 class LocalProcess:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import orjson
 
 from certflow.kafka import produce
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 TEMPLATE_ID = "tmpl_synthetic"
 

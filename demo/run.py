@@ -32,8 +32,8 @@ from PIL import Image
 
 from certflow.kafka import collect_json, ensure_topics, produce
 from certflow.local import LocalBroker, LocalWorker
-from certflow.settings import TopicNames
 from certflow.synthetic import issue_requests, load_batch
+from certflow.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"

@@ -199,11 +199,22 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
     is read, a URL fetched from its own host (loopback and private addresses too),
     within the same size and time limits.
     """
-    # One command read top to bottom (its help above is the user's documentation):
-    # longer than ~60 lines because every step reports to the user as it goes.
-    from certflow.credentials.status_list import status_lookup
+    settings, trust = _trust_policy(trusted)
+    try:
+        report = asyncio.run(_verification_report(source, settings, trust, no_status))
+    except (OSError, ValueError, CertflowError) as exc:
+        reason = exc.message if isinstance(exc, CertflowError) else str(exc)
+        raise click.ClickException(f"cannot read {source}: {reason}") from None
+    click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    for check in report["checks"]:
+        mark = "ok " if check["ok"] else "FAIL"
+        click.echo(f"{mark} {check['check']}: {check['reason']}", err=True)
+    sys.exit(0 if report["verified"] else 1)
+
+
+def _trust_policy(trusted: tuple[str, ...]) -> tuple[Settings, TrustPolicy]:
+    """The settings, and the issuers `certflow verify` trusts (warning when none is)."""
     from certflow.credentials.trust import TrustPolicy, issuer_did
-    from certflow.credentials.verification import verify_certificate
 
     for did in trusted:
         try:
@@ -218,37 +229,34 @@ def verify(source: str, trusted: tuple[str, ...], no_status: bool) -> None:
     if not trust.issuers:
         click.echo("warning: no issuer is trusted (no signing keys configured, no "
                    "CERTFLOW_TRUSTED_ISSUERS, no --trust): nothing can verify", err=True)
+    return settings, trust
 
-    async def run() -> dict[str, Any]:
-        credential = _credential_in(await _load_source(source, settings))
-        now = datetime.now(UTC)
-        status_of = None
-        if not no_status:
-            lists, problems = await _status_lists(credential, settings, trust, now)
 
-            def status_of(entry: Mapping[str, Any]) -> bool | None:
-                url = entry.get("statusListCredential")
-                if isinstance(url, str) and url in problems:
-                    raise LookupError(problems[url])
-                return status_lookup(lists)(entry)
+async def _verification_report(
+    source: str, settings: Settings, trust: TrustPolicy, no_status: bool
+) -> dict[str, Any]:
+    """Every check of the certificate in ``source``, as `certflow verify` prints them."""
+    from certflow.credentials.status_list import status_lookup
+    from certflow.credentials.verification import verify_certificate
 
-        result = verify_certificate(credential, trust=trust, status_of=status_of, now=now)
-        report = result.as_dict()
-        if no_status:
-            report["checks"] = [c for c in report["checks"] if c["check"] != "status"]
-            report["verified"] = all(c["ok"] for c in report["checks"])
-        return report
+    credential = _credential_in(await _load_source(source, settings))
+    now = datetime.now(UTC)
+    status_of = None
+    if not no_status:
+        lists, problems = await _status_lists(credential, settings, trust, now)
 
-    try:
-        report = asyncio.run(run())
-    except (OSError, ValueError, CertflowError) as exc:
-        reason = exc.message if isinstance(exc, CertflowError) else str(exc)
-        raise click.ClickException(f"cannot read {source}: {reason}") from None
-    click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    for check in report["checks"]:
-        mark = "ok " if check["ok"] else "FAIL"
-        click.echo(f"{mark} {check['check']}: {check['reason']}", err=True)
-    sys.exit(0 if report["verified"] else 1)
+        def status_of(entry: Mapping[str, Any]) -> bool | None:
+            url = entry.get("statusListCredential")
+            if isinstance(url, str) and url in problems:
+                raise LookupError(problems[url])
+            return status_lookup(lists)(entry)
+
+    result = verify_certificate(credential, trust=trust, status_of=status_of, now=now)
+    report = result.as_dict()
+    if no_status:
+        report["checks"] = [c for c in report["checks"] if c["check"] != "status"]
+        report["verified"] = all(c["ok"] for c in report["checks"])
+    return report
 
 
 def _deployment_keys(settings: Settings) -> KeyRing | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -12,6 +14,9 @@ import orjson
 from certflow.cli.root import cli
 from certflow.loading import ReferenceKind
 from certflow.settings import Settings
+
+if TYPE_CHECKING:
+    from certflow.loading import LoadedRow, RejectedRow
 
 
 @cli.command()
@@ -108,10 +113,8 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
 
     Exit status: 0 if every row was loaded, 1 if some were rejected.
     """
-    # One command read top to bottom (its help above is the user's documentation):
-    # longer than ~60 lines because every step reports to the user as it goes.
-    from certflow.kafka import ensure_topics, produce
-    from certflow.loading import RejectedRow, count_lines, read_rows
+    from certflow.kafka import ensure_topics
+    from certflow.loading import read_rows
 
     settings = Settings()
     reference = ReferenceKind(kind)
@@ -126,6 +129,27 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
         asyncio.run(ensure_topics(settings.broker, [topic], partitions=settings.partitions,
                                   replication_factor=settings.replication_factor,
                                   min_insync_replicas=settings.min_insync_replicas))
+    loaded, rejected, rejected_count = _produce_rows(rows, file, settings, topic, dry_run=dry_run)
+
+    if dry_run:
+        click.echo(f"dry run: would load {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
+    else:
+        click.echo(f"loaded {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
+    for row in rejected:
+        click.echo(f"line {row.line}: {row.reason}", err=True)
+    if rejected_count > len(rejected):
+        click.echo(f"… and {rejected_count - len(rejected)} more", err=True)
+    if rejected_count:
+        sys.exit(1)
+
+
+def _produce_rows(
+    rows: Iterable[LoadedRow | RejectedRow], file: Path, settings: Settings, topic: str, *, dry_run: bool
+) -> tuple[int, list[RejectedRow], int]:
+    """Produce the good ``rows`` to ``topic`` in acknowledged chunks, with a progress bar:
+    the rows loaded, the first 50 rejected, and how many were rejected."""
+    from certflow.kafka import produce
+    from certflow.loading import RejectedRow, count_lines
 
     chunk_rows = 5_000  # a chunk is produced and acknowledged before the next is read
     chunk: list[tuple[bytes, bytes | None]] = []
@@ -163,16 +187,6 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
                     flush()
         flush()
         bar.update((bar.length or line) - line)
-
-    if dry_run:
-        click.echo(f"dry run: would load {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
-    else:
-        click.echo(f"loaded {loaded} row(s) into {topic}, rejected {rejected_count}", err=True)
-    for row in rejected:
-        click.echo(f"line {row.line}: {row.reason}", err=True)
-    if rejected_count > len(rejected):
-        click.echo(f"… and {rejected_count - len(rejected)} more", err=True)
-    if rejected_count:
-        sys.exit(1)
+    return loaded, rejected, rejected_count
 
 

@@ -55,7 +55,7 @@ def _run_kafka(*, port: int, data_dir: Path, brokers: int) -> None:
     import signal
     import threading
 
-    from certflow.broker import KafkaCluster
+    from certflow.kafka_cluster import KafkaCluster
 
     cluster = KafkaCluster(data_dir, nodes=brokers, port=port)
     stopping = threading.Event()

@@ -235,8 +235,13 @@ def decide(
             score = verdict.score if verdict.score is not None else score
             if verdict.reason is not None:
                 return skip(verdict.reason, verdict.detail, score)
+    return _issue(batch, template, learner, old_id=earlier if reissue and earlier else "", score=score)
 
-    old_id = earlier if reissue and earlier else ""
+
+def _issue(
+    batch: BatchRecord, template: CertTemplate, learner: LearnerFacts, *, old_id: str, score: float | None,
+) -> EligibilityDecision:
+    """The decision to issue: the certificate's id follows from its facts."""
     certificate_id = CertifiedFacts(
         recipient_id=learner.user_id,
         course_id=batch.courseId,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from faust.types import Message
 
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 #: Prefix of a status list id per kind of topic certificates are made from: the
 #: recipients topic (the generate flow's fan-out), or generate requests made in place.

@@ -20,7 +20,7 @@ import pytest
 from certflow.broker import free_port
 from certflow.kafka import collect_json, ensure_topics, produce
 from certflow.local import LocalBroker, LocalProcess, LocalWorker, shared_signing_keys, wait_for_reference
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,13 @@ async def topic_settings(broker_url: str, topic: str) -> tuple[int, dict[str, st
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:
-        [description] = await admin.describe_topics([topic])
+        # A topic just created is known to its controller first: ask until the node
+        # answering has its partitions too.
+        for _ in range(50):
+            [description] = await admin.describe_topics([topic])
+            if description["partitions"]:
+                break
+            await asyncio.sleep(0.2)
         replicas = len(description["partitions"][0]["replicas"])
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
         entries = response.resources[0][4]

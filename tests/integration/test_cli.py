@@ -15,7 +15,7 @@ import pytest
 from certflow.broker import free_port
 from certflow.kafka import ensure_topics
 from certflow.local import LocalBroker, LocalProcess
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 
 from certflow.kafka import Consumed, ensure_topics, read_topic
 from certflow.local import LocalBroker
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 

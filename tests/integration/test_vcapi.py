@@ -42,7 +42,7 @@ from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.credentials.proof import AUTHENTICATION, sign
 from certflow.kafka import produce
 from certflow.notify.links import derive_link_secret, learner_token
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 from tests.integration.conftest import Deployment
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from certflow.loading import (
     read_rows,
 )
 from certflow.reference.models import BatchRecord, EnrolmentRow, LearnerProfile, ScoreRow
-from certflow.settings import TopicNames
+from certflow.topics import TopicNames
 
 COURSE = "do_11309999837886054415"
 BATCH = "0131000245281587206"

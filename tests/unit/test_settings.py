@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from certflow.settings import Settings, TopicNames
+from certflow.settings import Settings
+from certflow.topics import TopicNames
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 
