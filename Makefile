@@ -9,10 +9,19 @@ APT_PACKAGES := libcairo2 fonts-dejavu-core fonts-noto-core fonts-noto-cjk chrom
 JAVA_PACKAGES := default-jre-headless maven
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint demo apt java kafka clean
+.PHONY: test lint node demo apt java kafka clean
 
-test: apt kafka lint
+test: apt kafka lint node
 	$(BIN)/pytest
+
+# The npm packages of the interop and browser tests (Digital Bazaar's and the DCC's
+# verifiers, the wallet simulator, playwright-core, axe-core), as their lockfiles pin
+# them; Node.js and npm from Debian when missing.
+node:
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 
 # ruff and mypy as configured in pyproject.toml: mypy is strict on the pure core
 # (render, credentials, notify, pages, i18n, jsonlimits, roster, errors), which is

@@ -272,7 +272,7 @@ def test_verify_then_tamper_then_revoke(service: Service) -> None:
 def node(*arguments: str, stdin: Any = None, cafile: Path | None = None) -> tuple[int, dict[str, Any]]:
     executable = shutil.which("node")
     if executable is None or not (INTEROP / "node_modules").exists():
-        pytest.skip("needs node and tests/interop/node_modules (npm ci in tests/interop)")
+        pytest.fail("needs node and tests/interop/node_modules (`make node` runs npm ci in tests/interop)")
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
     if cafile is not None:
         env["NODE_EXTRA_CA_CERTS"] = str(cafile)
