@@ -232,7 +232,7 @@ class KafkaCluster:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 # The JVM is started before any thread of ours could hold a lock the
                 # child needs: the preexec_fn only calls prctl.
-                start_new_session=True, preexec_fn=die_with_parent(),  # noqa: PLW1509
+                start_new_session=True, preexec_fn=die_with_parent(),  # noqa: PLW1509 - see above: prctl only
             )
         finally:
             log.close()

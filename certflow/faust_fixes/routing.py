@@ -77,8 +77,8 @@ async def owner_of(app: AppT, table: CollectionT, key: bytes) -> URL:
     """
     topic = table.changelog_topic.get_topic_name()
     # Faust and aiokafka have no public way to the metadata the owner lookup reads.
-    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
-    if producer._metadata.partitions_for_topic(topic) is None:  # noqa: SLF001
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001 - the aiokafka producer under Faust's, for its topic metadata
+    if producer._metadata.partitions_for_topic(topic) is None:  # noqa: SLF001 - aiokafka keeps no public per-topic metadata check
         await producer.partitions_for(topic)
     return URL(str(app.router.key_store(table.name, key)))
 

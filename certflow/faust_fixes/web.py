@@ -41,4 +41,4 @@ def middlewares(app: AppT) -> list[Any]:
     whose ``web_app`` is where middlewares go (before the server starts: aiohttp
     freezes the list then).
     """
-    return cast(AiohttpWeb, app.web).web_app.middlewares  # type: ignore[return-value]
+    return cast(AiohttpWeb, app.web).web_app.middlewares  # type: ignore[return-value]  # aiohttp types the list as frozen-capable

@@ -104,7 +104,7 @@ class CertificateFileView(CertflowView):
     """The printable certificate: the filled SVG, or a PDF or PNG rendered from it."""
 
     @owner_route("certificates", "id")
-    async def get(self, request: Request, id: str, fmt: str) -> Response:  # noqa: A002
+    async def get(self, request: Request, id: str, fmt: str) -> Response:  # noqa: A002 - the route names its parameter
         services = self.app.services
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
@@ -141,7 +141,7 @@ class RevokeView(CertflowView):
 
     @requires_token(Access.ADMIN)
     @owner_route("certificates", "id", body_limit=MAX_REVOCATION_BYTES)
-    async def post(self, request: Request, id: str) -> Response:  # noqa: A002
+    async def post(self, request: Request, id: str) -> Response:  # noqa: A002 - the route names its parameter
         reason = "revoked by an administrator"
         raw = await read_at_most(request, MAX_REVOCATION_BYTES)
         if raw is None:
@@ -216,7 +216,7 @@ class StatusListView(CertflowView):
     """A signed ``BitstringStatusListCredential``: the revocation bits of one list."""
 
     @owner_route("status_lists", "list")
-    async def get(self, request: Request, list: str) -> Response:  # noqa: A002
+    async def get(self, request: Request, list: str) -> Response:  # noqa: A002 - the route names its parameter
         return self.json(signed_status_list(self.app, list))
 
 

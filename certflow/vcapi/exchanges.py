@@ -139,7 +139,7 @@ class CreateExchangeView(CertflowView):
         return await self._create(request, id=id)
 
     @owner_route("certificates", "id")
-    async def _create(self, request: Request, id: str) -> Response:  # noqa: A002
+    async def _create(self, request: Request, id: str) -> Response:  # noqa: A002 - the route names its parameter
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
@@ -170,7 +170,7 @@ class ExchangeView(CertflowView):
     """``POST /exchanges/{exchangeId}``: start (``{}``) or continue (``{verifiablePresentation}``)."""
 
     @owner_route("certificates", "id", body_limit=MAX_EXCHANGE_BYTES)
-    async def post(self, request: Request, id: str, token: str) -> Response:  # noqa: A002
+    async def post(self, request: Request, id: str, token: str) -> Response:  # noqa: A002 - the route names its parameter
         body = await read_json(request, MAX_EXCHANGE_BYTES)
         if isinstance(body, Response):
             return body
