@@ -45,6 +45,11 @@ class ErrorCode(StrEnum):
     CERTIFICATE_NOT_FOUND = "CERTIFICATE_NOT_FOUND"
     #: A notification email the SMTP server refused, or that failed on every retry.
     NOTIFICATION_FAILED = "NOTIFICATION_FAILED"
+    #: A certificate without a printable form (a credential issued through the VC-API).
+    NOT_PRINTABLE = "NOT_PRINTABLE"
+    #: The template at a certificate's template address is no longer the one it was
+    #: issued with, so its printable form cannot be drawn again (its credential verifies).
+    TEMPLATE_CHANGED = "TEMPLATE_CHANGED"
     #: A bug: an exception nobody anticipated. Still dead-lettered, never fatal.
     INTERNAL_ERROR = "INTERNAL_ERROR"
 

@@ -61,7 +61,11 @@ class Settings(BaseSettings):
         "at_least_once", description="Faust processing guarantee."
     )
     store: str = Field(
-        "memory://", description="Faust table store: `memory://` or `rocksdb://`."
+        "rocksdb://",
+        description="Faust table store: `rocksdb://` (tables on the worker's disk, "
+        "memory bounded by the two RocksDB settings below, and a restarted worker "
+        "keeps them) or `memory://` (every table in memory and replayed from its "
+        "changelog at every start: for tests and small demos).",
     )
     standby_replicas: int = Field(
         0,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from certflow.errors import CertflowError, ErrorCode
 
@@ -40,6 +41,20 @@ class Party(BaseModel):
 
     id: str
     name: str
+
+
+class PrintableFacts(BaseModel):
+    """What a printable certificate is drawn from, so the registry keeps these facts
+    rather than the drawing: the template (as the event named it, and the digest of
+    the one used) and the placeholder values, the QR code aside (it is made again
+    from ``verifyUrl`` and ``accessCode``). Filling is deterministic, so the SVG,
+    PDF and PNG made from these later are the ones made at issue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    template: str
+    templateDigest: str
+    values: dict[str, str]
 
 
 class IssuedCertificate(Record):
@@ -70,6 +85,19 @@ class IssuedCertificate(Record):
     svg: str
     #: The certificate as JSON: a W3C Verifiable Credential (Open Badges 3.0).
     certificate: dict[str, Any]
+    #: What ``svg`` was drawn from: the registry keeps this instead of the SVG.
+    rendering: PrintableFacts | None = None
+    #: The record as published, serialised once (it is checked for size when made,
+    #: then sent): the model is frozen, so it cannot go stale.
+    _json: bytes = PrivateAttr(b"")
+
+    def to_json(self) -> bytes:
+        return self._json or super().to_json()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> IssuedCertificate:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._json = b""  # another record: serialised anew
+        return copy
 
     @model_validator(mode="after")
     def _publishable(self) -> IssuedCertificate:
@@ -79,7 +107,8 @@ class IssuedCertificate(Record):
         images (they appear in both the SVG and the credential), can make one. A
         ``CertflowError`` (not a validation error) so that it reaches the agent as is.
         """
-        size = len(self.to_json())
+        self._json = super().to_json()
+        size = len(self._json)
         if size > MAX_PUBLISHED_BYTES:
             raise CertflowError(
                 ErrorCode.CERTIFICATE_TOO_LARGE,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -20,7 +21,7 @@ from certflow.credentials.keys import KeyRing
 from certflow.credentials.proof import sign
 from certflow.credentials.status_list import status_entry
 from certflow.errors import CertflowError, ErrorCode
-from certflow.events.records import IssuedCertificate, Party
+from certflow.events.records import IssuedCertificate, Party, PrintableFacts
 from certflow.generate.models import GenerateCertificateEdata, GenerateCertificateRequest
 from certflow.render.fetch import SafeFetcher
 from certflow.render.images import ImageLimits, check_template_images
@@ -37,9 +38,9 @@ def sunbird_placeholders(
     recipient_name: str,
     issued_on: datetime,
     expires: datetime | None,
-    qr_code_image: str,
 ) -> dict[str, str]:
-    """Values of Sunbird's template placeholders (its ``VarResolver``, SUNBIRD.md §5.3).
+    """Values of Sunbird's template placeholders (its ``VarResolver``, SUNBIRD.md §5.3),
+    the QR code aside (``qrCodeImage``: :func:`_fill` adds it).
 
     ``certificateName`` is the course name when there is one, as in Sunbird (its
     portal shows the badge name as the course name), so templates made for
@@ -54,7 +55,6 @@ def sunbird_placeholders(
         "recipientId": recipient_id,
         "recipientName": recipient_name,
         "issuerName": edata.issuer.name,
-        "qrCodeImage": qr_code_image,
     }
     for index, signatory in enumerate(edata.signatories[:2]):
         values[f"signatory{index}Image"] = signatory.image
@@ -109,9 +109,8 @@ class CertificateFactory:
             recipient_name=recipient.recipientName,
             issued_on=issued_on,
             expires=expires,
-            qr_code_image=qr_code_data_uri(verify_url, code),
         )
-        svg = _fill(template, values)
+        svg = _fill(template, values, verify_url=verify_url, code=code)
         signer = self.keys.current
         facts = _credential_facts(request, certificate_id, verify_url, base_path, issued_on, expires)
         status = status_entry(status_list_url, status_index) if status_list_url else None
@@ -134,7 +133,32 @@ class CertificateFactory:
             related=edata.related.model_dump(mode="json"),
             svg=svg,
             certificate=credential,
+            rendering=PrintableFacts(template=edata.svgTemplate, templateDigest=template.digest, values=values),
         )
+
+    async def printable(self, record: Mapping[str, Any]) -> str:
+        """The SVG of an issued certificate (a record of ``certificate.issued``), drawn
+        again from its facts (``rendering``) as :meth:`issue` drew it.
+
+        Raises ``CertflowError``: ``NOT_PRINTABLE`` for a credential without a
+        printable form (issued through the VC-API), ``TEMPLATE_CHANGED`` when the
+        template at its address is no longer the one the certificate was issued
+        with (a different picture must not pass for the issued one; the credential
+        still verifies), or the template cache's fetch errors.
+        """
+        if record.get("svg"):
+            return str(record["svg"])  # a record kept whole (issued before facts were kept)
+        if not record.get("rendering"):
+            raise CertflowError(ErrorCode.NOT_PRINTABLE, f"certificate {record.get('id')} has no printable form")
+        facts = PrintableFacts.model_validate(record["rendering"])
+        template = await self.templates.get(facts.template)
+        if template.digest != facts.templateDigest:
+            raise CertflowError(
+                ErrorCode.TEMPLATE_CHANGED,
+                f"the template {facts.template} has changed since certificate {record.get('id')} was issued",
+            )
+        return _fill(template, facts.values, verify_url=str(record["verifyUrl"]),
+                     code=str(record["accessCode"]))
 
 
 def _credential_facts(
@@ -185,9 +209,10 @@ def _valid_until(issued_on: datetime, expiry: str) -> datetime | None:
         raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, str(exc)) from None
 
 
-def _fill(template: SvgTemplate, values: Mapping[str, str]) -> str:
+def _fill(template: SvgTemplate, values: Mapping[str, str], *, verify_url: str, code: str) -> str:
+    """The filled template, with the QR code of ``verify_url`` and the access ``code``."""
     try:
-        return template.fill(values)
+        return template.fill({**values, "qrCodeImage": qr_code_data_uri(verify_url, code)})
     except ValueError as exc:
         raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, str(exc)) from None
 

@@ -74,6 +74,18 @@ def certified_facts(record: dict[str, Any]) -> dict[str, str]:
 
 
 
+def stored_record(record: dict[str, Any]) -> dict[str, Any]:
+    """What the registry keeps of a published certificate: everything but the drawing.
+
+    The SVG is most of a record's bytes and is drawn again on demand from the
+    record's ``rendering`` facts (:meth:`CertificateFactory.printable`), so table
+    memory and changelog bytes do not grow with template size.
+    """
+    if record.get("rendering") is None:
+        return record  # nothing to draw it from again: kept whole
+    return {name: value for name, value in record.items() if name != "svg"}
+
+
 def parse_revocation(key: bytes | str | None, value: bytes | None, *, max_bytes: int) -> dict[str, Any]:
     """A revocation request, checked; anything malformed is the event's fault
     (dead-lettered with a code), never a crash of the agent."""
@@ -214,7 +226,7 @@ class Registry:
                 revocation = None
             elif expected is not None:
                 revocation = {name: value for name, value in revocation.items() if name != "certifies"}
-        self.certificates[key] = {"record": record, "revocation": revocation}
+        self.certificates[key] = {"record": stored_record(record), "revocation": revocation}
         if stored.get("record") is None:
             await self._send_access_code(record)
         if revocation is not None and stored.get("record") is None:

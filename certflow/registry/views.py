@@ -25,6 +25,7 @@ from certflow.credentials.verification import (
     issuer_id,
     verify_certificate,
 )
+from certflow.errors import CertflowError, ErrorCode
 from certflow.faust_fixes.routing import (
     FORWARDED_HEADER,
     forward,
@@ -109,13 +110,17 @@ class CertificateFileView(CertflowView):
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
-        if "svg" not in stored["record"]:
-            # A credential issued through the VC-API has no printable certificate.
-            return error_response(404, "NOT_PRINTABLE", f"certificate {id} has no printable form")
+        try:
+            svg = await services.certificates.printable(stored["record"])
+        except CertflowError as exc:
+            # No printable form (a VC-API credential): 404; a template that changed
+            # or cannot be fetched: the drawing is unavailable, the credential is not.
+            status = {ErrorCode.NOT_PRINTABLE: 404, ErrorCode.TEMPLATE_CHANGED: 409}.get(exc.code, 503)
+            return error_response(status, exc.code.value, exc.message)
         # Remote images (signatures, logos) are inlined for every format: the SVG's
         # Content-Security-Policy lets a browser load images from data: only, and
         # the renderer must not fetch anything itself.
-        printable = await inline_remote_images(stored["record"]["svg"], services.images)
+        printable = await inline_remote_images(svg, services.images)
         if fmt == "svg":
             body = printable.encode()
         else:

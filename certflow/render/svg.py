@@ -13,6 +13,7 @@ placeholders. ``fill`` is then only escaping the values and joining strings.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 
@@ -95,16 +96,20 @@ class SvgTemplate:
     tasks and threads, so a worker can cache it per template URL.
     """
 
-    __slots__ = ("_parts", "_placeholders", "_slots", "_url_slots", "removed", "url")
+    __slots__ = ("_parts", "_placeholders", "_slots", "_url_slots", "digest", "removed", "url")
 
     url: str
     #: How many elements and attributes sanitising removed; worth logging when > 0.
     removed: int
+    #: SHA-256 of the sanitised markup: a certificate rendered again later, from its
+    #: facts, is drawn only from the very template it was issued with.
+    digest: str
 
     def __init__(self, url: str, markup: str, removed: int) -> None:
         """Compile already-sanitised ``markup``; use :meth:`parse` from outside."""
         self.url = url
         self.removed = removed
+        self.digest = hashlib.sha256(markup.encode()).hexdigest()
         pieces = PLACEHOLDER.split(markup)
         # Even indices are literal markup, odd indices are placeholder names; the
         # name slots are overwritten with escaped values on every fill.

@@ -182,3 +182,49 @@ async def test_sunbird_expiry_tokens_set_valid_until_and_the_expiry_date(factory
     )
     assert certificate.certificate["validUntil"] == "2020-10-31T00:00:00Z"
     assert "${expiryDate}" not in certificate.svg
+
+
+async def test_the_registry_keeps_facts_and_draws_the_same_certificate_again(
+    factory, sunbird_fixture, tmp_path
+) -> None:
+    """The registry drops the SVG; drawn again from the facts it is byte-identical,
+    and a template changed in place is refused rather than drawn as if issued with it."""
+    from certflow.registry.agents import stored_record
+
+    certificate = await factory.issue(request_for(sunbird_fixture), now=datetime(2025, 1, 2, tzinfo=UTC))
+    published = orjson.loads(certificate.to_json())
+    kept = stored_record(published)
+    assert "svg" not in kept and kept["rendering"]["templateDigest"]
+    assert len(orjson.dumps(kept)) < len(certificate.to_json()) - len(certificate.svg) // 2
+    assert await factory.printable(kept) == certificate.svg
+
+    changed_root = tmp_path / "templates"
+    changed_root.mkdir()
+    (changed_root / TEMPLATE.name).write_text(TEMPLATE.read_text().replace("</svg>", "<rect/></svg>"))
+    policy = FetchPolicy((), allow_private_networks=False, timeout_seconds=1, max_bytes=2**20, max_redirects=0)
+    async with SafeFetcher(policy) as fetcher:
+        settings = Settings(template_root=changed_root, base_path="https://certs.example.org/certs")
+        elsewhere = build_certificate_factory(settings, fetcher, KEYS)
+        with pytest.raises(CertflowError) as refused:
+            await elsewhere.printable(kept)
+    assert refused.value.code is ErrorCode.TEMPLATE_CHANGED
+
+
+async def test_a_credential_without_drawing_facts_is_not_printable(factory) -> None:
+    with pytest.raises(CertflowError) as refused:
+        await factory.printable({"id": "vc-1", "certificate": {}})
+    assert refused.value.code is ErrorCode.NOT_PRINTABLE
+
+
+def test_a_published_record_is_serialised_once_and_a_copy_anew(factory) -> None:
+    from certflow.events.records import IssuedCertificate
+
+    fields = {
+        "id": "c1", "accessCode": "A1B2C3", "verifyUrl": "https://x/c1", "recipient": {"id": "u", "name": "U"},
+        "course": {"id": "c", "name": "C"}, "batchId": "b", "templateId": "t", "certificateName": "n",
+        "issuedDate": "2025-01-02", "issuedOn": "2025-01-02T00:00:00+00:00", "oldId": "", "userId": "u",
+        "tag": "", "related": {}, "svg": "<svg/>", "certificate": {},
+    }
+    record = IssuedCertificate.model_validate(fields)
+    assert orjson.loads(record.to_json())["batchId"] == "b"
+    assert orjson.loads(record.model_copy(update={"batchId": "b2"}).to_json())["batchId"] == "b2"
