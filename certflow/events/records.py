@@ -96,7 +96,7 @@ class IssuedCertificate(Record):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> IssuedCertificate:
         copy = super().model_copy(update=update, deep=deep)
-        copy._json = b""  # another record: serialised anew
+        copy._json = b""  # noqa: SLF001 - the cache of a record of this class: another record, serialised anew
         return copy
 
     @model_validator(mode="after")

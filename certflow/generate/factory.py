@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from certflow.credentials.document import CredentialFacts, SignatoryFacts, open_badge_credential
 from certflow.credentials.expiry import valid_until
