@@ -66,9 +66,13 @@ class CertflowApp(FixedApp):
 
 def create_app(settings: Settings) -> CertflowApp:
     """A Faust app wired to ``settings``, with every agent, table and view registered."""
+    kafka = settings.kafka
     app = CertflowApp(
         settings.app_id,
-        broker=settings.broker,
+        broker=kafka.url,
+        # TLS and SASL of Faust's consumer, producer and topic creation: the same
+        # settings as every other client of certflow's (certflow.kafka_client).
+        broker_credentials=kafka.faust_credentials(),
         store=settings.store,
         table_standby_replicas=settings.standby_replicas,
         datadir=str(settings.data_dir),

@@ -140,7 +140,7 @@ def bench_broker(workdir: Path) -> Iterator[tuple[LocalBroker, TopicNames, dict[
         asyncio.run(ensure_topics(broker.url, topics.all(), partitions=PARTITIONS))
         # One key ring for the deployment, shared by all its workers.
         yield broker, topics, {
-            "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS),
+            **broker.client_settings(), "CERTFLOW_PARTITIONS": str(PARTITIONS),
             "CERTFLOW_LOG_LEVEL": "warn", **shared_signing_keys(workdir / "signing-keys.json"),
         }
 

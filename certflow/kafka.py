@@ -1,5 +1,9 @@
 """Client-side Kafka chores: creating topics, producing files, tailing a topic.
 
+Each takes a :class:`~certflow.kafka_client.KafkaConnection` (``settings.kafka``: the
+brokers and the client's TLS and SASL settings), or a plain broker URL for a local
+PLAINTEXT broker; their clients come from :mod:`certflow.kafka_client`.
+
 Faust only creates its own internal topics. Source topics must exist with the
 deployment's partition count *before* workers start: a topic auto-created by the
 broker on first use gets the broker default (often 1), and then tables refuse to
@@ -16,22 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
+from certflow import kafka_client
+from certflow.kafka_client import KafkaConnection, bootstrap_servers
+
+__all__ = [
+    "Consumed", "TopicReport", "bootstrap_servers", "collect_json", "ensure_topics", "key_partition",
+    "produce", "read_topic", "topic_config", "topic_durability", "wait_until_consumed",
+]
+
 log = logging.getLogger(__name__)
-
-
-def bootstrap_servers(broker_url: str) -> list[str]:
-    """``kafka://a:9092;kafka://b:9092`` (Faust's form) → ``["a:9092", "b:9092"]``."""
-    servers = []
-    for entry in broker_url.replace(",", ";").split(";"):
-        part = entry.strip()
-        if part:
-            servers.append(part.split("://", 1)[-1].rstrip("/"))
-    return servers
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -77,7 +79,7 @@ def topic_config(
 
 
 async def ensure_topics(
-    broker_url: str,
+    kafka: KafkaConnection | str,
     names: Iterable[str],
     *,
     partitions: int,
@@ -93,7 +95,7 @@ async def ensure_topics(
     Idempotent, and patient with a broker that is still starting (Kubernetes starts
     workers and brokers together), so it retries connecting for ``attempts`` seconds.
     """
-    admin = await _started_admin(broker_url, attempts)
+    admin = await _started_admin(kafka, attempts)
     try:
         cluster = await admin.describe_cluster()
         replicas, in_sync = topic_durability(
@@ -122,15 +124,18 @@ async def ensure_topics(
         await admin.close()
 
 
-async def _started_admin(broker_url: str, attempts: int) -> AIOKafkaAdminClient:
-    """An admin client connected to ``broker_url``, retrying for ``attempts`` seconds."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+async def _started_admin(kafka: KafkaConnection | str, attempts: int) -> AIOKafkaAdminClient:
+    """An admin client connected to ``kafka``, retrying for ``attempts`` seconds while
+    no broker answers, but not when one refuses the credentials
+    (:class:`~certflow.kafka_client.KafkaAccessRefused`)."""
+    admin = kafka_client.admin_client(kafka)
     for attempt in range(attempts):
         try:
-            await admin.start()
+            await kafka_client.start(admin, kafka)
             break
         except KafkaConnectionError:
             if attempt == attempts - 1:
+                await admin.close()
                 raise
             await asyncio.sleep(1.0)
     return admin
@@ -164,7 +169,7 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
 
 
 async def produce(
-    broker_url: str,
+    kafka: KafkaConnection | str,
     topic: str,
     events: Iterable[tuple[bytes | None, bytes | None]],
     *,
@@ -172,14 +177,10 @@ async def produce(
 ) -> int:
     """Send ``(key, value)`` pairs and wait until the broker has them all
     (acks=all, idempotent: a retried send is written once)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(broker_url),
-        linger_ms=5,
-        acks="all",
-        enable_idempotence=True,
-        max_batch_size=max_batch_size,
+    producer = kafka_client.producer(
+        kafka, linger_ms=5, acks="all", enable_idempotence=True, max_batch_size=max_batch_size,
     )
-    await producer.start()
+    await kafka_client.start(producer, kafka)
     try:
         futures = [await producer.send(topic, key=key, value=value) for key, value in events]
         await asyncio.gather(*futures)
@@ -201,7 +202,7 @@ class Consumed:
 
 
 async def read_topic(
-    broker_url: str,
+    kafka: KafkaConnection | str,
     topic: str,
     *,
     timeout: float,
@@ -214,13 +215,13 @@ async def read_topic(
     the offsets of the workers' group. ``committed_only`` skips records of aborted
     transactions (``read_committed``), as consumers of an exactly-once deployment do.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url),
+    consumer = kafka_client.consumer(
+        kafka,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
-    await consumer.start()
+    await kafka_client.start(consumer, kafka)
     try:
         partitions = await _partitions_for(consumer, topic)
         consumer.assign([TopicPartition(topic, p) for p in partitions])
@@ -244,7 +245,7 @@ async def read_topic(
 
 
 async def wait_until_consumed(
-    broker_url: str, group_id: str, topics: Iterable[str], *, timeout: float, poll: float = 0.5
+    kafka: KafkaConnection | str, group_id: str, topics: Iterable[str], *, timeout: float, poll: float = 0.5
 ) -> None:
     """Until consumer group ``group_id`` has committed every record of ``topics``.
 
@@ -254,10 +255,14 @@ async def wait_until_consumed(
     signal. Counts of table keys are not, because a worker's tables also hold
     standby copies of other workers' partitions.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
+    admin = kafka_client.admin_client(kafka)
+    consumer = kafka_client.consumer(kafka, enable_auto_commit=False)
+    await kafka_client.start(admin, kafka)
+    try:
+        await kafka_client.start(consumer, kafka)
+    except BaseException:
+        await admin.close()
+        raise
     try:
         partitions = [
             TopicPartition(topic, p) for topic in topics for p in await _partitions_for(consumer, topic)
@@ -292,7 +297,7 @@ async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
 
 
 async def collect_json(
-    broker_url: str,
+    kafka: KafkaConnection | str,
     topic: str,
     count: int,
     where: Callable[[dict[str, Any]], bool] = lambda record: True,
@@ -303,7 +308,7 @@ async def collect_json(
     """The first ``count`` JSON records of ``topic`` that match ``where``, read from the
     beginning; fewer only when nothing new arrived for ``timeout`` seconds."""
     found: list[dict[str, Any]] = []
-    stream = read_topic(broker_url, topic, timeout=timeout, committed_only=committed_only)
+    stream = read_topic(kafka, topic, timeout=timeout, committed_only=committed_only)
     async with aclosing(stream):
         async for record in stream:
             value = orjson.loads(record.value or b"null")

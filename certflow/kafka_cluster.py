@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from certflow.broker import LOOPBACK, accepts, free_port, port_free
+from certflow.kafka_client import KafkaConnection
 from certflow.kafka_dist import fetch_kafka, java_executable, kafka_libs, kafka_version
 from certflow.kafka_node import (
+    ADMIN_USER,
     DEFAULT_HEAP,
     KAFKA_MAIN,
     LOG4J2,
@@ -26,8 +28,20 @@ from certflow.kafka_node import (
     partition_leaders,
     random_cluster_id,
     run_async,
+    sasl_listener_config,
+    scram_format_arguments,
     wait_for_brokers,
+    with_admin_user,
 )
+
+
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """``count`` free ports on loopback, none of ``taken`` (to which they are added)."""
+    ports = []
+    for _ in range(count):
+        ports.append(free_port(taken))
+        taken.add(ports[-1])
+    return ports
 
 
 class KafkaCluster:
@@ -39,6 +53,14 @@ class KafkaCluster:
     where each node listens and its JVM's pid. Settings fit a test machine: small
     heaps, no initial rebalance delay, internal topics replicated ``min(3, nodes)``
     times with ``min(2, nodes)`` in sync.
+
+    ``sasl_users`` (user → password) secure it as production clusters are, to test
+    certflow's client security: the client listener is SASL_PLAINTEXT with PLAIN and
+    SCRAM-SHA-512 logins, and Kafka's StandardAuthorizer allows nothing without an ACL
+    but to the super user :data:`ADMIN_USER` (:attr:`connection`); the controller
+    listener stays PLAINTEXT (see :func:`~certflow.kafka_node.sasl_listener_config`).
+    ``tls_keystore`` (PEM: the brokers' key and certificate chain) adds a SASL_SSL
+    listener on other ports (:attr:`tls_url`), as Strimzi's TLS listener.
     """
 
     def __init__(
@@ -49,9 +71,16 @@ class KafkaCluster:
         port: int | None = None,
         heap: tuple[str, str] | None = None,
         version: str | None = None,
+        sasl_users: Mapping[str, str] | None = None,
+        tls_keystore: Path | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
+        if tls_keystore is not None and not sasl_users:
+            raise ValueError("a TLS listener takes SASL logins: give sasl_users too")
+        self.tls_keystore = tls_keystore
+        #: user → password, the cluster's own super user included; None: no SASL.
+        self.sasl_users = with_admin_user(sasl_users) if sasl_users else None
         self.data_dir = Path(data_dir)
         self.version = version or kafka_version()
         self.heap = heap or heap_from_env() or DEFAULT_HEAP
@@ -65,12 +94,11 @@ class KafkaCluster:
             wanted = first + i
             ports.append(wanted if port and wanted not in taken and port_free(wanted) else free_port(taken))
             taken.add(ports[-1])
-        controller_ports = []
-        for _ in range(nodes):
-            controller_ports.append(free_port(taken))
-            taken.add(controller_ports[-1])
+        controller_ports = _free_ports(nodes, taken)
+        tls_ports: list[int | None] = [*_free_ports(nodes, taken)] if tls_keystore is not None else [None] * nodes
         self.nodes = [
-            KafkaNode(i + 1, ports[i], controller_ports[i], self.data_dir / f"node-{i + 1}") for i in range(nodes)
+            KafkaNode(i + 1, ports[i], controller_ports[i], self.data_dir / f"node-{i + 1}", tls_port=tls_ports[i])
+            for i in range(nodes)
         ]
 
     # -- addresses ---------------------------------------------------------------------
@@ -84,8 +112,33 @@ class KafkaCluster:
         """Faust's form: ``kafka://127.0.0.1:p1;kafka://127.0.0.1:p2``."""
         return ";".join(f"kafka://{LOOPBACK}:{node.port}" for node in self.nodes)
 
+    @property
+    def tls_url(self) -> str:
+        """The SASL_SSL listeners, in Faust's form (a cluster with ``tls_keystore`` only)."""
+        if self.tls_keystore is None:
+            raise ValueError("the cluster has no TLS listener")
+        return ";".join(f"kafka://{LOOPBACK}:{node.tls_port}" for node in self.nodes)
+
     def node(self, node_id: int) -> KafkaNode:
         return next(node for node in self.nodes if node.id == node_id)
+
+    @property
+    def listener(self) -> str:
+        """The client listener's name and security protocol."""
+        return "SASL_PLAINTEXT" if self.sasl_users is not None else "PLAINTEXT"
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """How the cluster's helpers reach it: PLAINTEXT, or with SASL as :data:`ADMIN_USER`."""
+        return self._connection(self.url)
+
+    def _connection(self, url: str) -> KafkaConnection:
+        if self.sasl_users is None:
+            return KafkaConnection(url)
+        return KafkaConnection(
+            url, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+            sasl_username=ADMIN_USER, sasl_password=self.sasl_users[ADMIN_USER],
+        )
 
     # -- configuration -----------------------------------------------------------------
 
@@ -93,15 +146,21 @@ class KafkaCluster:
         n = len(self.nodes)
         replicas, in_sync = min(3, n), min(2, n)
         voters = ",".join(f"{other.id}@{LOOPBACK}:{other.controller_port}" for other in self.nodes)
-        settings = {
+        listener = self.listener
+        clients = [(listener, node.port)]
+        if node.tls_port is not None:
+            clients.append(("SASL_SSL", node.tls_port))
+        advertised = ",".join(f"{name}://{LOOPBACK}:{port}" for name, port in clients)
+        settings: dict[str, object] = {
             "process.roles": "broker,controller",
             "node.id": node.id,
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{LOOPBACK}:{node.port},CONTROLLER://{LOOPBACK}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{node.port}",
+            "listeners": f"{advertised},CONTROLLER://{LOOPBACK}:{node.controller_port}",
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": listener,
+            "listener.security.protocol.map": ",".join(f"{name}:{name}" for name, _ in clients)
+            + ",CONTROLLER:PLAINTEXT",
             "log.dirs": node.log_dir,
             # certflow creates every topic it uses with its partition count
             # (certflow topics, Faust for its own): a topic made up by the broker on
@@ -131,6 +190,10 @@ class KafkaCluster:
             "log.cleaner.threads": 1,
             "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
         }
+        if self.sasl_users is not None:
+            settings.update(sasl_listener_config(
+                [name for name, _ in clients], self.sasl_users, keystore=self.tls_keystore,
+            ))
         node.home.mkdir(parents=True, exist_ok=True)
         node.properties.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         (node.home / "log4j2.properties").write_text(LOG4J2)
@@ -166,7 +229,8 @@ class KafkaCluster:
                 continue
             command = self._java(
                 node, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(node.properties),
-                "--ignore-formatted", heap=("64m", "256m"), options=self._shared_classes(),
+                "--ignore-formatted", *scram_format_arguments(self.sasl_users or {}), heap=("64m", "256m"),
+                options=self._shared_classes(),
             )
             pending.append((node, subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -251,7 +315,7 @@ class KafkaCluster:
         live = {node.id for node in self.nodes if node.alive()}
         remaining = max(1.0, deadline - time.monotonic())
         run_async(wait_for_brokers(
-            ",".join(f"{LOOPBACK}:{n.port}" for n in waiting), live, timeout=remaining,
+            self._connection(",".join(f"{LOOPBACK}:{n.port}" for n in waiting)), live, timeout=remaining,
         ))
 
     def write_cluster_json(self) -> Path:
@@ -326,13 +390,13 @@ class KafkaCluster:
 
     def leader_of(self, topic: str, partition: int = 0) -> int:
         """The id of the node leading ``topic``'s ``partition`` right now."""
-        return run_async(partition_leader(self.bootstrap, topic, partition))
+        return run_async(partition_leader(self.connection, topic, partition))
 
     def partition_leaders(self, topics: Sequence[str]) -> dict[int, int]:
         """How many partitions of ``topics`` each node leads right now (node id → count,
         every node listed, a node leading none with 0)."""
         counts = dict.fromkeys((node.id for node in self.nodes), 0)
-        for leader in run_async(partition_leaders(self.bootstrap, list(topics))):
+        for leader in run_async(partition_leaders(self.connection, list(topics))):
             counts[leader] = counts.get(leader, 0) + 1
         return counts
 

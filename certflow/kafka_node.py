@@ -7,15 +7,20 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from certflow.kafka_client import KafkaConnection
 
 T = TypeVar("T")
 
@@ -34,6 +39,69 @@ def random_cluster_id() -> str:
         if not text.startswith("-"):
             return text
 
+
+#: The cluster's own SASL user (inter-broker traffic, and its helpers' clients): a
+#: super user, as the operator's is in a real cluster.
+ADMIN_USER = "admin"
+#: User names and passwords a SASL cluster accepts: they go into JAAS and SCRAM
+#: settings verbatim, where quotes, commas and brackets would break them.
+SASL_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def with_admin_user(users: Mapping[str, str]) -> dict[str, str]:
+    """``users`` (checked) and :data:`ADMIN_USER` with a fresh random password."""
+    if ADMIN_USER in users:
+        raise ValueError(f"{ADMIN_USER!r} is the cluster's own super user")
+    for user, password in users.items():
+        if not SASL_TOKEN.fullmatch(user) or not SASL_TOKEN.fullmatch(password):
+            raise ValueError(f"SASL user {user!r}: names and passwords are letters, digits, '.', '_', '-'")
+    return {**users, ADMIN_USER: secrets.token_urlsafe(18)}
+
+
+def sasl_listener_config(
+    listeners: Sequence[str], users: Mapping[str, str], *, keystore: Path | None = None,
+) -> dict[str, object]:
+    """``server.properties`` entries of SASL client listeners (their names: SASL_PLAINTEXT,
+    SASL_SSL) that accept PLAIN and SCRAM-SHA-512 logins of ``users`` (SCRAM's are added
+    when the storage is formatted: :func:`scram_format_arguments`), with Kafka's
+    StandardAuthorizer: only :data:`ADMIN_USER` and the controller listener's anonymous
+    principal are super users, anybody else needs ACLs. A SASL_SSL listener presents
+    the key and certificate chain of ``keystore`` (one PEM file)."""
+    plain_users = " ".join(f'user_{user}="{password}"' for user, password in users.items())
+    config: dict[str, object] = {
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{ADMIN_USER};User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+    for listener in listeners:
+        prefix = f"listener.name.{listener.lower()}"
+        # username/password: what this broker logs in to the others with.
+        config[f"{prefix}.plain.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{ADMIN_USER}" password="{users[ADMIN_USER]}" {plain_users};'
+        )
+        config[f"{prefix}.scram-sha-512.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        )
+        if listener.endswith("SSL"):
+            if keystore is None:
+                raise ValueError(f"listener {listener} needs a keystore")
+            config[f"{prefix}.ssl.keystore.type"] = "PEM"
+            config[f"{prefix}.ssl.keystore.location"] = keystore
+    return config
+
+
+def scram_format_arguments(users: Mapping[str, str]) -> list[str]:
+    """``kafka-storage format`` arguments adding each user's SCRAM-SHA-512 credentials
+    (KRaft keeps them in the cluster metadata, written when formatting: a node started
+    again on its data keeps the SCRAM passwords of its first start, while PLAIN logins
+    are those of its ``server.properties``, rewritten at every start)."""
+    arguments: list[str] = []
+    for user, password in users.items():
+        arguments += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
+    return arguments
 
 
 LOG4J2 = """\
@@ -58,6 +126,8 @@ class KafkaNode:
     controller_port: int
     home: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: The SASL_SSL listener's port, on a cluster with TLS.
+    tls_port: int | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -91,10 +161,13 @@ class KafkaNode:
             return ""
 
     def describe(self) -> dict[str, object]:
-        return {
+        described: dict[str, object] = {
             "id": self.id, "port": self.port, "controllerPort": self.controller_port, "pid": self.pid,
             "role": "broker,controller", "logDir": str(self.log_dir),
         }
+        if self.tls_port is not None:
+            described["tlsPort"] = self.tls_port
+        return described
 
 
 
@@ -139,14 +212,14 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def wait_for_brokers(bootstrap: str, node_ids: set[int], *, timeout: float) -> None:
+async def wait_for_brokers(kafka: KafkaConnection | str, node_ids: set[int], *, timeout: float) -> None:
     """Until the cluster's metadata lists every node of ``node_ids`` as a live broker."""
-    from aiokafka import AIOKafkaClient
+    from certflow.kafka_client import cluster_client
 
     deadline = time.monotonic() + timeout
     seen: set[int] = set()
     while True:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000)
+        client = cluster_client(kafka, request_timeout_ms=5000)
         try:
             await client.bootstrap()
             await client.force_metadata_update()
@@ -164,10 +237,10 @@ async def wait_for_brokers(bootstrap: str, node_ids: set[int], *, timeout: float
         await asyncio.sleep(0.2)
 
 
-async def partition_leader(bootstrap: str, topic: str, partition: int) -> int:
-    from aiokafka import AIOKafkaClient
+async def partition_leader(kafka: KafkaConnection | str, topic: str, partition: int) -> int:
+    from certflow.kafka_client import cluster_client
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap.split(","))
+    client = cluster_client(kafka)
     try:
         await client.bootstrap()
         for _ in range(50):
@@ -181,11 +254,11 @@ async def partition_leader(bootstrap: str, topic: str, partition: int) -> int:
         await client.close()
 
 
-async def partition_leaders(bootstrap: str, topics: list[str]) -> list[int]:
+async def partition_leaders(kafka: KafkaConnection | str, topics: list[str]) -> list[int]:
     """The leader of every partition of ``topics`` (one entry per partition with one)."""
-    from aiokafka import AIOKafkaClient
+    from certflow.kafka_client import cluster_client
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap.split(","))
+    client = cluster_client(kafka)
     try:
         await client.bootstrap()
         await client.set_topics(topics)

@@ -31,6 +31,7 @@ from certflow.broker import (
     wait_until_listening,
 )
 from certflow.kafka import wait_until_consumed
+from certflow.kafka_client import KafkaConnection
 from certflow.kafka_cluster import KafkaCluster
 from certflow.kafka_node import KafkaNode
 from certflow.topics import TopicNames
@@ -148,6 +149,16 @@ class LocalBroker:
         if self.cluster is not None:
             return self.cluster.url
         return f"kafka://127.0.0.1:{self.port}"
+
+    def client_settings(self) -> dict[str, str]:
+        """The ``CERTFLOW_*`` settings of a worker on this broker: its address, and
+        PLAINTEXT (it has no authentication), overriding any Kafka security settings
+        a worker would otherwise inherit from the environment, which are meant for a
+        real cluster."""
+        return {"CERTFLOW_BROKER": self.url, "CERTFLOW_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+                "CERTFLOW_KAFKA_SASL_USERNAME": "", "CERTFLOW_KAFKA_SASL_PASSWORD": "",
+                "CERTFLOW_KAFKA_SSL_CAFILE": "", "CERTFLOW_KAFKA_SSL_CERTFILE": "",
+                "CERTFLOW_KAFKA_SSL_KEYFILE": ""}
 
     @property
     def nodes(self) -> list[KafkaNode]:
@@ -320,7 +331,7 @@ class LocalWorker(LocalProcess):
 
 
 def wait_for_reference(
-    broker_url: str,
+    kafka: KafkaConnection | str,
     group_id: str,
     topics: TopicNames,
     workers: Sequence[LocalWorker],
@@ -331,7 +342,7 @@ def wait_for_reference(
     """Until the workers' group has applied every learner-keyed reference record
     (committed, so in its tables) and every live worker knows ``batches`` batches."""
     asyncio.run(wait_until_consumed(
-        broker_url, group_id, [topics.learners, topics.enrolments, topics.scores], timeout=timeout,
+        kafka, group_id, [topics.learners, topics.enrolments, topics.scores], timeout=timeout,
     ))
     deadline = time.monotonic() + timeout
     while True:

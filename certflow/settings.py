@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from certflow.topics import TopicNames
+
+if TYPE_CHECKING:
+    from certflow.kafka_client import KafkaConnection
+
+#: Kafka's names, as in ``certflow.kafka_client`` (repeated here so that importing
+#: this module does not import aiokafka; a unit test keeps the two equal).
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -56,6 +64,43 @@ class Settings(BaseSettings):
         description="`min.insync.replicas` of the topics certflow creates: replicas that "
         "must have a write before it is acknowledged (producers use acks=all). Unset: 2 "
         "with 3 replicas, else one less than the replicas (at least 1).",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="How every Kafka client of certflow (the worker's, `certflow topics`, "
+        "`send`, `tail`, `load`, `issue`) connects: `PLAINTEXT`, `SSL` (TLS, with a client "
+        "certificate for mutual TLS), `SASL_PLAINTEXT` or `SASL_SSL` (a SASL login, over TLS). "
+        "A real cluster (Strimzi's TLS listener) wants `SSL` or `SASL_SSL`.",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512",
+        description="SASL mechanism of the login with a SASL protocol: `SCRAM-SHA-512` "
+        "(Strimzi's `scram-sha-512` users), `SCRAM-SHA-256` or `PLAIN` (the password "
+        "itself is sent: only over TLS).",
+    )
+    kafka_sasl_username: str = Field(
+        "", description="SASL user name; required with `SASL_PLAINTEXT` and `SASL_SSL`, refused with the others."
+    )
+    kafka_sasl_password: str = Field(
+        "",
+        description="SASL password of `kafka_sasl_username` (from a Kubernetes Secret: "
+        "Strimzi's KafkaUser Secret has it under `password`).",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the brokers' certificates, with `SSL` "
+        "or `SASL_SSL` (Strimzi: the `<cluster>-cluster-ca-cert` Secret's `ca.crt`). "
+        "Unset: the system's CAs. Broker host names are always checked.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None,
+        description="PEM client certificate for mutual TLS (Strimzi's `tls` users: "
+        "`user.crt` of the KafkaUser Secret), with `SSL` or `SASL_SSL`.",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None,
+        description="PEM private key of `kafka_ssl_certfile` (Strimzi: `user.key`); "
+        "unset, the key is read from the certificate file.",
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="Faust processing guarantee."
@@ -338,11 +383,22 @@ class Settings(BaseSettings):
         "info", description="Log level of the worker (`warning` and `critical` are accepted too)."
     )
 
-    @field_validator("signing_keys_file", mode="before")
+    @field_validator(
+        "signing_keys_file", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        """``CERTFLOW_SIGNING_KEYS_FILE=`` means "not set", not the current directory."""
+        """An empty file setting (``CERTFLOW_SIGNING_KEYS_FILE=``) means "not set", not
+        the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _kafka_security_fits_together(self) -> Settings:
+        """A SASL protocol without a login, or a login or TLS files the protocol would
+        ignore, stop the settings from loading: a worker must not start believing it
+        authenticates (the checks are :class:`~certflow.kafka_client.KafkaConnection`'s)."""
+        _ = self.kafka
+        return self
 
     @field_validator("image_formats", mode="after")
     @classmethod
@@ -402,3 +458,20 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The brokers and how to reach them: what every Kafka client certflow makes,
+        and the Faust app, are built from (``certflow.kafka_client``)."""
+        from certflow.kafka_client import KafkaConnection
+
+        return KafkaConnection(
+            self.broker,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+        )

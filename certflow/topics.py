@@ -63,3 +63,14 @@ class TopicNames:
     def all(self) -> list[str]:
         """Every topic certflow reads or writes, for ``certflow topics``."""
         return list(vars(self).values())
+
+    def compacted(self) -> list[str]:
+        """The topics that keep only the newest record of each key
+        (``cleanup.policy=compact``), wherever they are created (``certflow topics``,
+        the Strimzi resources).
+
+        ``certificate.issued`` is keyed by certificate id, each record the whole
+        current state of that certificate: the newest record of each key is all
+        its reader (the registry's recovery) needs, and it must never expire.
+        """
+        return [self.certificate_issued]

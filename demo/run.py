@@ -96,7 +96,7 @@ def main() -> int:
                        cwd=ROOT, check=True, capture_output=True)
         port = web_port()
         settings = {
-            "CERTFLOW_BROKER": broker.url,
+            **broker.client_settings(),
             "CERTFLOW_PARTITIONS": str(PARTITIONS),
             "CERTFLOW_WEB_PORT": str(port),
             "CERTFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",
@@ -106,7 +106,7 @@ def main() -> int:
         }
         with LocalWorker(settings, workdir=workdir) as worker:
             print(f"worker   {worker.web_url}  (pid {worker.pid}, log {worker.log_path})\n")
-            env = {**os.environ, "CERTFLOW_BROKER": broker.url, "CERTFLOW_PARTITIONS": str(PARTITIONS)}
+            env = {**os.environ, **broker.client_settings(), "CERTFLOW_PARTITIONS": str(PARTITIONS)}
             for kind in ("batches", "learners", "enrolments", "scores"):
                 path = (DEMO / "reference" / f"{kind}.jsonl").relative_to(ROOT)
                 print(f"$ certflow load {kind} {path}")

@@ -13,6 +13,10 @@ override the matching setting for one run. One module per group of commands:
 
 from __future__ import annotations
 
+import sys
+
+import click
+
 from certflow.cli import bench, certificates, events, roster, service
 from certflow.cli.root import cli
 
@@ -20,4 +24,12 @@ __all__ = ["bench", "certificates", "cli", "events", "main", "roster", "service"
 
 
 def main() -> None:
-    cli()
+    """Run the command; a broker refusing the Kafka credentials is reported in one
+    line (what was refused, which settings to check), not as a traceback."""
+    from certflow.kafka_client import KafkaAccessRefused
+
+    try:
+        cli()
+    except KafkaAccessRefused as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

@@ -38,7 +38,7 @@ def send(topic: str, files: tuple[Path, ...], key: str | None) -> None:
     for content in sources:
         events.extend(_split_events(content))
     key_bytes = key.encode() if key is not None else None
-    sent = asyncio.run(produce(settings.broker, topic, [(key_bytes, event) for event in events]))
+    sent = asyncio.run(produce(settings.kafka, topic, [(key_bytes, event) for event in events]))
     click.echo(f"sent {sent} event(s) to {topic}", err=True)
 
 
@@ -74,7 +74,7 @@ def tail(topic: str, count: int | None, timeout: float, meta: bool) -> None:
     from certflow.kafka import read_topic
 
     async def run() -> None:
-        async for record in read_topic(settings.broker, topic, timeout=timeout, count=count):
+        async for record in read_topic(settings.kafka, topic, timeout=timeout, count=count):
             value = _as_json(record.value)
             if meta:
                 value = {
@@ -126,9 +126,10 @@ def load(kind: str, file: Path, dry_run: bool) -> None:
     if not dry_run:
         # A topic auto-created by the broker would get its default partition
         # count, and learner-keyed topics must agree with the worker's tables.
-        asyncio.run(ensure_topics(settings.broker, [topic], partitions=settings.partitions,
+        asyncio.run(ensure_topics(settings.kafka, [topic], partitions=settings.partitions,
                                   replication_factor=settings.replication_factor,
-                                  min_insync_replicas=settings.min_insync_replicas))
+                                  min_insync_replicas=settings.min_insync_replicas,
+                                  compacted=settings.topics.compacted()))
     loaded, rejected, rejected_count = _produce_rows(rows, file, settings, topic, dry_run=dry_run)
 
     if dry_run:
@@ -162,7 +163,7 @@ def _produce_rows(
         if chunk:
             try:
                 # None values (tombstones) pass through produce as they are.
-                produced += asyncio.run(produce(settings.broker, topic, chunk))
+                produced += asyncio.run(produce(settings.kafka, topic, chunk))
             except Exception as exc:  # the broker's errors vary; the operator needs the count
                 raise click.ClickException(
                     f"producing to {topic} failed after {produced} row(s): {exc!r}"

@@ -71,7 +71,7 @@ def issue(roster: Path, template: str, course_name: str, certificate_name: str, 
         with click.progressbar(length=len(events), label=f"sending to {topic}", file=sys.stderr) as bar:
             for start in range(0, len(events), CHUNK):
                 chunk = events[start:start + CHUNK]
-                sent += asyncio.run(produce(settings.broker, topic, chunk))
+                sent += asyncio.run(produce(settings.kafka, topic, chunk))
                 bar.update(len(chunk))
     for rejected in result.rejected:
         click.echo(f"line {rejected.line}: {rejected.reason}", err=True)

@@ -81,10 +81,47 @@ def _run_kafka(*, port: int, data_dir: Path, brokers: int) -> None:
 
 
 @cli.command()
-def topics() -> None:
-    """Create every certflow topic with its configured partition count (idempotent)."""
-    settings = Settings()
-    _create_topics(settings)
+@click.option(
+    "--strimzi", "cluster", metavar="CLUSTER", default=None,
+    help="Create nothing: print a Strimzi KafkaTopic for every topic of the deployment "
+    "(certflow's and Faust's), for the Kafka cluster CLUSTER.",
+)
+@click.option(
+    "--partitions", type=click.IntRange(min=1), default=None,
+    help="With --strimzi: the partition count, instead of CERTFLOW_PARTITIONS.",
+)
+@click.option(
+    "--kafka-user", "user", metavar="NAME", default=None,
+    help="With --strimzi: print the worker's KafkaUser NAME, with the ACLs a worker needs, instead.",
+)
+@click.option(
+    "--authentication", type=click.Choice(["scram-sha-512", "tls"]), default="scram-sha-512", show_default=True,
+    help="With --kafka-user: how the user logs in (SCRAM-SHA-512 password, or a mutual-TLS certificate).",
+)
+def topics(cluster: str | None, partitions: int | None, user: str | None, authentication: str) -> None:
+    """Create every certflow topic with its configured partition count (idempotent),
+    or print them as Strimzi resources (--strimzi)."""
+    settings = Settings() if partitions is None else Settings(partitions=partitions)
+    if cluster is None:
+        if user is not None:
+            raise click.UsageError("--kafka-user needs --strimzi CLUSTER")
+        _create_topics(settings)
+        return
+    click.echo(_strimzi_yaml(settings, cluster, user, authentication), nl=False)
+
+
+def _strimzi_yaml(settings: Settings, cluster: str, user: str | None, authentication: str) -> str:
+    from certflow.strimzi import generated_header, kafka_topics, kafka_user, to_yaml, topic_specs, worker_acls
+
+    specs = topic_specs(settings)
+    command = f"certflow topics --strimzi {cluster}"
+    if user is None:
+        return to_yaml(kafka_topics(specs, cluster), generated_header(settings, command))
+    command += f" --kafka-user {user} --authentication {authentication}"
+    resource = kafka_user(
+        worker_acls(settings, specs), cluster, user, "tls" if authentication == "tls" else "scram-sha-512",
+    )
+    return to_yaml([resource], generated_header(settings, command))
 
 
 def _create_topics(settings: Settings) -> None:
@@ -92,12 +129,12 @@ def _create_topics(settings: Settings) -> None:
 
     report = asyncio.run(
         ensure_topics(
-            settings.broker,
+            settings.kafka,
             settings.topics.all(),
             partitions=settings.partitions,
             replication_factor=settings.replication_factor,
             min_insync_replicas=settings.min_insync_replicas,
-            compacted=[settings.topics.certificate_issued],
+            compacted=settings.topics.compacted(),
         )
     )
     for name in report.created:

@@ -21,8 +21,9 @@ import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from certflow import kafka_client
 from certflow.jsonlimits import loads_bounded
-from certflow.kafka import bootstrap_servers
+from certflow.kafka_client import KafkaConnection
 from certflow.reference.models import BatchRecord
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,9 @@ log = logging.getLogger(__name__)
 class BatchDirectory(mode.Service):
     """batchId → :class:`BatchRecord`, kept current from the topic."""
 
-    def __init__(self, broker_url: str, topic: str, **kwargs: object) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]  # mode's **kwargs are untyped
-        self._broker_url = broker_url
+        self._kafka = kafka
         self._topic = topic
         self._batches: dict[str, BatchRecord] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -47,12 +48,9 @@ class BatchDirectory(mode.Service):
         return len(self._batches)
 
     async def on_start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers(self._broker_url),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
+        # The worker's own TLS and SASL settings: this consumer is certflow's, not Faust's.
+        consumer = kafka_client.consumer(self._kafka, enable_auto_commit=False, auto_offset_reset="earliest")
+        await kafka_client.start(consumer, self._kafka)
         partitions: set[int] | None = None
         while not partitions:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - no public way

@@ -66,7 +66,7 @@ class LearnerState:
         self.settings = settings
         self.accounting = accounting
         #: batchId → BatchRecord, on every worker.
-        self.batches = BatchDirectory(settings.broker, settings.topics.batches)
+        self.batches = BatchDirectory(settings.kafka, settings.topics.batches)
         app.add_dependency(self.batches)
 
         def table(name: str, description: str) -> TableT:

@@ -61,7 +61,7 @@ class Deployment:
         self.workdir = workdir
         self.topics = TopicNames(prefix)
         self.settings = {
-            "CERTFLOW_BROKER": broker.url,
+            **broker.client_settings(),
             "CERTFLOW_APP_ID": f"certflow-{prefix}",
             "CERTFLOW_TOPIC_PREFIX": prefix,
             "CERTFLOW_PARTITIONS": str(PARTITIONS),
