@@ -9,7 +9,8 @@ has none, from the profile (``email``, ``language``), or else the address an ear
 generate event gave (the ``notify_contacts`` table: a revocation names no address).
 
 Each notification ends as one of: ``sent`` (counted as success), ``skipped`` (no
-address, no SMTP server: counted as skipped, the reason logged), or ``failed`` (the
+address: counted as skipped, the reason logged; with no SMTP server configured no
+request is published at all, and the skip is counted where it is made), or ``failed`` (the
 server refused it, or every retry failed): dead-lettered on
 ``certificate.notifications.failed`` with the original payload, a code and the
 server's message, by the settle mechanism every agent uses.
@@ -91,7 +92,15 @@ class Notifier:
         revoked_on: str = "",
         revocation_reason: str = "",
     ) -> None:
-        """Ask for an email about ``record`` (an ``IssuedCertificate`` as a dict)."""
+        """Ask for an email about ``record`` (an ``IssuedCertificate`` as a dict).
+
+        With no SMTP server configured nothing could ever be sent, so no request is
+        published: the skip is counted here (``no_smtp_server``), which spares every
+        certificate a record, an event and a profile lookup.
+        """
+        if not self.sender.config.host:
+            self.services.metrics.notifications.labels("skipped", "no_smtp_server").inc()
+            return
         request = notification_for(record, kind, email=email or "", revoked_on=revoked_on,
                                    revocation_reason=revocation_reason)
         value: dict[str, Any] = request.model_dump(mode="json")

@@ -180,6 +180,37 @@ async def test_generate_a_request_becomes_a_certificate_record(
     assert len(to(sent, topics.telemetry)) == 1
     [entries] = app.flows.state.issued[USER.encode()].values()
     assert [entry["status"] for entry in entries.values()] == ["issued"]
+    # No SMTP server configured: no notification request is published, the skip is counted.
+    assert to(sent, topics.notifications) == []
+    metrics = app.services.metrics.notifications.labels("skipped", "no_smtp_server")
+    assert metrics._value.get() == 1  # noqa: SLF001 - prometheus_client's counter value
+
+    # The registry keeps the certificate's facts, not its drawing.
+    stored = Event(Message(topics.certificate_issued, key=published["key"]), published["value"])
+    await app.flows.registry.store_certificate(stored)
+    kept = app.flows.registry.certificates[published["key"]]["record"]
+    assert "svg" not in kept and kept["rendering"]["template"] == "course-completion.svg"
+    assert {**kept, "svg": record["svg"]} == record
+
+
+async def test_generate_with_an_smtp_server_publishes_the_notification(
+    tmp_path: Any, sent: Sent, sunbird_fixture: Any
+) -> None:
+    keys = KeyRing((SigningKey.generate(),)).to_json()
+    app = create_app(Settings(app_id="glue", data_dir=tmp_path, signing_keys=keys, partitions=4,
+                              smtp_host="smtp.example.org"))
+    app.flows.state.issued = {}
+    event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
+    event["edata"]["svgTemplate"] = "course-completion.svg"
+    topics = app.settings.topics
+    message = Message(topics.generate_recipients, partition=1, offset=3, key=USER.encode())
+    try:
+        await app.flows.generate.issue_certificate(Event(message, orjson.dumps(event)))
+    finally:
+        await app.services.fetcher.close()
+        await app.services.image_fetcher.close()
+    [notification] = to(sent, topics.notifications)
+    assert orjson.loads(notification["value"])["kind"] == "issued"
 
 
 async def test_registry_a_revocation_of_an_unknown_id_is_refused(app: CertflowApp, sent: Sent) -> None:
