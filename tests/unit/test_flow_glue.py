@@ -183,7 +183,7 @@ async def test_generate_a_request_becomes_a_certificate_record(
     # No SMTP server configured: no notification request is published, the skip is counted.
     assert to(sent, topics.notifications) == []
     metrics = app.services.metrics.notifications.labels("skipped", "no_smtp_server")
-    assert metrics._value.get() == 1  # noqa: SLF001 - prometheus_client's counter value
+    assert metrics._value.get() == 1
 
     # The registry keeps the certificate's facts, not its drawing.
     stored = Event(Message(topics.certificate_issued, key=published["key"]), published["value"])
