@@ -286,6 +286,24 @@ async def wait_until_consumed(
         await admin.close()
 
 
+async def record_counts(kafka: KafkaConnection | str, *, suffix: str = "") -> dict[str, int]:
+    """Records held now (end offset less start offset, over every partition) by each
+    topic whose name ends with ``suffix``: how much a replay of those topics reads."""
+    consumer = kafka_client.consumer(kafka, enable_auto_commit=False)
+    await kafka_client.start(consumer, kafka)
+    try:
+        names = sorted(t for t in await consumer.topics() if t.endswith(suffix) and not t.startswith("__"))
+        partitions = [TopicPartition(topic, p) for topic in names for p in await _partitions_for(consumer, topic)]
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        counts = dict.fromkeys(names, 0)
+        for tp in partitions:
+            counts[tp.topic] += ends[tp] - starts[tp]
+        return counts
+    finally:
+        await consumer.stop()
+
+
 async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     for _ in range(50):
         partitions = consumer.partitions_for_topic(topic)

@@ -1,0 +1,154 @@
+"""End to end on a local Apache Kafka: load learners, issue, measure, restart.
+
+One :class:`BenchDeployment` is a fresh one-node KRaft broker with certflow's topics
+and a key ring, and the workers started on it. :meth:`BenchDeployment.issue_all`
+loads N learners' reference data (a batch, profiles, enrolments: generated), sends
+one issue request for all of them and times every certificate's arrival on
+``certificate.issued``; worker CPU and memory come from /proc.
+:meth:`BenchDeployment.restart_times` then stops the worker and measures what
+operators plan around: how long a worker restarted on its own volume takes to be
+ready, and how long one with an empty volume takes (every table partition replayed
+from its changelog: what taking over a moved partition costs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certflow.bench.ceiling import BATCH, COURSE
+from certflow.bench.measure import cpu_seconds, directory_bytes, peak_rss_mb, percentile
+from certflow.kafka import ensure_topics, produce, read_topic, record_counts
+from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
+from certflow.settings import Settings
+from certflow.synthetic import issue_requests, load_batch
+from certflow.topics import TopicNames
+
+#: Learners loaded at a time: reference data arrives in steps in production, not as
+#: a backlog of a million records at once.
+LOAD_STEP = 50_000
+#: How long the bench waits for one stage (a million learners take a while).
+STAGE_TIMEOUT = 6 * 3600.0
+
+
+@dataclass
+class BenchDeployment:
+    """A broker with certflow's topics, and the workers of one measurement."""
+
+    workdir: Path
+    broker: LocalBroker
+    topics: TopicNames
+    settings: dict[str, str]
+    workers: list[LocalWorker] = field(default_factory=list)
+
+    @classmethod
+    @contextmanager
+    def started(
+        cls, workdir: Path, *, partitions: int, extra: dict[str, str] | None = None
+    ) -> Iterator[BenchDeployment]:
+        with LocalBroker(workdir / "broker") as broker:
+            topics = TopicNames("")
+            asyncio.run(ensure_topics(broker.url, topics.all(), partitions=partitions))
+            settings = {
+                **broker.client_settings(), "CERTFLOW_PARTITIONS": str(partitions),
+                "CERTFLOW_LOG_LEVEL": "warn", **shared_signing_keys(workdir / "signing-keys.json"),
+                **(extra or {}),
+            }
+            deployment = cls(workdir, broker, topics, settings)
+            try:
+                yield deployment
+            finally:
+                deployment.stop_workers()
+
+    def start_workers(self, count: int, *, prefix: str = "worker") -> list[LocalWorker]:
+        started = [LocalWorker(self.settings, workdir=self.workdir, name=f"{prefix}{n}") for n in range(count)]
+        for worker in started:
+            worker.start()
+        self.workers += started
+        for worker in started:
+            worker.wait_ready(timeout=600)
+        return started
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.stop(grace=60)
+        self.workers = []
+
+    def load(self, learners: int) -> tuple[list[str], float]:
+        """Load ``learners`` learners' reference data; (their ids, seconds until every
+        worker has applied it)."""
+        started = time.monotonic()
+        ids: list[str] = []
+        for first in range(0, learners, LOAD_STEP):
+            ids += load_batch(self.broker.url, self.topics, course=COURSE, batch=BATCH,
+                              learners=min(LOAD_STEP, learners - first), prefix="bench", first=first)
+            wait_for_reference(self.broker.url, Settings().app_id, self.topics, self.workers,
+                               timeout=STAGE_TIMEOUT)
+        return ids, time.monotonic() - started
+
+    def issue_all(self, learners: int) -> dict[str, Any]:
+        """Load ``learners`` learners, issue all their certificates in one request, and
+        measure: load and issue rates, latency, worker CPU per certificate, peak RSS."""
+        ids, load_seconds = self.load(learners)
+        [request] = issue_requests(COURSE, BATCH, ids, chunk=len(ids), mid="LP.bench")
+        cpu_before = sum(cpu_seconds(w.pid) for w in self.workers)
+        sent = time.time()
+        asyncio.run(produce(self.broker.url, self.topics.issue_request, [(None, request)]))
+        times = self._arrivals(learners)
+        cpu = sum(cpu_seconds(w.pid) for w in self.workers) - cpu_before
+        latencies = [t - sent for t in times]
+        return {
+            "learners": learners,
+            "load_seconds": load_seconds,
+            "load_per_second": learners / load_seconds,
+            "certificates": len(times),
+            "per_second": len(times) / (max(times) - sent),
+            "latency_p50": percentile(latencies, 0.5),
+            "latency_p99": percentile(latencies, 0.99),
+            "cpu_ms_per_certificate": 1000 * cpu / len(times),
+            "peak_rss_mb": [round(peak_rss_mb(w.pid)) for w in self.workers],
+        }
+
+    def _arrivals(self, count: int) -> list[float]:
+        """Broker timestamps (seconds) of the first ``count`` certificates."""
+
+        async def run() -> list[float]:
+            return [r.timestamp / 1000 async for r in read_topic(
+                self.broker.url, self.topics.certificate_issued, timeout=STAGE_TIMEOUT, count=count)]
+
+        return asyncio.run(run())
+
+    def restart_times(self, certificates: int) -> dict[str, Any]:
+        """The one worker stopped, then (a) started again on its volume and (b) started
+        on an empty one; disk per million certificates, and both times to ready."""
+        [worker] = self.workers
+        self.stop_workers()
+        data = self.workdir / "worker0" / "data"
+        state_bytes = directory_bytes(data)
+        broker_bytes = directory_bytes(self.broker.data_dir)
+        changelog_records = sum(asyncio.run(record_counts(self.broker.url, suffix="-changelog")).values())
+        started = time.monotonic()
+        self.start_workers(1)
+        restart_seconds = time.monotonic() - started
+        self.stop_workers()
+        shutil.rmtree(data)
+        started = time.monotonic()
+        self.start_workers(1)
+        replay_seconds = time.monotonic() - started
+        del worker
+        return {
+            "state_mb_per_million": state_bytes / 2**20 * 1e6 / certificates,
+            "broker_mb_per_million": broker_bytes / 2**20 * 1e6 / certificates,
+            "restart_ready_seconds": restart_seconds,
+            "replay_ready_seconds": replay_seconds,
+            "changelog_records": changelog_records,
+            "replay_records_per_second": changelog_records / replay_seconds,
+        }
