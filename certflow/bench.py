@@ -8,7 +8,9 @@
    standby copy of the other's tables. Certificates/s, latency
    from request to certificate (p50, p99), worker CPU seconds per certificate (from
    /proc, all workers together) and worker RSS.
-3. PDF on demand from a worker: p50 and p99, cold (first render) and cached.
+3. PDF on demand from a worker: p50 and p99, cold (first render) and cached; and in
+   process, each stage of a cold ``render_pdf`` (:mod:`certflow.render.perf`), and
+   ``render_png``.
 4. With ``--rocksdb-learners N``: one worker on the RocksDB store holding N learners'
    reference data (profile and enrolment each), its RSS once the tables are loaded,
    and again after issuing certificates to a sample of them. Loading a million
@@ -43,6 +45,7 @@ from certflow.generate.models import GenerateCertificateRequest, validation_cont
 from certflow.kafka import ensure_topics, produce, read_topic
 from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
 from certflow.render.fetch import FetchPolicy, SafeFetcher
+from certflow.render.perf import measure_pdf, measure_png
 from certflow.settings import Settings
 from certflow.synthetic import issue_requests, load_batch
 from certflow.topics import TopicNames
@@ -237,6 +240,22 @@ def rocksdb_footprint(workdir: Path, learners: int, sample: int) -> dict[str, An
             }
 
 
+def in_process(report: Report, samples: int) -> None:
+    """Part 3 in process: where a cold PDF's time goes, stage by stage, and a PNG."""
+    pdf = measure_pdf(max(samples, 2))
+    png = measure_png(max(samples // 2, 2))
+    report.figures["pdf_in_process"] = pdf
+    report.figures["png_in_process"] = png
+    stages = pdf["stages"]
+    assert isinstance(stages, dict) and isinstance(pdf["render_pdf"], dict) and isinstance(png["render_png"], dict)
+    report.say(
+        f"   in process, {max(samples, 2)} cold certificates: render_pdf p50 {pdf['render_pdf']['wall']:.1f} ms "
+        f"(CPU {pdf['render_pdf']['cpu']:.1f} ms; "
+        + ", ".join(f"{stage} {ms:.1f}" for stage, ms in stages["wall"].items())
+        + f"); first of a process {pdf['first_ms']:.0f} ms; render_png (scale 2) p50 {png['render_png']['wall']:.1f} ms"
+    )
+
+
 def run(learners: int, ceiling_count: int, pdf_samples: int, rocksdb_learners: int = 0) -> Report:
     report = Report()
     cpu = platform.processor() or platform.machine()
@@ -280,6 +299,7 @@ def run(learners: int, ceiling_count: int, pdf_samples: int, rocksdb_learners: i
                 f"p99 {one['pdf_cold_p99_ms']:.0f} ms; cached p50 {one['pdf_cached_p50_ms']:.1f} ms, "
                 f"p99 {one['pdf_cached_p99_ms']:.1f} ms"
             )
+            in_process(report, pdf_samples)
         if rocksdb_learners:
             footprint = rocksdb_footprint(Path(scratch) / "rocksdb", rocksdb_learners, sample=1000)
             report.figures["rocksdb"] = footprint
