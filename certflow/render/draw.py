@@ -13,6 +13,11 @@ and paints gradients and patterns from the element's bounding box, which it comp
 from path data. An outlined path never has the first kind of its own (they stay on
 the outlines' group); should a stylesheet give it one, or its paint be a ``url(…)``,
 the path gets its path data after all and cairosvg draws it as it always did.
+
+In a PDF, a glyph path that is only filled, with one opaque colour, is painted as a
+marker of :mod:`certflow.render.forms` instead, which the glyphs replace once cairo
+has written the page (except while cairosvg collects a clip path, which needs the
+path itself).
 """
 
 from __future__ import annotations

@@ -39,8 +39,10 @@ from certflow.render.outline import GlyphPaint
 
 __all__ = ["GlyphForm", "fill_forms", "form_content", "marker_color", "new_nonce", "paint_marker"]
 
-#: Compressed glyph streams kept per process (:func:`form_content`).
-FORM_CACHE_SIZE = 2048
+#: Bytes of compressed glyph streams kept per process (:func:`form_content`): a
+#: template's fixed lines are a few kilobytes each; learners' names, each used once,
+#: pass through without crowding them out of the LRU.
+FORM_CACHE_BYTES = 4 * 1024 * 1024
 
 _COLOR = rb"([\d.]+) ([\d.]+) ([\d.]+) rg(?: /[\w.]+ gs)?\s+[-\d. ]+ re f\s+"
 #: A marker's content as cairo writes it: its box filled in its number's colour,
@@ -99,7 +101,7 @@ def _marker_number(content: bytes, nonce: int) -> int | None:
     return r | g << 8 | b << 16
 
 
-_cache: LRUCache[tuple[object, ...], bytes] = LRUCache(maxsize=FORM_CACHE_SIZE)
+_cache: LRUCache[tuple[object, ...], bytes] = LRUCache(maxsize=FORM_CACHE_BYTES, getsizeof=len)
 _cache_lock = threading.Lock()
 
 

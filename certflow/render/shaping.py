@@ -292,7 +292,9 @@ def shape_runs(
     request = FontRequest(bold=is_bold(weight), italic=italic, serif=serif, lang=lang, families=families)
     key = (text, size, letter_spacing, request)
     with _shaped_lock:
-        shaped = _shaped.setdefault(book, LRUCache(maxsize=SHAPED_CACHE_SIZE))
+        shaped = _shaped.get(book)
+        if shaped is None:
+            shaped = _shaped[book] = LRUCache(maxsize=SHAPED_CACHE_SIZE)
         cached = shaped.get(key)
     if cached is not None:
         return list(cached)
@@ -302,8 +304,9 @@ def shape_runs(
     return runs
 
 
-#: Shaped lines kept per font book (:func:`shape_runs`).
-SHAPED_CACHE_SIZE = 4096
+#: Shaped lines kept per font book (:func:`shape_runs`): a template has a handful of
+#: fixed ones; each is a few kilobytes.
+SHAPED_CACHE_SIZE = 1024
 _shaped: weakref.WeakKeyDictionary[FontBook, LRUCache[tuple[str, float, float, FontRequest], tuple[GlyphRun, ...]]] = (
     weakref.WeakKeyDictionary()
 )
