@@ -20,7 +20,7 @@ import cairocffi
 from cairocffi import cairo as cairo_c
 from cairocffi import ffi
 
-__all__ = ["CLOSE_PATH", "CURVE_TO", "LINE_TO", "MOVE_TO", "CairoPath", "encode_path"]
+__all__ = ["CLOSE_PATH", "CURVE_TO", "LINE_TO", "MOVE_TO", "CairoPath", "Segment", "encode_path"]
 
 MOVE_TO: int = cairocffi.PATH_MOVE_TO
 LINE_TO: int = cairocffi.PATH_LINE_TO
