@@ -30,16 +30,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import logging
 import re
 import struct
+import threading
 import urllib.parse
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from cachetools import LRUCache
 from lxml import etree
 from PIL import Image, UnidentifiedImageError
 
@@ -115,10 +118,11 @@ class ImageSource(Protocol):
 
 
 def check_image(
-    body: bytes, limits: ImageLimits = DEFAULT_LIMITS, *, reencode: bool = False
+    body: bytes, limits: ImageLimits = DEFAULT_LIMITS, *, reencode: bool = False, compress_level: int = 6
 ) -> bytes | None:
     """Check ``body`` against ``limits`` from its header alone; with ``reencode``,
-    decode it (only then, and only within the limits) and return it as a PNG.
+    decode it (only then, and only within the limits) and return it as a PNG,
+    deflated at ``compress_level`` (1 where it is decoded again at once).
 
     Raises :class:`ImageRefused`. Only the decoders of the allowed formats are
     tried: Pillow otherwise probes the bytes with every plugin it has (TIFF, PSD,
@@ -146,7 +150,7 @@ def check_image(
                 return None
             image.load()
             out = io.BytesIO()
-            image.convert("RGBA").save(out, format="PNG")
+            image.convert("RGBA").save(out, format="PNG", compress_level=compress_level)
             return out.getvalue()
     except UnidentifiedImageError:
         raise ImageRefused(f"is not a {limits.describe_formats()} image") from None
@@ -210,14 +214,51 @@ def data_uri_bytes(uri: str, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
     return urllib.parse.unquote_to_bytes(payload)
 
 
-def check_inline_image(uri: str, limits: ImageLimits = DEFAULT_LIMITS, *, reencode: bool = False) -> str:
+def check_inline_image(
+    uri: str, limits: ImageLimits = DEFAULT_LIMITS, *, reencode: bool = False, compress_level: int = 6
+) -> str:
     """A ``data:`` image URI checked against ``limits`` (:class:`ImageRefused` if not).
 
     Returns ``uri`` itself, or with ``reencode`` the image re-encoded as a PNG
     ``data:`` URI: only pixels, in the one format the renderer's own decoder reads.
     """
-    png = check_image(data_uri_bytes(uri, limits), limits, reencode=reencode)
+    png = check_image(data_uri_bytes(uri, limits), limits, reencode=reencode, compress_level=compress_level)
     return _png_uri(png) if png is not None else uri
+
+
+#: Bytes of re-encoded images kept for the renderer (:func:`_renderable`).
+RENDERABLE_CACHE_BYTES = 16 * 1024 * 1024
+#: (SHA-256 of the URI, limits) → (whether it was refused, the PNG URI or the refusal).
+_renderable_cache: LRUCache[tuple[bytes, ImageLimits], tuple[bool, str]] = LRUCache(
+    maxsize=RENDERABLE_CACHE_BYTES, getsizeof=lambda value: len(value[1]) + 64
+)
+_renderable_lock = threading.Lock()
+
+
+def _renderable(uri: str, limits: ImageLimits) -> str:
+    """:func:`check_inline_image` re-encoding ``uri`` for the renderer, remembered by
+    the URI's SHA-256 and the limits.
+
+    A template's logo and signatures are the same in thousands of certificates:
+    each is decoded and re-encoded once, not once per PDF (a certificate's own QR
+    code is new every time). The result depends on nothing but the bytes and the
+    limits, so it can be shared by every certificate, refusals included. The PNG
+    is deflated at level 1: cairo decodes it at once and deflates it again itself.
+    """
+    key = (hashlib.sha256(uri.encode()).digest(), limits)
+    with _renderable_lock:
+        known = _renderable_cache.get(key)
+    if known is None:
+        try:
+            known = (False, check_inline_image(uri, limits, reencode=True, compress_level=1))
+        except ImageRefused as exc:
+            known = (True, str(exc))
+        with _renderable_lock:
+            _renderable_cache[key] = known
+    refused, value = known
+    if refused:
+        raise ImageRefused(value)
+    return value
 
 
 def _image_elements(root: etree._Element) -> Iterable[etree._Element]:
@@ -263,7 +304,7 @@ def sanitise_inline_images(root: etree._Element, limits: ImageLimits = DEFAULT_L
             if ref is None or not ref.strip().lower().startswith("data:"):
                 continue
             try:
-                element.set(attribute, check_inline_image(ref, limits, reencode=True))
+                element.set(attribute, _renderable(ref, limits))
             except ImageRefused as exc:
                 log.info("inline image left off the rendering: it %s", exc)
                 doomed.append(element)

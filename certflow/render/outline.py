@@ -8,11 +8,13 @@ each line for the PDF's text layer.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import cast
 
+import cairocffi
 from lxml import etree
 
-from certflow.render.fonts import FontBook, default_font_book
+from certflow.render.fonts import FontBook, GlyphOutline, default_font_book
 from certflow.render.layout import (
     _DEFAULT_FONT_SIZE,
     _NUMBER,
@@ -35,7 +37,7 @@ from certflow.render.textlayer import (
     parse_transform,
 )
 
-__all__ = ["MIN_SHRINK", "PAGE_MARGIN", "fit_factor", "outline_text"]
+__all__ = ["GLYPHS", "MIN_SHRINK", "PAGE_MARGIN", "GlyphPaint", "fit_factor", "outline_text"]
 
 #: Share of the page width kept clear on each side when a text has no box of its own.
 PAGE_MARGIN = 0.08
@@ -45,6 +47,11 @@ MIN_SHRINK = 0.4
 
 #: An attribute on a group whose text stays out of the PDF's text layer.
 _NO_TEXT_LAYER = "data-certflow-no-text-layer"
+#: The attribute of an outlined ``<path>`` naming its glyphs (an index into the
+#: paints of one rendering) in place of path data.
+GLYPHS = "data-certflow-glyphs"
+#: Elements whose content cairosvg draws on a surface of its own.
+_OWN_SURFACE = frozenset({"mask", "pattern"})
 
 
 def fit_factor(width: float, box: float | None) -> float:
@@ -118,9 +125,54 @@ def _shrink(text: etree._Element, chunks: list[_Chunk], styles: _Styles) -> floa
 # --------------------------------------------------------------------------- output
 
 
-def _glyph_paths(part: _Part, origin_x: float, origin_y: float, uniform: float, condense: float) -> str:
-    """Path data of all glyphs of ``part``, the chunk's left edge at ``origin_x``."""
-    out: list[str] = []
+#: One glyph on the page: its outline, origin (user units) and scale (user units
+#: per font unit, y up in the font).
+Placement = tuple[GlyphOutline, float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GlyphPaint:
+    """The glyphs of one shaped piece, placed on the page: what one outlined
+    ``<path>`` draws.
+
+    The renderer draws them straight from their cached cairo paths
+    (:mod:`certflow.render.draw`); :meth:`path_data` is the same drawing as SVG path
+    data, for :func:`outline_text` and for what cairosvg must draw itself.
+    """
+
+    placements: tuple[Placement, ...]
+
+    def append_to(self, context: cairocffi.Context) -> None:
+        """Add every glyph's outline to ``context``'s current path."""
+        for outline, x, y, sx, sy in self.placements:
+            outline.cairo.append_to(context, x, y, sx, -sy)
+
+    def path_data(self) -> str:
+        """SVG path data of all the glyphs."""
+        return "".join(outline.path(x, y, sx, sy) for outline, x, y, sx, sy in self.placements)
+
+    def pdf_path(self) -> str:
+        """The glyphs as PDF path operators, in the same user space (y down)."""
+        return "".join(outline.pdf_path(x, y, sx, sy) for outline, x, y, sx, sy in self.placements)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) in user units, y down: a box holding every glyph."""
+        x0 = y0 = float("inf")
+        x1 = y1 = float("-inf")
+        for outline, x, y, sx, sy in self.placements:
+            if outline.bounds is None:
+                continue
+            gx0, gy0, gx1, gy1 = outline.bounds
+            x0, x1 = min(x0, x + sx * gx0), max(x1, x + sx * gx1)
+            y0, y1 = min(y0, y - sy * gy1), max(y1, y - sy * gy0)
+        if x0 > x1:
+            return 0.0, 0.0, 0.0, 0.0
+        return x0, y0, x1, y1
+
+
+def _glyph_paint(part: _Part, origin_x: float, origin_y: float, uniform: float, condense: float) -> GlyphPaint:
+    """The glyphs of ``part`` that draw something, the chunk's left edge at ``origin_x``."""
+    placements: list[Placement] = []
     sx_factor = uniform * condense
     for run in part.runs:
         scale = run.scale
@@ -129,9 +181,9 @@ def _glyph_paths(part: _Part, origin_x: float, origin_y: float, uniform: float, 
         for glyph in run.glyphs:
             outline = font.outline(glyph.gid)
             if outline.xs:
-                out.append(outline.path(origin_x + (part.offset + glyph.x) * sx_factor,
-                                        origin_y + part.baseline_shift + glyph.y * uniform, sx, sy))
-    return "".join(out)
+                placements.append((outline, origin_x + (part.offset + glyph.x) * sx_factor,
+                                   origin_y + part.baseline_shift + glyph.y * uniform, sx, sy))
+    return GlyphPaint(tuple(placements))
 
 
 def _painting_attributes(element: etree._Element) -> Iterator[tuple[str, str]]:
@@ -161,10 +213,18 @@ def _user_space(text: etree._Element) -> Affine | None:
 
 
 def _outlined(
-    text: etree._Element, styles: _Styles, book: FontBook, lines: list[TextLine] | None = None
+    text: etree._Element,
+    styles: _Styles,
+    book: FontBook,
+    lines: list[TextLine] | None = None,
+    paints: list[GlyphPaint] | None = None,
 ) -> etree._Element:
     """A ``<g>`` of ``<path>`` outlines that draws what ``text`` would; each of its
-    lines is added to ``lines`` (for the PDF's text layer) when given."""
+    lines is added to ``lines`` (for the PDF's text layer) when given.
+
+    With ``paints``, a path carries no path data but the index (:data:`GLYPHS`) of
+    its glyphs, appended to ``paints``, for :mod:`certflow.render.draw`.
+    """
     chunks = _layout(text, styles, book)
     uniform, condense = _split_factor(_shrink(text, chunks, styles))
     matrix = _user_space(text) if lines is not None else None
@@ -186,10 +246,14 @@ def _outlined(
     for chunk in chunks:
         left = chunk.x - chunk.anchor_shift() * uniform * condense
         for part in chunk.parts:
-            d = _glyph_paths(part, left, chunk.y, uniform, condense)
-            if not d:
+            paint = _glyph_paint(part, left, chunk.y, uniform, condense)
+            if not paint.placements:
                 continue
-            path = etree.SubElement(group, _SVG + "path", {"d": d, "fill-rule": "nonzero"})
+            if paints is None:
+                path = etree.SubElement(group, _SVG + "path", {"d": paint.path_data(), "fill-rule": "nonzero"})
+            else:
+                path = etree.SubElement(group, _SVG + "path", {GLYPHS: str(len(paints)), "fill-rule": "nonzero"})
+                paints.append(paint)
             if part.piece.element is not text:
                 _style_like_tspan(path, part.piece.element, text)
     group.tail = text.tail
@@ -210,16 +274,32 @@ def _style_like_tspan(path: etree._Element, element: etree._Element, text: etree
                 path.set(key, value)
 
 
-def _outline_tree(root: etree._Element, book: FontBook, lines: list[TextLine] | None = None) -> int:
-    """Replace every ``<text>`` under ``root`` with outlines; return how many."""
+def _outline_tree(
+    root: etree._Element,
+    book: FontBook,
+    lines: list[TextLine] | None = None,
+    paints: list[GlyphPaint] | None = None,
+) -> int:
+    """Replace every ``<text>`` under ``root`` with outlines; return how many.
+
+    With ``paints``, outlines are left for :mod:`certflow.render.draw` to draw (see
+    :func:`_outlined`), except those in a ``<mask>`` or ``<pattern>``: cairosvg
+    draws these on surfaces of its own, which only read path data.
+    """
     styles = _Styles()
     texts = [element for element in root.iter(_SVG + "text")]
     for text in texts:
         parent = text.getparent()
         if parent is None:
             continue
-        parent.replace(text, _outlined(text, styles, book, lines))
+        own = None if paints is None or _in_own_surface(text) else paints
+        parent.replace(text, _outlined(text, styles, book, lines, own))
     return len(texts)
+
+
+def _in_own_surface(element: etree._Element) -> bool:
+    """Whether cairosvg draws ``element`` on a separate surface (a mask or pattern)."""
+    return any(_local(ancestor.tag) in _OWN_SURFACE for ancestor in element.iterancestors())
 
 
 

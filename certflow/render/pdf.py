@@ -31,22 +31,26 @@ concurrently.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
-import cairosvg
+import pikepdf
 from lxml import etree
 
+from certflow.render.draw import DrawnPdf, svg_to_pdf, svg_to_png
 from certflow.render.fonts import FontBook, default_font_book
+from certflow.render.forms import fill_forms
 from certflow.render.images import DEFAULT_LIMITS, ImageLimits, sanitise_inline_images
 from certflow.render.layout import _DEFAULT_FONT_SIZE, _NUMBER, _SVG, _XLINK_HREF, _length, _parse
-from certflow.render.outline import _NO_TEXT_LAYER, _outline_tree
+from certflow.render.outline import _NO_TEXT_LAYER, GLYPHS, GlyphPaint, _outline_tree
 from certflow.render.svg import remove_element
 from certflow.render.textlayer import (
     TextLine,
     add_png_text,
-    add_text_layer,
     document_language,
+    save_pdf,
+    write_text_layer,
 )
 
 __all__ = [
@@ -122,38 +126,86 @@ def drop_remote_images(root: etree._Element) -> int:
 def prepare_svg(
     svg: str, font_book: FontBook | None = None, image_limits: ImageLimits = DEFAULT_LIMITS
 ) -> bytes:
-    """What the renderer hands to cairosvg: text outlined, remote images dropped,
-    inline images checked and re-encoded (or dropped)."""
-    return _prepare(svg, font_book, image_limits).svg
+    """What the renderer hands to cairosvg: text outlined (as path data), remote
+    images dropped, inline images checked and re-encoded (or dropped)."""
+    return _prepare(svg, font_book, image_limits, paint=False).svg
 
 
 @dataclass(slots=True)
 class _Prepared:
-    svg: bytes
+    """A certificate on its way to cairosvg, and what its PDF's text layer needs."""
+
+    root: etree._Element
     lines: list[TextLine]
     view_box: tuple[float, float, float, float] | None
     title: str
+    #: The glyphs of the outlined paths, by their :data:`GLYPHS` index.
+    paints: list[GlyphPaint]
+    #: ``root`` serialised, once :func:`_prepare` is done with it.
+    svg: bytes = b""
 
 
 def _prepare(
-    svg: str, font_book: FontBook | None, image_limits: ImageLimits, *, revoked: bool = False
+    svg: str, font_book: FontBook | None, image_limits: ImageLimits, *, revoked: bool = False,
+    paint: bool = True,
 ) -> _Prepared:
+    """Parse, outline and clean ``svg`` for cairosvg. With ``paint``, outlined paths
+    refer to their glyphs (:mod:`certflow.render.draw`) rather than carry path data."""
+    prepared = _outline(svg, font_book, revoked=revoked, paint=paint)
+    _clean_images(prepared, image_limits)
+    prepared.svg = etree.tostring(prepared.root, encoding="utf-8")
+    return prepared
+
+
+def _outline(svg: str, font_book: FontBook | None, *, revoked: bool, paint: bool) -> _Prepared:
+    """The first stage of :func:`_prepare`: parse, mark revoked, shape and outline."""
     root = _parse(svg)
+    for element in root.iter():
+        if GLYPHS in element.attrib:
+            # Only the outlines made below may name glyphs to draw.
+            del element.attrib[GLYPHS]
     if revoked:
         add_revoked_mark(root)
     title_element = root.find(_SVG + "title")
     title = " ".join((title_element.text or "").split()) if title_element is not None else ""
     lines: list[TextLine] = []
-    _outline_tree(root, font_book or default_font_book(), lines)
+    paints: list[GlyphPaint] | None = [] if paint else None
+    _outline_tree(root, font_book or default_font_book(), lines, paints)
     if revoked:
         x, y, width, height = _page_size(root)
         size = min(width, height) / 9
         lines.insert(0, TextLine(REVOKED_MARK, x + width * 0.3, y + height / 2, width * 0.4, size))
         for element in root.iter():
             element.attrib.pop(_NO_TEXT_LAYER, None)  # type: ignore[call-overload]  # lxml-stubs lack pop's None default
-    drop_remote_images(root)
-    sanitise_inline_images(root, image_limits)
-    return _Prepared(etree.tostring(root, encoding="utf-8"), lines, _view_box(root), title)
+    return _Prepared(root, lines, _view_box(root), title, paints or [])
+
+
+def _clean_images(prepared: _Prepared, image_limits: ImageLimits) -> None:
+    """The second stage of :func:`_prepare`: nothing remote, every image re-encoded
+    within the limits or removed."""
+    drop_remote_images(prepared.root)
+    sanitise_inline_images(prepared.root, image_limits)
+
+
+def _finish_pdf(
+    drawn: DrawnPdf, prepared: _Prepared, title: str | None, lang: str | None, *, text_layer: bool = True
+) -> bytes | None:
+    """The last stage of :func:`render_pdf`: the glyphs in place of their markers
+    (:mod:`certflow.render.forms`), the text layer, title and language. None if
+    markers were painted but none is found in cairo's PDF: the caller draws the
+    glyphs through cairo instead."""
+    if not drawn.forms and not text_layer:
+        return drawn.pdf
+    with pikepdf.open(io.BytesIO(drawn.pdf)) as pdf:
+        if drawn.forms and not fill_forms(pdf, drawn.forms, drawn.nonce):
+            return None
+        if text_layer:
+            write_text_layer(
+                pdf, prepared.lines, view_box=prepared.view_box, title=_title(prepared, title),
+                lang=lang or document_language(prepared.lines),
+            )
+        # Without the text layer, the file keeps cairo's plain layout.
+        return save_pdf(pdf, object_streams=text_layer)
 
 
 def _title(prepared: _Prepared, title: str | None) -> str:
@@ -191,14 +243,12 @@ def render_pdf(
     ``revoked`` draws a large "REVOKED" across the page.
     """
     prepared = _prepare(svg, font_book, image_limits, revoked=revoked)
-    # No url and unsafe=False: cairosvg resolves nothing outside the document.
-    pdf: bytes = cairosvg.svg2pdf(bytestring=prepared.svg, dpi=72, unsafe=False)
-    if not text_layer:
-        return pdf
-    return add_text_layer(
-        pdf, prepared.lines, view_box=prepared.view_box, title=_title(prepared, title),
-        lang=lang or document_language(prepared.lines),
-    )
+    pdf = _finish_pdf(svg_to_pdf(prepared.svg, prepared.paints), prepared, title, lang, text_layer=text_layer)
+    if pdf is None:
+        pdf = _finish_pdf(svg_to_pdf(prepared.svg, prepared.paints, forms=False), prepared, title, lang,
+                          text_layer=text_layer)
+    assert pdf is not None  # without markers there is nothing to miss
+    return pdf
 
 
 def render_png(
@@ -216,7 +266,7 @@ def render_png(
     ``Title`` and ``Description`` (alt text: every line of the certificate's text,
     unless given) in iTXt chunks; ``revoked`` draws "REVOKED" across it."""
     prepared = _prepare(svg, font_book, image_limits, revoked=revoked)
-    png = cairosvg.svg2png(bytestring=prepared.svg, scale=scale, unsafe=False)
+    png = svg_to_png(prepared.svg, prepared.paints, scale)
     return add_png_text(
         png,
         {"Title": _title(prepared, title), "Description": description or _description(prepared)},

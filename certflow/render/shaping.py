@@ -17,10 +17,13 @@ what a single name or title needs.
 
 from __future__ import annotations
 
+import threading
 import unicodedata
+import weakref
 from dataclasses import dataclass
 
 import uharfbuzz as hb
+from cachetools import LRUCache
 from fontTools import unicodedata as ot_unicodedata
 
 from certflow.render.fonts import (
@@ -278,9 +281,41 @@ def shape_runs(
     ``letter_spacing`` (px) is added after every cluster except in joined scripts.
     ``families`` (:func:`family_stems` of the template's ``font-family``) are tried
     before the script's own fonts.
+
+    Results are remembered per font book: a template's own lines (its headings,
+    the course name, the issuer) are the same on thousands of certificates, and
+    only the learner's name needs shaping each time. The key is every input the
+    result depends on, and a result is immutable, so no certificate can get
+    another's glyphs.
     """
     book = font_book or default_font_book()
     request = FontRequest(bold=is_bold(weight), italic=italic, serif=serif, lang=lang, families=families)
+    key = (text, size, letter_spacing, request)
+    with _shaped_lock:
+        shaped = _shaped.get(book)
+        if shaped is None:
+            shaped = _shaped[book] = LRUCache(maxsize=SHAPED_CACHE_SIZE)
+        cached = shaped.get(key)
+    if cached is not None:
+        return list(cached)
+    runs = _shape(text, size, request, letter_spacing, book)
+    with _shaped_lock:
+        shaped[key] = tuple(runs)
+    return runs
+
+
+#: Shaped lines kept per font book (:func:`shape_runs`): a template has a handful of
+#: fixed ones; each is a few kilobytes.
+SHAPED_CACHE_SIZE = 1024
+_shaped: weakref.WeakKeyDictionary[FontBook, LRUCache[tuple[str, float, float, FontRequest], tuple[GlyphRun, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+_shaped_lock = threading.Lock()
+
+
+def _shape(text: str, size: float, request: FontRequest, letter_spacing: float, book: FontBook) -> list[GlyphRun]:
+    """:func:`shape_runs`, uncached."""
+    lang = request.lang
     runs: list[GlyphRun] = []
     x = 0.0
     for item in itemize(text):

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from xml.sax.saxutils import escape as xml_escape
 
 import pikepdf
 
@@ -42,7 +43,9 @@ __all__ = [
     "add_text_layer",
     "document_language",
     "parse_transform",
+    "save_pdf",
     "visual_order",
+    "write_text_layer",
 ]
 
 #: (a, b, c, d, e, f): x' = a x + c y + e, y' = b x + d y + f (SVG's and PDF's order).
@@ -128,6 +131,13 @@ def _glyphless_font() -> bytes:
     return out.getvalue()
 
 
+@cache
+def _cid_to_gid() -> bytes:
+    """The font's CIDToGIDMap, every code to glyph 1, compressed: the same 128 KB
+    for every PDF, so it is compressed once per process."""
+    return zlib.compress(b"\x00\x01" * 65536, 9)
+
+
 _TO_UNICODE = b"""/CIDInit /ProcSet findresource begin
 12 dict begin
 begincmap
@@ -155,7 +165,7 @@ def _font(pdf: pikepdf.Pdf) -> pikepdf.Dictionary:
         Flags=4, FontBBox=[0, -200, _ADVANCE, 800], ItalicAngle=0, Ascent=800, Descent=-200,
         CapHeight=700, StemV=80, FontFile2=file,
     ))
-    cid_to_gid = pikepdf.Stream(pdf, zlib.compress(b"\x00\x01" * 65536, 9))
+    cid_to_gid = pikepdf.Stream(pdf, _cid_to_gid())
     cid_to_gid[pikepdf.Name.Filter] = pikepdf.Name.FlateDecode
     descendant = pdf.make_indirect(pikepdf.Dictionary(
         Type=pikepdf.Name.Font, Subtype=pikepdf.Name.CIDFontType2,
@@ -263,23 +273,68 @@ def add_text_layer(
 ) -> bytes:
     """``pdf_bytes`` (one page) with ``lines`` as invisible text, ``title`` and ``lang``."""
     with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
-        page = pdf.pages[0]
-        box = [float(v) for v in page.mediabox]
-        transform = _page_transform(view_box, box[2] - box[0], box[3] - box[1])
-        if lines:
-            font_name = page.add_resource(_font(pdf), pikepdf.Name.Font, prefix="TL")
-            # The drawing's graphics state must not leak into the layer: wrap it.
-            page.contents_add(pikepdf.Stream(pdf, b"q\n"), prepend=True)
-            page.contents_add(pikepdf.Stream(pdf, b"\nQ\n" + _content(lines, transform, str(font_name)[1:])))
-        pdf.docinfo[pikepdf.Name.Title] = pikepdf.String(title)
-        pdf.Root.Lang = pikepdf.String(lang)
-        pdf.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
-        with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
-            meta["dc:title"] = title
-            meta["dc:language"] = [lang]
-        out = io.BytesIO()
-        pdf.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
-        return out.getvalue()
+        write_text_layer(pdf, lines, view_box=view_box, title=title, lang=lang)
+        return save_pdf(pdf)
+
+
+def write_text_layer(
+    pdf: pikepdf.Pdf,
+    lines: Sequence[TextLine],
+    *,
+    view_box: Sequence[float] | None,
+    title: str,
+    lang: str,
+) -> None:
+    """:func:`add_text_layer` on an open ``pdf``, for a caller with more to change."""
+    page = pdf.pages[0]
+    box = [float(v) for v in page.mediabox]
+    transform = _page_transform(view_box, box[2] - box[0], box[3] - box[1])
+    if lines:
+        font_name = page.add_resource(_font(pdf), pikepdf.Name.Font, prefix="TL")
+        # The drawing's graphics state must not leak into the layer: wrap it.
+        page.contents_add(pikepdf.Stream(pdf, b"q\n"), prepend=True)
+        page.contents_add(pikepdf.Stream(pdf, b"\nQ\n" + _content(lines, transform, str(font_name)[1:])))
+    pdf.trailer.Info = pdf.make_indirect(pikepdf.Dictionary(Title=pikepdf.String(title)))
+    pdf.Root.Lang = pikepdf.String(lang)
+    pdf.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
+    metadata = pikepdf.Stream(pdf, _xmp(title, lang))
+    metadata.Type, metadata.Subtype = pikepdf.Name.Metadata, pikepdf.Name.XML
+    pdf.Root.Metadata = pdf.make_indirect(metadata)
+
+
+def save_pdf(pdf: pikepdf.Pdf, *, object_streams: bool = True) -> bytes:
+    """``pdf`` written out compactly: streams compressed and, with ``object_streams``,
+    objects packed into compressed object streams (else kept as they were)."""
+    out = io.BytesIO()
+    mode = pikepdf.ObjectStreamMode.generate if object_streams else pikepdf.ObjectStreamMode.preserve
+    pdf.save(out, compress_streams=True, object_stream_mode=mode)
+    return out.getvalue()
+
+
+def _xmp(title: str, lang: str) -> bytes:
+    """The XMP metadata packet: title and language, as pikepdf's metadata editor
+    writes them, made directly (the editor's parse and sync of the document
+    information cost more than the whole text layer)."""
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="certflow">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        ' <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{_xml_text(title)}</rdf:li></rdf:Alt></dc:title>'
+        f'<dc:language><rdf:Bag><rdf:li>{_xml_text(lang)}</rdf:li></rdf:Bag></dc:language>'
+        '</rdf:Description></rdf:RDF>\n'
+        '</x:xmpmeta>\n'
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+#: Characters XML 1.0 does not allow, even escaped.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    """``value`` as XML character data."""
+    return xml_escape(_XML_ILLEGAL.sub("", value))
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
