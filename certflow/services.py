@@ -20,6 +20,9 @@ from certflow.render.svg import SvgTemplate
 from certflow.render.template_cache import TemplateCache
 from certflow.settings import Settings
 
+#: Seconds an image (signature, logo) whose fetch failed is not fetched again.
+IMAGE_FAILURE_SECONDS = 30.0
+
 
 class CertflowServices(mode.Service):
     """Accounting, fetching, caches, rendering and the signing keys of one worker.
@@ -47,6 +50,9 @@ class CertflowServices(mode.Service):
             maxsize=settings.render_cache_size or 1,
             ttl_seconds=settings.template_cache_ttl_seconds,
             max_bytes=settings.fetch_max_bytes,
+            # An image host that failed is left alone for a while: the image is left
+            # off the drawing meanwhile, as it would be after another failed fetch.
+            failure_ttl_seconds=IMAGE_FAILURE_SECONDS,
         )
         self.renderer = RenderPool(cache_size=settings.render_cache_size, image_limits=self.image_limits)
         self.metrics = WorkerMetrics(

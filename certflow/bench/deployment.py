@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,27 @@ from certflow.topics import TopicNames
 LOAD_STEP = 50_000
 #: How long the bench waits for one stage (a million learners take a while).
 STAGE_TIMEOUT = 6 * 3600.0
+
+
+@contextmanager
+def sampled(pid: int, flame_graph: Path | None) -> Iterator[None]:
+    """py-spy sampling ``pid`` (100 Hz, without stopping it) into the SVG flame graph
+    ``flame_graph`` for as long as the block runs; nothing without a path."""
+    if flame_graph is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    flame_graph.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--output", str(flame_graph)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)  # py-spy attaches
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes the graph on SIGINT
+        spy.wait(timeout=60)
 
 
 @dataclass
@@ -94,16 +118,18 @@ class BenchDeployment:
                                timeout=STAGE_TIMEOUT)
         return ids, time.monotonic() - started
 
-    def issue_all(self, learners: int) -> dict[str, Any]:
+    def issue_all(self, learners: int, *, flame_graph: Path | None = None) -> dict[str, Any]:
         """Load ``learners`` learners, issue all their certificates in one request, and
-        measure: load and issue rates, latency, worker CPU per certificate, peak RSS."""
+        measure: load and issue rates, latency, worker CPU per certificate, peak RSS.
+        With ``flame_graph``, the first worker is sampled by py-spy while it issues."""
         ids, load_seconds = self.load(learners)
         [request] = issue_requests(COURSE, BATCH, ids, chunk=len(ids), mid="LP.bench")
-        cpu_before = sum(cpu_seconds(w.pid) for w in self.workers)
-        sent = time.time()
-        asyncio.run(produce(self.broker.url, self.topics.issue_request, [(None, request)]))
-        times = self._arrivals(learners)
-        cpu = sum(cpu_seconds(w.pid) for w in self.workers) - cpu_before
+        with sampled(self.workers[0].pid, flame_graph):
+            cpu_before = sum(cpu_seconds(w.pid) for w in self.workers)
+            sent = time.time()
+            asyncio.run(produce(self.broker.url, self.topics.issue_request, [(None, request)]))
+            times = self._arrivals(learners)
+            cpu = sum(cpu_seconds(w.pid) for w in self.workers) - cpu_before
         latencies = [t - sent for t in times]
         return {
             "learners": learners,

@@ -7,6 +7,7 @@ mark, so a peak between two samples is not missed), and bytes on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,8 +45,6 @@ def directory_bytes(path: Path) -> int:
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(FileNotFoundError):  # a RocksDB file compacted away meanwhile
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            except FileNotFoundError:
-                pass  # a RocksDB file compacted away while walking
     return total

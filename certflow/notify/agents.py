@@ -143,9 +143,10 @@ class Notifier:
             raise CertflowError(ErrorCode.INVALID_PARAM_VALUE, f"not a notification request: {exc}") from None
         pdf = None
         if self.sender.config.attach_pdf and isinstance(svg, str) and request.email:
-            printable = await inline_remote_images(svg, self.services.images)
+            images = self.services.images
             pdf = await self.services.renderer.render(
-                request.certificateId, printable, "pdf", title=request.certificateName or None,
+                request.certificateId, lambda: inline_remote_images(svg, images), "pdf",
+                title=request.certificateName or None,
                 lang=request.language or None,
             )
         outcome = await self.sender.notify(request, pdf=pdf)

@@ -110,28 +110,32 @@ class CertificateFileView(CertflowView):
         stored = self.app.flows.registry.certificate(id)
         if stored is None or stored.get("record") is None:
             return error_response(404, "CERTIFICATE_NOT_FOUND", f"no certificate {id}")
+        record = stored["record"]
+
+        async def document() -> str:
+            # Drawn from the certificate's facts. Remote images (signatures, logos)
+            # are inlined for every format: the SVG's Content-Security-Policy lets a
+            # browser load images from data: only, and the renderer must not fetch
+            # anything itself.
+            return await inline_remote_images(await services.certificates.printable(record), services.images)
+
         try:
-            svg = await services.certificates.printable(stored["record"])
+            if fmt == "svg":
+                body = (await document()).encode()
+            else:
+                # A revoked certificate downloads with a visible REVOKED mark; the
+                # PDF carries the certificate's name as its title.
+                body = await services.renderer.render(
+                    id, document, fmt,  # type: ignore[arg-type]  # the route admits MEDIA_TYPES only
+                    title=record.get("certificateName") or None,
+                    lang=recipient_lang(record),
+                    revoked=bool(stored.get("revocation")),
+                )
         except CertflowError as exc:
             # No printable form (a VC-API credential): 404; a template that changed
             # or cannot be fetched: the drawing is unavailable, the credential is not.
             status = {ErrorCode.NOT_PRINTABLE: 404, ErrorCode.TEMPLATE_CHANGED: 409}.get(exc.code, 503)
             return error_response(status, exc.code.value, exc.message)
-        # Remote images (signatures, logos) are inlined for every format: the SVG's
-        # Content-Security-Policy lets a browser load images from data: only, and
-        # the renderer must not fetch anything itself.
-        printable = await inline_remote_images(svg, services.images)
-        if fmt == "svg":
-            body = printable.encode()
-        else:
-            # A revoked certificate downloads with a visible REVOKED mark; the
-            # PDF carries the certificate's name as its title.
-            body = await services.renderer.render(
-                id, printable, fmt,  # type: ignore[arg-type]  # the route admits MEDIA_TYPES only
-                title=stored["record"].get("certificateName") or None,
-                lang=recipient_lang(stored["record"]),
-                revoked=bool(stored.get("revocation")),
-            )
         return self.bytes(body, content_type=MEDIA_TYPES[fmt])
 
 

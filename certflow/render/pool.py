@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
@@ -46,14 +47,16 @@ class RenderPool:
         self.misses = 0
 
     async def render(
-        self, key: str, svg: str, fmt: Format, *, title: str | None = None,
+        self, key: str, document: Callable[[], Awaitable[str]], fmt: Format, *, title: str | None = None,
         lang: str | None = None, revoked: bool = False,
     ) -> bytes:
         """The rendered certificate ``key``; concurrent requests for it share one render.
 
-        ``title``/``lang``: the PDF's (and PNG's) title and language (the
-        certificate's name, the learner's language); ``revoked``: drawn with a
-        REVOKED mark, cached apart from the clean rendering.
+        ``document`` makes the SVG to render (drawing it from the certificate's facts,
+        inlining its images): awaited only when the rendering is not cached, so a
+        cached download costs a lookup. ``title``/``lang``: the PDF's (and PNG's)
+        title and language (the certificate's name, the learner's language);
+        ``revoked``: drawn with a REVOKED mark, cached apart from the clean rendering.
         """
         slot = (key, fmt, revoked)
         cached = self._cache.get(slot)
@@ -63,15 +66,20 @@ class RenderPool:
         self.misses += 1
         pending = self._pending.get(slot)
         if pending is None:
-            loop = asyncio.get_running_loop()
-            pending = asyncio.ensure_future(
-                loop.run_in_executor(self._pool(), _render, svg, fmt, self.image_limits, title, lang, revoked)
-            )
+            pending = asyncio.ensure_future(self._render(document, fmt, title, lang, revoked))
             self._pending[slot] = pending
             pending.add_done_callback(lambda _: self._pending.pop(slot, None))
         rendered = await asyncio.shield(pending)
         self._cache[slot] = rendered
         return rendered
+
+    async def _render(
+        self, document: Callable[[], Awaitable[str]], fmt: Format, title: str | None, lang: str | None,
+        revoked: bool,
+    ) -> bytes:
+        svg = await document()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(), _render, svg, fmt, self.image_limits, title, lang, revoked)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

@@ -135,6 +135,7 @@ class TemplateCache(Generic[T]):
         cloud_base_path: str = "",
         maxsize: int = 64,
         ttl_seconds: float = 300.0,
+        failure_ttl_seconds: float = 0.0,
         max_bytes: int = 2_097_152,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -160,6 +161,11 @@ class TemplateCache(Generic[T]):
         # CPU); remembered as long as a value is, so a changed link is seen as soon
         # as a changed file is.
         self._keys: TTLCache[str, str] = TTLCache(maxsize * 4, ttl_seconds, timer=clock)
+        #: Fetches that failed, remembered ``failure_ttl_seconds`` (0: not at all), so
+        #: a host that is down is not asked again for every certificate drawn meanwhile.
+        self._failures: TTLCache[str, CertflowError] | None = (
+            TTLCache(maxsize * 4, failure_ttl_seconds, timer=clock) if failure_ttl_seconds > 0 else None
+        )
 
     @classmethod
     def from_settings(
@@ -237,6 +243,9 @@ class TemplateCache(Generic[T]):
             self._stats.hits += 1
             return value
         self._stats.misses += 1
+        failure = self._failures.get(key) if self._failures is not None else None
+        if failure is not None:
+            raise CertflowError(failure.code, failure.message)
         load = self._inflight.get(key)
         if load is None:
             load = asyncio.create_task(self._load(key), name=f"certflow template {key}")
@@ -252,6 +261,10 @@ class TemplateCache(Generic[T]):
             if urlsplit(key).scheme.lower() in _REMOTE_SCHEMES:
                 return await self._load_url(key)
             return await self._load_file(key)
+        except CertflowError as exc:
+            if self._failures is not None and exc.code is ErrorCode.TEMPLATE_FETCH_FAILED:
+                self._failures[key] = exc
+            raise
         finally:
             self._inflight.pop(key, None)
 

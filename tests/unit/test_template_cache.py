@@ -279,6 +279,24 @@ async def test_a_failed_fetch_reaches_every_waiter_and_is_not_cached(
     assert len(parser.calls) == 1
 
 
+async def test_a_failed_fetch_is_remembered_for_its_failure_ttl_when_asked_to(
+    make_cache: Callable[..., TemplateCache[Parsed]], origin: Origin, clock: FakeClock
+) -> None:
+    """Images of a host that is down: not asked again for every certificate drawn meanwhile."""
+    origin.documents["/sig.png"] = Document(b"", status=503)
+    cache = make_cache(failure_ttl_seconds=30.0)
+    url = origin.url("/sig.png")
+
+    for _ in range(5):
+        await refused(cache, url, ErrorCode.TEMPLATE_FETCH_FAILED)
+    assert origin.requests["/sig.png"] == 1
+
+    origin.documents["/sig.png"] = Document(b"<svg/>")
+    clock.advance(31.0)
+    assert (await cache.get(url)).body == b"<svg/>"
+    assert origin.requests["/sig.png"] == 2
+
+
 async def test_a_parse_error_propagates_unchanged_and_is_not_cached(
     make_cache: Callable[..., TemplateCache[Parsed]], parser: Parser, root: Path
 ) -> None:

@@ -1,0 +1,68 @@
+"""The scaling sweep: certificates/s and CPU per certificate for 1–3 workers and
+4–32 partitions, each on a fresh broker, and the two plots of the README.
+
+A worker's share of the partitions, not the partition count itself, is what should
+decide its work; the sweep shows whether it does (more partitions mean more
+table databases, changelog partitions and produce batches per worker) and what a
+second and third worker add on this machine, where the broker shares the cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from certflow.bench.deployment import BenchDeployment
+
+
+def sweep(
+    workdir: Path, *, learners: int, workers: Sequence[int], partitions: Sequence[int]
+) -> list[dict[str, Any]]:
+    """One end-to-end run per (workers, partitions); its figures with both counts."""
+    results = []
+    for partition_count in partitions:
+        for worker_count in workers:
+            if worker_count > partition_count:
+                continue  # a worker without a partition does nothing
+            run = workdir / f"sweep-{worker_count}w-{partition_count}p"
+            with BenchDeployment.started(run, partitions=partition_count) as deployment:
+                deployment.start_workers(worker_count)
+                figures = deployment.issue_all(learners)
+            results.append({"workers": worker_count, "partitions": partition_count, **figures})
+            print(f"   sweep: {worker_count} worker(s), {partition_count} partitions: "
+                  f"{figures['per_second']:,.0f} certificates/s, "
+                  f"{figures['cpu_ms_per_certificate']:.2f} ms CPU per certificate", flush=True)
+    return results
+
+
+def plot(results: list[dict[str, Any]], ceiling_per_core: float, path: Path, *, title: str) -> None:
+    """Two panels: certificates/s and worker CPU per certificate against partitions,
+    one line per worker count, the one-core ceiling drawn for scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file
+    import matplotlib.pyplot as plt
+
+    figure, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for worker_count in sorted({r["workers"] for r in results}):
+        rows = sorted((r for r in results if r["workers"] == worker_count), key=lambda r: r["partitions"])
+        xs = [r["partitions"] for r in rows]
+        label = f"{worker_count} worker{'s' if worker_count > 1 else ''}"
+        rate.plot(xs, [r["per_second"] for r in rows], marker="o", label=label)
+        cpu.plot(xs, [r["cpu_ms_per_certificate"] for r in rows], marker="o", label=label)
+    rate.axhline(ceiling_per_core, color="grey", linestyle="--", label="in-process ceiling, one core")
+    cpu.axhline(1000 / ceiling_per_core, color="grey", linestyle="--", label="ceiling's CPU per certificate")
+    for axes, ylabel in ((rate, "certificates/s, end to end"), (cpu, "worker CPU ms per certificate")):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(sorted({r["partitions"] for r in results}))
+        axes.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes.set_xlabel("partitions")
+        axes.set_ylabel(ylabel)
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
