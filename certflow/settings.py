@@ -342,7 +342,7 @@ class Settings(BaseSettings):
     smtp_host: str = Field(
         "",
         description="SMTP server the notifier sends learners' email through; empty: no "
-        "email is sent (every notification is skipped with a reason).",
+        "notification is requested (each is counted as skipped, `no_smtp_server`).",
     )
     smtp_port: int = Field(587, ge=1, le=65535, description="Port of `smtp_host` (587: submission).")
     smtp_from: str = Field(
