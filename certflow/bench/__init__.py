@@ -99,7 +99,7 @@ def run(options: BenchOptions) -> Report:
             report.figures.update(documents)
             report.say(line)
         if options.sweep is not None:
-            from certflow.bench.sweep import plot, sweep
+            from certflow.bench.sweep import PLANNED_LOAD, plot, sizing_table, sweep
 
             learners, workers, partitions, plot_path = options.sweep
             report.say(f"5. sweep, {learners} learners a run:")
@@ -107,6 +107,11 @@ def run(options: BenchOptions) -> Report:
             report.figures["sweep"] = results
             plot(results, per_core, plot_path, title=report.lines[0])
             report.say(f"   plotted: {plot_path}")
+            per_worker = max(r["per_second"] for r in results if r["workers"] == 1)
+            report.say(f"6. sizing, from one worker's best {per_worker:,.0f} certificates/s, planned at "
+                       f"{PLANNED_LOAD:.0%} of it:")
+            for row in sizing_table(per_worker):
+                report.say(row)
     return report
 
 

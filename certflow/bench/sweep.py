@@ -9,6 +9,7 @@ second and third worker add on this machine, where the broker shares the cores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,33 @@ def plot(results: list[dict[str, Any]], ceiling_per_core: float, path: Path, *, 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+#: Certificates a month the sizing table is made for.
+MONTHLY_VOLUMES = (1_000_000, 10_000_000, 100_000_000)
+#: How much busier the peak hour is than the month's average hour: course batches
+#: end together, and a national platform's results day is far busier than a month's
+#: average (a tenth of the month's certificates in one day, its peak hour 3× that day's
+#: average, is 72×).
+PEAK_FACTORS = (10, 72)
+#: Share of a worker's measured rate planned for: room for a worker to fail (its
+#: partitions move) and for reference data arriving at the same time.
+PLANNED_LOAD = 0.5
+
+
+def sizing_table(per_worker_rate: float) -> list[str]:
+    """Markdown rows: workers and partitions for each monthly volume and peak factor,
+    from one worker's measured certificates/s (the sweep's best one-worker run)."""
+    rows = [
+        "| certificates a month | peak hour (× average) | peak certificates/s | workers | partitions |",
+        "|---|---|---|---|---|",
+    ]
+    for volume in MONTHLY_VOLUMES:
+        for factor in PEAK_FACTORS:
+            peak = volume / (30 * 24 * 3600) * factor
+            workers = max(2, math.ceil(peak / (per_worker_rate * PLANNED_LOAD)))
+            # Room to double the workers without re-keying every learner (partitions
+            # fix the most workers a deployment can use).
+            partitions = max(8, 2 ** math.ceil(math.log2(2 * workers)))
+            rows.append(f"| {volume:,} | {factor}× | {peak:,.0f} | {workers} | {partitions} |")
+    return rows
