@@ -511,14 +511,18 @@ async def export_to_path(
 
 
 async def measure_export(
-    settings: Settings, batch_id: str, *, fmt: ExportFormat = "pdf", processes: int | None = None
+    settings: Settings, batch_id: str, *, fmt: ExportFormat = "pdf", processes: int | None = None,
+    limit: int | None = None,
 ) -> ExportReport:
-    """For ``certflow bench``: export ``batch_id`` to a scratch zip; the report's
-    ``per_second`` is PDFs (or PNGs) per second, the render pool's start included."""
+    """For ``certflow bench``: export ``batch_id`` (its first ``limit`` certificates in
+    force, if given: a sample of a large batch) to a scratch zip; the report's
+    ``per_second`` is PDFs (or PNGs) per second."""
     count = processes or os.cpu_count() or 1
     with render_processes(count) as executor, tempfile.TemporaryDirectory(prefix="certflow-export-") as scratch:
         selection = await find_batch(BatchSource.from_settings(settings), batch_id)
         if not selection.in_force:
             raise NothingToExport(selection)
+        if limit is not None:
+            selection = BatchSelection(selection.batch_id, selection.in_force[:limit], selection.left_out)
         return await export_to_path(settings, selection, fmt, Path(scratch) / "batch.zip",
                                     executor=executor, processes=count)

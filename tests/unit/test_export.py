@@ -8,6 +8,7 @@ The export against a real broker and worker is in tests/integration/test_export.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import shutil
@@ -15,7 +16,7 @@ import subprocess
 import tracemalloc
 import unicodedata
 import zipfile
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -437,3 +438,28 @@ def test_certificates_are_rendered_to_real_pdfs_in_render_processes(
         assert data.startswith(b"%PDF-")
         assert re.search(r"^Title:\s+Course Completion Certificate$", info, re.MULTILINE), info
         assert rec["recipient"]["name"] in text  # this learner's certificate, in its text layer
+
+
+def test_the_benchs_measurement_can_take_a_sample_of_a_large_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [record(f"cert-{n}", f"Learner {n}") for n in range(12)]
+    fake_topic(monkeypatch, [consumed(r, n, r["id"]) for n, r in enumerate(records)], [])
+
+    async def find_batch(source: BatchSource, batch_id: str) -> BatchSelection:
+        return BatchSelection(batch_id, [IssuedEntry.of(r, partition=0, offset=n) for n, r in enumerate(records)], [])
+
+    class Renderer(CertificateRenderer):
+        async def render(self, rec: Mapping[str, Any], fmt: Any) -> bytes:
+            return b"%PDF"
+
+    @contextlib.asynccontextmanager
+    async def offline_renderer(settings: Settings, executor: Executor, processes: int) -> AsyncIterator[Renderer]:
+        yield Renderer(printable=None, images=NoImages(), executor=executor, image_limits=DEFAULT_LIMITS,  # type: ignore[arg-type]
+                       in_flight=processes)
+
+    monkeypatch.setattr(export_module, "find_batch", find_batch)
+    monkeypatch.setattr(export_module, "offline_renderer", offline_renderer)
+
+    report = asyncio.run(export_module.measure_export(Settings(), BATCH, processes=1, limit=5))
+
+    assert [done.entry.id for done in report.exported] == [f"cert-{n}" for n in range(5)]
+    assert report.processes == 1 and report.per_second > 0
