@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -240,6 +240,84 @@ async def read_topic(
                     seen += 1
                     if count is not None and seen >= count:
                         return
+    finally:
+        await consumer.stop()
+
+
+async def read_until_end(
+    broker_url: str,
+    topic: str,
+    *,
+    start: Mapping[int, int] | None = None,
+    stop: Mapping[int, int] | None = None,
+    idle_timeout: float = 30.0,
+    fetch_max_bytes: int = 4 * 1024 * 1024,
+) -> AsyncGenerator[Consumed, None]:
+    """The committed records of ``topic`` from ``start`` to ``stop`` (partition → offset;
+    by default every partition from its beginning to its end when called).
+
+    A snapshot, unlike :func:`read_topic`: it ends when every partition has reached
+    its end as it was when the reading began, not after some idle time, so a reader
+    gets everything published before it started, however slow the broker, and is not
+    kept reading by records published since. Records of aborted transactions are
+    skipped (``read_committed``: an exactly-once worker's unfinished writes are not
+    certificates yet). Without a consumer group, like :func:`read_topic`. Memory is
+    bounded by ``fetch_max_bytes`` of prefetched records, whatever the topic's size;
+    a record larger than that is still fetched (the broker always returns at least
+    one). ``TimeoutError`` if nothing arrives for ``idle_timeout`` seconds short of
+    the end.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        fetch_max_bytes=fetch_max_bytes,
+        max_partition_fetch_bytes=min(fetch_max_bytes, 1024 * 1024),
+    )
+    await consumer.start()
+    try:
+        named = stop if stop is not None else start
+        numbers = sorted(named) if named is not None else await _partitions_for(consumer, topic)
+        partitions = [TopicPartition(topic, number) for number in numbers]
+        consumer.assign(partitions)
+        ends = (
+            {tp: stop[tp.partition] for tp in partitions} if stop is not None
+            else await consumer.end_offsets(partitions)
+        )
+        begins = (
+            {tp: start[tp.partition] for tp in partitions} if start is not None
+            else await consumer.beginning_offsets(partitions)
+        )
+        remaining = {tp for tp in partitions if begins[tp] < ends[tp]}
+        for tp in partitions:
+            if tp in remaining:
+                consumer.seek(tp, begins[tp])
+            else:
+                consumer.pause(tp)
+        loop = asyncio.get_running_loop()
+        last_seen = loop.time()
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        break
+                    yield Consumed(
+                        record.topic, record.partition, record.offset,
+                        record.key, record.value, tuple(record.headers or ()), record.timestamp,
+                    )
+            for tp in list(remaining):
+                # The position passes the end over transaction markers too, which
+                # are never returned as records.
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+            if batch:
+                last_seen = loop.time()
+            elif loop.time() - last_seen > idle_timeout:
+                left = {tp.partition: ends[tp] - await consumer.position(tp) for tp in remaining}
+                raise TimeoutError(f"{topic}: nothing arrived for {idle_timeout:.0f} s short of the end ({left})")
     finally:
         await consumer.stop()
 

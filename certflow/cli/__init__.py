@@ -8,6 +8,7 @@ override the matching setting for one run. One module per group of commands:
 * :mod:`certflow.cli.events`: ``send``, ``tail``, ``load``
 * :mod:`certflow.cli.certificates`: ``render``, ``verify``, ``keys``
 * :mod:`certflow.cli.roster`: ``issue``
+* :mod:`certflow.cli.export`: ``export``
 * :mod:`certflow.cli.bench`: ``bench``
 """
 
@@ -17,10 +18,10 @@ import sys
 
 import click
 
-from certflow.cli import bench, certificates, events, roster, service
+from certflow.cli import bench, certificates, events, export, roster, service
 from certflow.cli.root import cli
 
-__all__ = ["bench", "certificates", "cli", "events", "main", "roster", "service"]
+__all__ = ["bench", "certificates", "cli", "events", "export", "main", "roster", "service"]
 
 
 def main() -> None:

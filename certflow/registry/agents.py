@@ -23,7 +23,7 @@ A certificate's status list entry follows from the message it was made from
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -72,6 +72,12 @@ def certified_facts(record: dict[str, Any]) -> dict[str, str]:
         "certificateName": str(record["certificateName"]).lower(),
     }
 
+
+def recipient_lang(record: Mapping[str, Any]) -> str | None:
+    """The language of the certificate's text, when its record says (else None): the
+    PDF's and PNG's language, wherever a certificate is rendered."""
+    lang = (record.get("related") or {}).get("language") or record.get("language")
+    return str(lang) if lang else None
 
 
 def stored_record(record: dict[str, Any]) -> dict[str, Any]:

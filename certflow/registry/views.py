@@ -9,12 +9,17 @@ page, a program gets JSON.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import urllib.parse
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
+from aiohttp import web as aiohttp_web
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response
 
 from certflow.credentials.rdfc import add_rdfc_proof
@@ -43,12 +48,26 @@ from certflow.pages import (
     not_found_page,
     verification_page,
 )
-from certflow.registry.agents import RevocationOrigin
+from certflow.registry.agents import RevocationOrigin, recipient_lang
+from certflow.registry.archive import ZipSink, safe_name_part
+from certflow.registry.export import (
+    EXPORT_FORMATS,
+    IN_FLIGHT_PER_PROCESS,
+    BatchSelection,
+    BatchSource,
+    CertificateRenderer,
+    ExportFormat,
+    NothingToExport,
+    export_batch,
+    find_batch,
+    render_processes,
+)
 from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url
 from certflow.render.images import inline_remote_images
 from certflow.web.auth import Access, requires_token
 from certflow.web.base import CertflowView
 from certflow.web.errors import error_response
+from certflow.web.headers import add_security_headers
 
 if TYPE_CHECKING:
     from certflow.app import CertflowApp
@@ -64,6 +83,8 @@ CERTIFICATE_ID = r"[A-Za-z0-9_-]{1,128}"
 ACCESS_CODE = re.compile(r"[A-Z0-9]{6}")
 #: The access-code form's fields are cut to this many characters.
 MAX_FORM_CHARS = 200
+#: A course batch id in a URL: one path segment (Sunbird's are digits).
+BATCH_ID = r"[^/]{1,256}"
 #: Every printable format of a certificate: file extension → media type. The route
 #: ``/certs/{id}.{fmt}`` and the links a certificate lists are derived from it.
 MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
@@ -172,6 +193,96 @@ class RevokeView(CertflowView):
             return self.json({"id": id, "status": "revoked", "revocation": stored["revocation"]})
         await registry.request_revocation(id, reason=reason, origin=RevocationOrigin.ADMIN)
         return self.json({"id": id, "status": "revocation requested"}, status=202)
+
+
+class BatchExportView(CertflowView):
+    """A batch's certificates in force as one zip of PDFs or PNGs, with ``manifest.json``
+    (admin token; :mod:`certflow.registry.export`, as ``certflow export``).
+
+    Any worker answers: the certificates are read from the broker, not from tables
+    partitioned over the workers. The zip is streamed: its first files leave while
+    later ones are rendered, on every core of this worker, in processes started for
+    the export (an idle worker holds none). One export at a time per worker, since
+    one takes every core: another gets 503 with ``Retry-After``.
+    """
+
+    @requires_token(Access.ADMIN)
+    async def get(self, request: Request, batchId: str) -> Response:  # noqa: N803 - the route names its parameter
+        fmt = request.query.get("format", "pdf")
+        if fmt not in EXPORT_FORMATS:
+            return error_response(400, "INVALID_PARAM_VALUE", f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        lock = export_lock(self.app)
+        if lock.locked():
+            return error_response(503, "BUSY", "this worker is exporting another batch; retry later",
+                                  headers={"Retry-After": "30"})
+        async with lock:
+            source = BatchSource.from_settings(self.app.settings)
+            try:
+                selection = await find_batch(source, batchId)
+            except (KafkaError, TimeoutError, OSError, RuntimeError) as exc:  # RuntimeError: no such topic
+                log.warning("export of batch %s: the broker could not be read: %r", batchId, exc)
+                return not_ready(f"the certificates could not be read from the broker: {exc}")
+            if not selection.in_force:
+                return error_response(404, "BATCH_NOT_FOUND", str(NothingToExport(selection)))
+            response = aiohttp_web.StreamResponse(
+                headers={"Content-Disposition": attachment(f"certificates-{batchId}.zip")}
+            )
+            response.content_type = "application/zip"
+            if request.method == "HEAD":
+                return cast(Response, response)
+            add_security_headers(response)  # sent with prepare, before the middleware sees it
+            connection = cast(aiohttp_web.Request, request)  # Faust's only web driver is aiohttp's
+            await response.prepare(connection)
+            await self._stream(connection, response, source, selection, fmt)
+            return cast(Response, response)
+
+    async def _stream(
+        self, request: aiohttp_web.Request, response: aiohttp_web.StreamResponse, source: BatchSource,
+        selection: BatchSelection, fmt: ExportFormat,
+    ) -> None:
+        services = self.app.services
+        processes = os.cpu_count() or 1
+        with render_processes(processes) as executor:
+            renderer = CertificateRenderer(
+                services.certificates.printable, services.images, executor, services.image_limits,
+                in_flight=processes * IN_FLIGHT_PER_PROCESS,
+            )
+            try:
+                report = await export_batch(source, selection, fmt, ZipSink(response.write), renderer)
+            except ConnectionResetError:
+                log.info("export of batch %s abandoned: the client went away", selection.batch_id)
+                return
+            except Exception:
+                # The status (200) is sent: the only way left to say "failed" is to
+                # cut the connection, so that no client takes a truncated zip as whole.
+                log.exception("export of batch %s failed while streaming", selection.batch_id)
+                if request.transport is not None:
+                    request.transport.close()
+                return
+        await response.write_eof()
+        log.info("exported batch %s: %d %ss in %.1f s (%.1f/s), %d left out, %d failed",
+                 selection.batch_id, len(report.exported), fmt.upper(), report.seconds, report.per_second,
+                 len(report.left_out), len(report.failed))
+
+
+_EXPORT_LOCK = "certflow_export_lock"
+
+
+def export_lock(app: CertflowApp) -> asyncio.Lock:
+    """The worker's one export at a time (made on first use, on the app's loop)."""
+    lock: asyncio.Lock | None = getattr(app, _EXPORT_LOCK, None)
+    if lock is None:
+        lock = asyncio.Lock()
+        setattr(app, _EXPORT_LOCK, lock)
+    return lock
+
+
+def attachment(file_name: str) -> str:
+    """``Content-Disposition`` for a download named ``file_name``: a plain ASCII name
+    for old clients, the exact one (RFC 6266 ``filename*``) for the others."""
+    safe = safe_name_part(file_name) or "certificates.zip"
+    ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(safe)}"
 
 
 class VerifyView(CertflowView):
@@ -325,14 +436,9 @@ def _base(record: dict[str, Any]) -> str:
     return record["verifyUrl"].rsplit("/", 1)[0]
 
 
-def recipient_lang(record: dict[str, Any]) -> str | None:
-    """The language of the certificate's text, when its record says (else None)."""
-    lang = (record.get("related") or {}).get("language") or record.get("language")
-    return str(lang) if lang else None
-
-
 def register(app: CertflowApp) -> None:
-    """The registry's views: certificates, their files, revocation, verification, status lists."""
+    """The registry's views: certificates, their files, revocation, verification, status
+    lists, and a batch's bulk export."""
     certificate = f"/certs/{{id:{CERTIFICATE_ID}}}"
     formats = "|".join(MEDIA_TYPES)
     app.page(certificate)(CertificateView)
@@ -340,3 +446,4 @@ def register(app: CertflowApp) -> None:
     app.page(f"{certificate}/revoke")(RevokeView)
     app.page("/verify")(VerifyView)
     app.page(f"/status/{{list:{STATUS_LIST_ID.pattern}}}")(StatusListView)
+    app.page(f"/batches/{{batchId:{BATCH_ID}}}/certificates.zip")(BatchExportView)

@@ -52,14 +52,25 @@ def content_security_policy(content_type: str) -> str:
     return DATA_POLICY
 
 
+def add_security_headers(response: aiohttp_web.StreamResponse) -> None:
+    """The headers for what ``response`` is (by its content type).
+
+    The middleware adds them to every answer once its view returns; a view that
+    streams its answer sends the headers before that (``prepare``), so it calls
+    this itself first.
+    """
+    response.headers["Content-Security-Policy"] = content_security_policy(response.content_type)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+
 @aiohttp_web.middleware
 async def security_headers(
     request: aiohttp_web.Request, handler: Handler
 ) -> aiohttp_web.StreamResponse:
     response = await handler(request)
-    response.headers["Content-Security-Policy"] = content_security_policy(response.content_type)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if not response.prepared:  # a streamed answer has sent its own (add_security_headers)
+        add_security_headers(response)
     return response
 
 

@@ -48,7 +48,7 @@ def test_render_explains_an_invalid_event(tmp_path: Path) -> None:
 def test_every_command_is_documented() -> None:
     runner = CliRunner()
     overview = runner.invoke(cli, ["--help"]).output
-    for command in ("broker", "topics", "worker", "send", "tail", "render", "issue"):
+    for command in ("broker", "topics", "worker", "send", "tail", "render", "issue", "export"):
         assert command in overview
         help_text = runner.invoke(cli, [command, "--help"]).output
         assert "Usage:" in help_text and len(help_text.splitlines()) > 4

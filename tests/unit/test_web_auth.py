@@ -38,7 +38,7 @@ OPERATOR_ROUTES = [("GET", "/stats"), ("GET", "/metrics")]
 
 def concrete(pattern: str) -> str:
     return (pattern.replace("{id}", "some-certificate").replace("{fmt}", "svg")
-            .replace("{userId}", "learner-1").replace("{list}", "0-0"))
+            .replace("{userId}", "learner-1").replace("{list}", "0-0").replace("{batchId}", "batch-1"))
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -56,7 +56,7 @@ def client(server: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
 
 def test_the_routes_that_must_be_protected_are_all_registered() -> None:
     assert {("GET", "/learners/{userId}/decisions"), ("POST", "/certs/{id}/revoke"),
-            *OPERATOR_ROUTES} <= set(PROTECTED)
+            ("GET", "/batches/{batchId}/certificates.zip"), *OPERATOR_ROUTES} <= set(PROTECTED)
     assert set(ROUTES) >= PUBLIC_ROUTES
 
 

@@ -1,0 +1,528 @@
+"""Bulk export: a batch's certificates in force, rendered on every core, streamed into a zip.
+
+One implementation behind ``certflow export --batch B --format pdf|png`` and the
+admins' ``GET /batches/{batchId}/certificates.zip``:
+
+1. :func:`find_batch` reads ``certificate.issued`` and the revocations topic from
+   the broker, each up to its end when the export starts (a snapshot: the export
+   ends, and says exactly what it covered), and keeps a few facts per certificate
+   of the batch, never the records themselves. The registry's tables cannot answer
+   this: they are partitioned by certificate id over the workers, and they keep no
+   index by batch.
+2. :func:`select_in_force` leaves out what is revoked, deciding as the registry
+   does (:mod:`certflow.registry.agents`): an admin's revocation revokes (the admin
+   route sends one only for a certificate that exists); a re-issue's only when the
+   certificate certifies what the re-issue found (``certified_facts``). An export
+   is for printing the certificates in force; what was left out, and why, is in the
+   export's ``manifest.json``.
+3. :func:`export_batch` reads the selected records again, one at a time, draws each
+   certificate as ``GET /certs/{id}.pdf`` does (``printable`` → remote images inlined
+   → :func:`~certflow.render.output.render_certificate` with the certificate's name
+   as title and the learner's language), renders in a process pool (rendering is
+   CPU in Python under the GIL: on the event loop it would stall a worker's agents,
+   in threads it would use one core), and hands each file to the sink as it is
+   done. At most ``in_flight`` certificates are between the topic and the sink, so
+   memory does not grow with the batch.
+
+Every certificate whose record could not be drawn or rendered is reported with
+its error (in the manifest, and by ``certflow export``'s exit status); the other
+files are still written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import aclosing, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from certflow.credentials.keys import KeyRing, SigningKey
+from certflow.errors import CertflowError
+from certflow.generate.factory import CertificateFactory
+from certflow.kafka import read_until_end
+from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation, recipient_lang
+from certflow.registry.archive import DirectorySink, ZipSink, certificate_file_name
+from certflow.render.images import ImageLimits, ImageSource, inline_remote_images
+from certflow.render.output import render_certificate
+from certflow.services import CertflowServices
+from certflow.settings import Settings
+from certflow.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+ExportFormat = Literal["pdf", "png"]
+#: The formats an export renders (``--format``, ``?format=``).
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("pdf", "png")
+#: Certificates being drawn or rendered, per render process: two keep every process
+#: busy while the event loop reads the next record and writes the last file.
+IN_FLIGHT_PER_PROCESS = 2
+
+
+class NothingToExport(LookupError):
+    """The batch has no certificate in force (none at all, or every one revoked)."""
+
+    def __init__(self, selection: BatchSelection) -> None:
+        self.selection = selection
+        if selection.left_out:
+            message = (f"batch {selection.batch_id} has no certificate in force: all "
+                       f"{len(selection.left_out)} are revoked")
+        else:
+            message = f"batch {selection.batch_id} has no certificates"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class BatchSource:
+    """Where a batch's certificates are read from: the deployment's broker and topics."""
+
+    broker_url: str
+    topics: TopicNames
+    #: A revocation request larger than this is malformed (as the registry reads it).
+    max_event_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BatchSource:
+        return cls(settings.broker, settings.topics, settings.max_event_bytes)
+
+
+@dataclass(frozen=True)
+class IssuedEntry:
+    """What an export keeps of one certificate until it is rendered: where its record
+    is and what names it, a few hundred bytes however large the record."""
+
+    id: str
+    recipient_id: str
+    recipient_name: str
+    certificate_name: str
+    #: What the certificate certifies, as a re-issue's revocation names it.
+    facts: Mapping[str, str]
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any], *, partition: int, offset: int) -> IssuedEntry:
+        """Raises KeyError or TypeError for a record that is not a certificate's."""
+        recipient = record["recipient"]
+        return cls(
+            id=str(record["id"]),
+            recipient_id=str(recipient["id"]),
+            recipient_name=str(recipient.get("name") or ""),
+            certificate_name=str(record.get("certificateName") or ""),
+            facts=certified_facts(dict(record)),
+            partition=partition,
+            offset=offset,
+        )
+
+    def described(self) -> dict[str, Any]:
+        """The certificate as the manifest names it."""
+        return {
+            "id": self.id,
+            "recipient": {"id": self.recipient_id, "name": self.recipient_name},
+            "certificateName": self.certificate_name,
+        }
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A revocation request of the revocations topic, as :func:`parse_revocation` checked it."""
+
+    certificate_id: str
+    origin: RevocationOrigin
+    reason: str
+    replaced_by: str = ""
+    requested_at: str = ""
+    #: A re-issue's: what the certificate it revokes must certify.
+    certifies: Mapping[str, str] | None = None
+
+    @classmethod
+    def of(cls, request: Mapping[str, Any]) -> Revocation:
+        return cls(
+            certificate_id=str(request["certificateId"]),
+            origin=RevocationOrigin(request["origin"]),
+            reason=str(request.get("reason") or "revoked"),
+            replaced_by=str(request.get("replacedBy") or ""),
+            requested_at=str(request.get("requestedAt") or ""),
+            certifies=request.get("certifies"),
+        )
+
+    def revokes(self, entry: IssuedEntry) -> bool:
+        """Whether the registry revokes ``entry`` on this request.
+
+        An admin's: yes (the admin route sends one only for a certificate the
+        registry holds). A re-issue's: only if the certificate certifies what the
+        re-issue found, whichever of the two the registry saw first.
+        """
+        if self.certificate_id != entry.id:
+            return False
+        if self.origin is RevocationOrigin.REISSUE:
+            return self.certifies is not None and dict(self.certifies) == dict(entry.facts)
+        return True
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A certificate of the batch not exported, and why."""
+
+    entry: IssuedEntry
+    revocation: Revocation
+
+    def described(self) -> dict[str, Any]:
+        revocation = self.revocation
+        return {
+            **self.entry.described(),
+            "reason": "replaced" if revocation.replaced_by else "revoked",
+            "detail": revocation.reason,
+            "revokedAt": revocation.requested_at,
+            "replacedBy": revocation.replaced_by,
+        }
+
+
+@dataclass(frozen=True)
+class BatchSelection:
+    """A batch's certificates: those in force (in topic order) and those left out."""
+
+    batch_id: str
+    in_force: list[IssuedEntry]
+    left_out: list[LeftOut]
+
+
+def select_in_force(
+    batch_id: str, entries: Iterable[IssuedEntry], revocations: Iterable[Revocation]
+) -> BatchSelection:
+    """The certificates of ``batch_id`` in force, given its records and the revocations.
+
+    ``entries`` and ``revocations`` in topic order: a certificate published again (a
+    redelivered event makes the same record) is one certificate, its newest record;
+    the first revocation that applies is the one the registry recorded (later ones
+    are "already revoked"), so it is the one reported.
+    """
+    newest: dict[str, IssuedEntry] = {}
+    for entry in entries:
+        newest.pop(entry.id, None)  # re-inserted: topic order of the newest record
+        newest[entry.id] = entry
+    revoked: dict[str, Revocation] = {}
+    for revocation in revocations:
+        revoked_entry = newest.get(revocation.certificate_id)
+        if revoked_entry is not None and revoked_entry.id not in revoked and revocation.revokes(revoked_entry):
+            revoked[revoked_entry.id] = revocation
+    in_force = [entry for entry in newest.values() if entry.id not in revoked]
+    left_out = [LeftOut(newest[cid], revocation) for cid, revocation in revoked.items()]
+    return BatchSelection(batch_id, in_force, left_out)
+
+
+async def find_batch(source: BatchSource, batch_id: str) -> BatchSelection:
+    """The batch's certificates in force and those left out, as published up to now.
+
+    Reads every record of ``certificate.issued`` (there is no index by batch), but
+    parses only those that contain the batch id (records are certflow's own orjson),
+    and keeps an :class:`IssuedEntry` of each certificate of the batch.
+    """
+    entries: dict[str, IssuedEntry] = {}
+    needle = orjson.dumps(batch_id)
+    issued = read_until_end(source.broker_url, source.topics.certificate_issued)
+    async with aclosing(issued):
+        async for consumed in issued:
+            if consumed.value is None:  # a tombstone: the certificate's record is gone
+                if consumed.key is not None:
+                    entries.pop(consumed.key.decode("utf-8", "replace"), None)
+                continue
+            if needle not in consumed.value:
+                continue
+            try:
+                record = orjson.loads(consumed.value)
+                if not isinstance(record, dict) or record.get("batchId") != batch_id:
+                    continue
+                entry = IssuedEntry.of(record, partition=consumed.partition, offset=consumed.offset)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s[%d]@%d is not a certificate record, skipped: %r",
+                            consumed.topic, consumed.partition, consumed.offset, exc)
+                continue
+            entries.pop(entry.id, None)
+            entries[entry.id] = entry
+    revocations: list[Revocation] = []
+    if entries:
+        requests = read_until_end(source.broker_url, source.topics.revocations)
+        async with aclosing(requests):
+            async for consumed in requests:
+                # Keyed by certificate id: most are another batch's, not parsed.
+                if consumed.key is None or consumed.key.decode("utf-8", "replace") not in entries:
+                    continue
+                try:
+                    request = parse_revocation(consumed.key, consumed.value, max_bytes=source.max_event_bytes)
+                except CertflowError:
+                    continue  # the registry dead-letters it: it revoked nothing
+                revocations.append(Revocation.of(request))
+    return select_in_force(batch_id, entries.values(), revocations)
+
+
+class ExportSink(Protocol):
+    """Where an export's files go: a zip (a file, an HTTP response) or a folder."""
+
+    async def add(self, name: str, data: bytes) -> None: ...
+
+    async def finish(self, manifest: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class CertificateRenderer:
+    """Draws and renders one certificate record as the worker's file view does."""
+
+    #: The record's SVG (``CertificateFactory.printable``).
+    printable: Callable[[Mapping[str, Any]], Awaitable[str]]
+    #: Remote images (signatures, logos), fetched and checked (the worker's cache).
+    images: ImageSource
+    #: Where rendering runs: a process pool (:func:`render_processes`).
+    executor: Executor
+    image_limits: ImageLimits
+    #: Most certificates drawn or rendered at once.
+    in_flight: int
+
+    async def render(self, record: Mapping[str, Any], fmt: ExportFormat) -> bytes:
+        # Drawing from a record that carries its SVG and inlining cached images are
+        # quick; the rendering is the CPU-heavy part, and runs in the pool.
+        svg = await inline_remote_images(await self.printable(record), self.images)
+        future = self.executor.submit(
+            render_certificate, svg, fmt, image_limits=self.image_limits,
+            title=str(record.get("certificateName") or "") or None, lang=recipient_lang(record),
+        )
+        return await asyncio.wrap_future(future)
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    name: str
+    entry: IssuedEntry
+    size: int
+
+
+@dataclass(frozen=True)
+class FailedCertificate:
+    entry: IssuedEntry
+    error: str
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote, left out and failed to render, and how fast."""
+
+    batch_id: str
+    fmt: ExportFormat
+    left_out: list[LeftOut]
+    exported: list[ExportedFile] = field(default_factory=list)
+    failed: list[FailedCertificate] = field(default_factory=list)
+    #: From the first record read to the manifest written (rendering included).
+    seconds: float = 0.0
+    processes: int = 0
+
+    @property
+    def per_second(self) -> float:
+        """Files rendered and written per second."""
+        return len(self.exported) / self.seconds if self.seconds > 0 else 0.0
+
+    def manifest(self) -> dict[str, Any]:
+        """``manifest.json``: every file with the certificate in it, what was left out
+        and why, what failed."""
+        return {
+            "batchId": self.batch_id,
+            "format": self.fmt,
+            "exportedAt": datetime.now(UTC).isoformat(),
+            "counts": {"exported": len(self.exported), "leftOut": len(self.left_out), "failed": len(self.failed)},
+            "certificates": [
+                {"file": done.name, **done.entry.described(), "bytes": done.size}
+                for done in sorted(self.exported, key=lambda done: done.name)
+            ],
+            "leftOut": [left.described() for left in self.left_out],
+            "failed": [{**failed.entry.described(), "error": failed.error} for failed in self.failed],
+        }
+
+
+Progress = Callable[[ExportedFile | FailedCertificate], None]
+
+
+async def export_batch(
+    source: BatchSource,
+    selection: BatchSelection,
+    fmt: ExportFormat,
+    sink: ExportSink,
+    renderer: CertificateRenderer,
+    *,
+    on_done: Progress | None = None,
+) -> ExportReport:
+    """Render every certificate of ``selection`` in force into ``sink``, then the manifest.
+
+    Files are written as they are rendered (not in the batch's order). A certificate
+    that fails is reported, not fatal; a render process that dies
+    (``BrokenProcessPool``) and a sink that fails (a client gone) end the export.
+    """
+    started = time.perf_counter()
+    report = ExportReport(selection.batch_id, fmt, list(selection.left_out))
+    wanted = {entry.id: entry for entry in selection.in_force}
+    taken: set[str] = set()
+    pending: dict[asyncio.Task[bytes], IssuedEntry] = {}
+
+    def done(outcome: ExportedFile | FailedCertificate) -> None:
+        if on_done is not None:
+            on_done(outcome)
+
+    async def collect() -> None:
+        """Write what has been rendered since the last call (waiting for one at least)."""
+        finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            entry = pending.pop(task)
+            try:
+                data = task.result()
+            except BrokenProcessPool:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one certificate's failure is reported, the export goes on
+                log.warning("certificate %s of batch %s not exported: %r", entry.id, selection.batch_id, exc)
+                message = f"{exc.code.value}: {exc.message}" if isinstance(exc, CertflowError) else repr(exc)
+                report.failed.append(FailedCertificate(entry, message))
+                done(report.failed[-1])
+                continue
+            name = certificate_file_name(entry.recipient_name, entry.id, fmt, taken)
+            await sink.add(name, data)
+            report.exported.append(ExportedFile(name, entry, len(data)))
+            done(report.exported[-1])
+
+    starts: dict[int, int] = {}
+    stops: dict[int, int] = {}
+    for entry in selection.in_force:
+        starts[entry.partition] = min(starts.get(entry.partition, entry.offset), entry.offset)
+        stops[entry.partition] = max(stops.get(entry.partition, 0), entry.offset + 1)
+    records = read_until_end(source.broker_url, source.topics.certificate_issued, start=starts, stop=stops)
+    try:
+        async with aclosing(records):
+            async for consumed in records:
+                key = consumed.key.decode("utf-8", "replace") if consumed.key is not None else ""
+                wanted_entry = wanted.get(key)
+                # Its newest record, or a later copy of it (a compaction may have
+                # removed the one found): a certificate's records are all the same.
+                if wanted_entry is None or consumed.value is None or consumed.offset < wanted_entry.offset:
+                    continue
+                del wanted[key]
+                while len(pending) >= max(1, renderer.in_flight):
+                    await collect()
+                record = orjson.loads(consumed.value)
+                pending[asyncio.create_task(renderer.render(record, fmt))] = wanted_entry
+        while pending:
+            await collect()
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    for entry in wanted.values():
+        report.failed.append(FailedCertificate(entry, "its record was not found again on certificate.issued"))
+        done(report.failed[-1])
+    await sink.finish(orjson.dumps(report.manifest(), option=orjson.OPT_INDENT_2))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextmanager
+def render_processes(processes: int | None = None) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``processes`` render processes (default: one per core), shut down on exit.
+
+    "spawn": forking a process that runs an event loop (and, in a worker, Kafka
+    client state) is unsafe; a fresh interpreter imports only what rendering needs.
+    Shutting down does not wait for renders already running (an export that is
+    abandoned, by a client gone, frees the cores within one render).
+    """
+    count = processes or os.cpu_count() or 1
+    executor = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for _ in range(count):
+            # Starts the processes, and imports the renderer in them, while the batch
+            # is being found (only the renderer: a task's module is what a process imports).
+            executor.submit(render_certificate, "", "svg")
+        yield executor
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+@asynccontextmanager
+async def offline_renderer(
+    settings: Settings, executor: Executor, processes: int
+) -> AsyncIterator[CertificateRenderer]:
+    """What ``certflow export`` renders with outside a worker: templates and images
+    fetched under the worker's settings and guards (``CertflowServices``)."""
+    services = CertflowServices(settings)
+    # Drawing an issued certificate never signs: the factory's key is a throwaway
+    # (records of certificate.issued carry their SVG; older ones are drawn again from
+    # their template, digest checked).
+    factory = CertificateFactory(services.templates, settings.base_path, KeyRing((SigningKey.generate(),)))
+    try:
+        yield CertificateRenderer(
+            factory.printable, services.images, executor, services.image_limits,
+            in_flight=processes * IN_FLIGHT_PER_PROCESS,
+        )
+    finally:
+        await services.fetcher.close()
+        await services.image_fetcher.close()
+
+
+async def export_to_path(
+    settings: Settings,
+    selection: BatchSelection,
+    fmt: ExportFormat,
+    output: Path,
+    *,
+    directory: bool = False,
+    executor: Executor,
+    processes: int,
+    on_done: Progress | None = None,
+) -> ExportReport:
+    """``certflow export``: the batch as a zip at ``output`` (or, with ``directory``,
+    its files in the folder ``output``).
+
+    A zip is written beside its final name and renamed once complete, so a file
+    named ``output`` is always a whole archive.
+    """
+    source = BatchSource.from_settings(settings)
+    async with offline_renderer(settings, executor, processes) as renderer:
+        if directory:
+            report = await export_batch(source, selection, fmt, DirectorySink(output), renderer, on_done=on_done)
+            report.processes = processes
+            return report
+        partial = output.with_name(output.name + ".part")
+        try:
+            with partial.open("wb") as file:
+
+                async def write(chunk: bytes) -> None:
+                    file.write(chunk)
+
+                report = await export_batch(source, selection, fmt, ZipSink(write), renderer, on_done=on_done)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+    report.processes = processes
+    return report
+
+
+async def measure_export(
+    settings: Settings, batch_id: str, *, fmt: ExportFormat = "pdf", processes: int | None = None,
+    limit: int | None = None,
+) -> ExportReport:
+    """For ``certflow bench``: export ``batch_id`` (its first ``limit`` certificates in
+    force, if given: a sample of a large batch) to a scratch zip; the report's
+    ``per_second`` is PDFs (or PNGs) per second."""
+    count = processes or os.cpu_count() or 1
+    with render_processes(count) as executor, tempfile.TemporaryDirectory(prefix="certflow-export-") as scratch:
+        selection = await find_batch(BatchSource.from_settings(settings), batch_id)
+        if not selection.in_force:
+            raise NothingToExport(selection)
+        if limit is not None:
+            selection = BatchSelection(selection.batch_id, selection.in_force[:limit], selection.left_out)
+        return await export_to_path(settings, selection, fmt, Path(scratch) / "batch.zip",
+                                    executor=executor, processes=count)
