@@ -30,12 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from certflow.bench.ceiling import ceiling
+from certflow.bench.ceiling import BATCH, ceiling
 from certflow.bench.deployment import BenchDeployment
-from certflow.bench.documents import in_process, on_demand
+from certflow.bench.documents import bulk_export, in_process, on_demand
 
 #: Partitions of the main runs (the sweep varies them).
 PARTITIONS = 4
+#: Certificates of the one-worker run exported in bulk (a sample of a large batch).
+EXPORT_SAMPLES = 300
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def run(options: BenchOptions) -> Report:
                     if options.pdf_samples:
                         figures.update(on_demand(deployment.workers[0], deployment.broker.url,
                                                  deployment.topics, options.pdf_samples))
+                        figures.update(bulk_export(deployment.broker.url, PARTITIONS, BATCH,
+                                                   min(options.learners, EXPORT_SAMPLES)))
                     figures.update(deployment.restart_times(figures["certificates"]))
                     _say_state(report, figures)
         _say_comparison(report)
@@ -93,7 +97,8 @@ def run(options: BenchOptions) -> Report:
             report.say(
                 f"4. PDF on demand ({options.pdf_samples - 1} certificates): cold p50 {one['pdf_cold_p50_ms']:.0f} ms, "
                 f"p99 {one['pdf_cold_p99_ms']:.0f} ms; cached p50 {one['pdf_cached_p50_ms']:.1f} ms, "
-                f"p99 {one['pdf_cached_p99_ms']:.1f} ms"
+                f"p99 {one['pdf_cached_p99_ms']:.1f} ms; bulk export of {one['export_pdfs']} "
+                f"(certflow export, {one['export_processes']} processes): {one['export_pdfs_per_second']:,.0f} PDFs/s"
             )
             documents, line = in_process(options.pdf_samples)
             report.figures.update(documents)

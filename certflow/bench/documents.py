@@ -1,4 +1,5 @@
-"""PDFs from a worker: on demand (cold and cached), and in process stage by stage."""
+"""PDFs from a worker: on demand (cold and cached), in bulk (``certflow export``), and
+in process stage by stage."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import orjson
 from certflow.bench.measure import percentile
 from certflow.kafka import read_topic
 from certflow.local import LocalWorker
+from certflow.registry.export import measure_export
 from certflow.render.perf import measure_pdf, measure_png
+from certflow.settings import Settings
 from certflow.topics import TopicNames
 
 
@@ -40,6 +43,14 @@ def on_demand(worker: LocalWorker, broker_url: str, topics: TopicNames, samples:
         "pdf_cold_p50_ms": 1000 * statistics.median(cold), "pdf_cold_p99_ms": 1000 * percentile(cold, 0.99),
         "pdf_cached_p50_ms": 1000 * statistics.median(cached), "pdf_cached_p99_ms": 1000 * percentile(cached, 0.99),
     }
+
+
+def bulk_export(broker_url: str, partitions: int, batch_id: str, samples: int) -> dict[str, float]:
+    """``certflow export`` of ``samples`` certificates of the batch, on every core: PDFs/s."""
+    settings = Settings(broker=broker_url, partitions=partitions, kafka_security_protocol="PLAINTEXT")
+    report = asyncio.run(measure_export(settings, batch_id, limit=samples))
+    return {"export_pdfs": len(report.exported), "export_pdfs_per_second": report.per_second,
+            "export_processes": report.processes}
 
 
 def in_process(samples: int) -> tuple[dict[str, Any], str]:
