@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from certflow.bench.measure import percentile
-from certflow.kafka import read_topic
+from certflow.kafka import read_topic, wait_until_consumed
 from certflow.local import LocalWorker
 from certflow.registry.export import measure_export
 from certflow.render.perf import measure_pdf, measure_png
@@ -28,6 +28,10 @@ def on_demand(worker: LocalWorker, broker_url: str, topics: TopicNames, samples:
         return [orjson.loads(r.value or b"{}")["id"]
                 async for r in read_topic(broker_url, topics.certificate_issued, timeout=10, count=samples)]
 
+    # Timed once the worker is idle: while its registry still stores the certificates
+    # just issued, a request waits its turn on the event loop behind them.
+    asyncio.run(wait_until_consumed(broker_url, Settings().app_id,
+                                    [topics.certificate_issued, topics.access_codes], timeout=600))
     certificate_ids = asyncio.run(ids())
     worker.get(f"/certs/{certificate_ids[0]}.pdf")  # starts the render process
 
