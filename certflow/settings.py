@@ -146,11 +146,12 @@ class Settings(BaseSettings):
         3.0, gt=0, description="How often a worker tells the group it is alive."
     )
     producer_linger_seconds: float = Field(
-        0.0,
+        0.005,
         ge=0,
         description="How long the producer waits to fill a batch (Faust's "
-        "`producer_linger`). 0 measured best end to end here, where each stage "
-        "awaits the previous one's output.",
+        "`producer_linger`). A certificate writes about ten records; 5 ms lets them "
+        "share produce requests: on Apache Kafka it cut a worker's CPU per certificate "
+        "by about 15 % against 0 (`certflow bench`, paired runs), at 5 ms of latency per hop.",
     )
     producer_max_batch_size: int = Field(
         16384,
