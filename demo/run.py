@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -31,13 +30,17 @@ import zxingcpp
 from PIL import Image
 
 from certflow.kafka import collect_json, ensure_topics, produce
-from certflow.local import LocalBroker, LocalWorker
+from certflow.local import LocalBroker, LocalWorker, wait_for_reference
+from certflow.settings import Settings
 from certflow.synthetic import issue_requests, load_batch
 from certflow.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
 PARTITIONS = 4
+#: The consumer group of the demo's worker (its reference data is applied when the group has
+#: committed every record).
+APP_ID = Settings().app_id
 BULK_BATCH = "0140000000000000099"
 
 
@@ -63,14 +66,6 @@ def qr_content(svg: str) -> str | None:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "certificate"
-
-
-def wait_for(worker: LocalWorker, ready: Callable[[dict], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready(orjson.loads(worker.get("/stats")[1])["tables"]):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the worker's tables did not fill")
-        time.sleep(0.2)
 
 
 def main() -> int:
@@ -112,7 +107,8 @@ def main() -> int:
                 print(f"$ certflow load {kind} {path}")
                 subprocess.run([sys.executable, "-m", "certflow", "load", kind, str(path)],
                                cwd=ROOT, env=env, check=True)
-            wait_for(worker, lambda t: t["batches"] >= 2 and t["learners"] >= 8 and t["scores"] >= 8)
+            # Until the worker has applied every reference record and knows both batches.
+            wait_for_reference(broker.url, APP_ID, topics, [worker], batches=2)
 
             for request in requests:
                 print(f"$ certflow send issue.certificate.request  # {request['mid']}")
@@ -158,7 +154,7 @@ def main() -> int:
                 ids = load_batch(broker.url, topics, course="do_demo_bulk", batch=BULK_BATCH,
                                  learners=args.bulk, prefix="bulk")
                 [request] = issue_requests("do_demo_bulk", BULK_BATCH, ids, chunk=len(ids), mid="LP.demo-bulk")
-                wait_for(worker, lambda t: t["batches"] >= 3 and t["enrolments"] >= 8 + args.bulk)
+                wait_for_reference(broker.url, APP_ID, topics, [worker], batches=3)
                 before = time.perf_counter()
                 asyncio.run(produce(broker.url, topics.issue_request, [(None, request)]))
                 done = asyncio.run(collect_json(
