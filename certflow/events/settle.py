@@ -28,6 +28,7 @@ from faust.types import AppT, EventT
 from certflow.accounting import Accounting, Outcome
 from certflow.errors import CertflowError, ErrorCode
 from certflow.events.records import EventSource, FailedEvent
+from certflow.faust_fixes.exactly_once import event_in_progress
 from certflow.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -115,23 +116,29 @@ class Settler:
         failed_topic: str,
         stage: str,
     ) -> None:
-        """Run ``work`` for ``event`` and account for how it ended."""
+        """Run ``work`` for ``event`` and account for how it ended.
+
+        Under exactly-once, all of it (a dead letter too) runs between two commits
+        (:func:`certflow.faust_fixes.exactly_once.event_in_progress`): a commit in
+        the middle would commit the records sent so far without the event's offset.
+        """
         topic = event.message.topic
-        self.accounting.received(topic)
-        started = time.perf_counter()
-        try:
-            outcome = await work()
-        except INFRASTRUCTURE_FAILURES as exc:
-            if not isinstance(exc, MessageSizeTooLargeError):  # a record too big is the event's fault
-                log.exception("infrastructure failure on %s event; it will be processed again", stage)
-                raise
-            await self._reject(event, exc, failed_topic, stage)
-        except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
-            await self._reject(event, exc, failed_topic, stage)
-        else:
-            self.accounting.ended(topic, outcome)
-        finally:
-            self.metrics.processing.labels(stage).observe(time.perf_counter() - started)
+        async with event_in_progress(self.app):
+            self.accounting.received(topic)
+            started = time.perf_counter()
+            try:
+                outcome = await work()
+            except INFRASTRUCTURE_FAILURES as exc:
+                if not isinstance(exc, MessageSizeTooLargeError):  # a record too big is the event's fault
+                    log.exception("infrastructure failure on %s event; it will be processed again", stage)
+                    raise
+                await self._reject(event, exc, failed_topic, stage)
+            except Exception as exc:  # noqa: BLE001 - every event failure is dead-lettered
+                await self._reject(event, exc, failed_topic, stage)
+            else:
+                self.accounting.ended(topic, outcome)
+            finally:
+                self.metrics.processing.labels(stage).observe(time.perf_counter() - started)
 
 
     async def _reject(self, event: EventT, exc: Exception, failed_topic: str, stage: str) -> None:

@@ -1,9 +1,12 @@
 """Every workaround for a defect of faust-streaming or aiokafka, one module each, with
 the upstream issue it answers:
 
-* :mod:`.transport`: commits never pass an unprocessed record (faust-streaming #216,
-  #221), ``flush`` waits for delivery, exactly-once transactions by source
-  partition, changelog partitions without a start, replication of created topics;
+* :mod:`.transport`: ``flush`` waits for delivery, replication of created topics;
+* :mod:`.consumer`: commits never pass an unprocessed record (faust-streaming #216,
+  #221), each record handed to the agents once, and only after its partition was
+  sought, changelog partitions without a start;
+* :mod:`.exactly_once`: commits only between events, transactions by source
+  partition, changelog ends asked of the broker;
 * :mod:`.global_table`: a replicated batch directory instead of a GlobalTable
   (faust-streaming #283);
 * :mod:`.routing`: requests answered by the key's owner, forwarding bytes (Faust's

@@ -1,7 +1,8 @@
 """Faust's ``App`` with the fixes certflow's worker needs at start-up.
 
-* Its transport is :mod:`certflow.faust_fixes.transport` (commit holes, producer
-  flush, transactions, changelog starts, topic replication).
+* Its transport is :mod:`certflow.faust_fixes.transport` (producer flush, topic
+  replication), with :mod:`certflow.faust_fixes.consumer` (commit holes, rebalances,
+  changelog starts) and :mod:`certflow.faust_fixes.exactly_once` (transactions).
 * Its data directory is created with its parents (Faust's ``mkdir`` has none).
 * :func:`restore_root_log_level` undoes Faust's worker setting the root logger to
   DEBUG.

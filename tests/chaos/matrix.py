@@ -49,7 +49,7 @@ def run_case(test: str, basetemp: Path) -> tuple[bool, float, str]:
     when it fails (removed when it passes)."""
     started = time.monotonic()
     result = subprocess.run(
-        # ``-m ""``: every case, the known defects (left out of the default run) too.
+        # ``-m ""``: every case, whatever markers the default run leaves out.
         [sys.executable, "-m", "pytest", f"tests/chaos/test_faults.py::{test}", "-q", "-x", "-m", "",
          "-p", "no:cacheprovider",
          f"--basetemp={basetemp}"],

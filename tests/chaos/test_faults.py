@@ -323,7 +323,6 @@ def test_c_rolling_restart_of_all_brokers(tmp_path: Path) -> None:
         judge("c_rolling_restart", deployment, ids)
 
 
-@pytest.mark.known_defect
 def test_d_exactly_once_worker_sigkilled_a_replacement_joins(tmp_path: Path) -> None:
     """(d) ``CERTFLOW_PROCESSING_GUARANTEE=exactly_once``: three workers, one SIGKILLed
     mid-stream (inside its transactions), a replacement started. What a read_committed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from certflow.faust_fixes.transport import changelog_starts
+from certflow.faust_fixes.consumer import changelog_starts
 
 
 def test_a_partition_without_a_start_is_read_from_the_beginning_and_the_others_where_faust_says() -> None:

@@ -7,15 +7,15 @@ import asyncio
 import pytest
 from faust.types import TP
 
-from certflow.faust_fixes import transport
+from certflow.faust_fixes import consumer as fixes
 from certflow.faust_fixes.app import FixedApp
 
 PARTITION = TP("certflow.learners", 1)
 
 
-def consumer_having(committed: int, acked: list[int]) -> transport.Consumer:
+def consumer_having(committed: int, acked: list[int]) -> fixes.Consumer:
     consumer = FixedApp("holes", broker="kafka://127.0.0.1:1").consumer
-    assert isinstance(consumer, transport.Consumer)
+    assert isinstance(consumer, fixes.Consumer)
     consumer._committed_offset[PARTITION] = committed
     consumer._acked[PARTITION] = list(acked)
     consumer._acked_index[PARTITION] = set(acked)
@@ -29,7 +29,7 @@ def test_contiguous_acknowledgements_are_committed_as_faust_does() -> None:
 
 def test_a_hole_is_never_committed_past_and_is_read_again_once_it_lasts(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(transport, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(fixes, "monotonic", lambda: clock[0])
     seeks: list[tuple[TP, int]] = []
 
     async def commits() -> list[int | None]:
@@ -41,11 +41,11 @@ def test_a_hole_is_never_committed_past_and_is_read_again_once_it_lasts(monkeypa
 
         monkeypatch.setattr(consumer, "seek", seek)
         offsets = [consumer._new_offset(PARTITION)]
-        clock[0] += transport.HOLE_GRACE_SECONDS / 2
+        clock[0] += fixes.HOLE_GRACE_SECONDS / 2
         offsets.append(consumer._new_offset(PARTITION))
         await asyncio.sleep(0.01)
         assert not seeks, "a record may still be in flight: not read again yet"
-        clock[0] += transport.HOLE_GRACE_SECONDS
+        clock[0] += fixes.HOLE_GRACE_SECONDS
         offsets.append(consumer._new_offset(PARTITION))
         await asyncio.sleep(0.01)
         return offsets
