@@ -245,7 +245,7 @@ async def read_topic(
 
 
 async def read_until_end(
-    broker_url: str,
+    kafka: KafkaConnection | str,
     topic: str,
     *,
     start: Mapping[int, int] | None = None,
@@ -267,15 +267,15 @@ async def read_until_end(
     one). ``TimeoutError`` if nothing arrives for ``idle_timeout`` seconds short of
     the end.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url),
+    consumer = kafka_client.consumer(
+        kafka,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         fetch_max_bytes=fetch_max_bytes,
         max_partition_fetch_bytes=min(fetch_max_bytes, 1024 * 1024),
     )
-    await consumer.start()
+    await kafka_client.start(consumer, kafka)
     try:
         named = stop if stop is not None else start
         numbers = sorted(named) if named is not None else await _partitions_for(consumer, topic)

@@ -52,6 +52,7 @@ from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError
 from certflow.generate.factory import CertificateFactory
 from certflow.kafka import read_until_end
+from certflow.kafka_client import KafkaConnection
 from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation, recipient_lang
 from certflow.registry.archive import DirectorySink, ZipSink, certificate_file_name
 from certflow.render.images import ImageLimits, ImageSource, inline_remote_images
@@ -87,14 +88,14 @@ class NothingToExport(LookupError):
 class BatchSource:
     """Where a batch's certificates are read from: the deployment's broker and topics."""
 
-    broker_url: str
+    kafka: KafkaConnection
     topics: TopicNames
     #: A revocation request larger than this is malformed (as the registry reads it).
     max_event_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchSource:
-        return cls(settings.broker, settings.topics, settings.max_event_bytes)
+        return cls(settings.kafka, settings.topics, settings.max_event_bytes)
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ async def find_batch(source: BatchSource, batch_id: str) -> BatchSelection:
     """
     entries: dict[str, IssuedEntry] = {}
     needle = orjson.dumps(batch_id)
-    issued = read_until_end(source.broker_url, source.topics.certificate_issued)
+    issued = read_until_end(source.kafka, source.topics.certificate_issued)
     async with aclosing(issued):
         async for consumed in issued:
             if consumed.value is None:  # a tombstone: the certificate's record is gone
@@ -253,7 +254,7 @@ async def find_batch(source: BatchSource, batch_id: str) -> BatchSelection:
             entries[entry.id] = entry
     revocations: list[Revocation] = []
     if entries:
-        requests = read_until_end(source.broker_url, source.topics.revocations)
+        requests = read_until_end(source.kafka, source.topics.revocations)
         async with aclosing(requests):
             async for consumed in requests:
                 # Keyed by certificate id: most are another batch's, not parsed.
@@ -401,7 +402,7 @@ async def export_batch(
     for entry in selection.in_force:
         starts[entry.partition] = min(starts.get(entry.partition, entry.offset), entry.offset)
         stops[entry.partition] = max(stops.get(entry.partition, 0), entry.offset + 1)
-    records = read_until_end(source.broker_url, source.topics.certificate_issued, start=starts, stop=stops)
+    records = read_until_end(source.kafka, source.topics.certificate_issued, start=starts, stop=stops)
     try:
         async with aclosing(records):
             async for consumed in records:

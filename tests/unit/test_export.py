@@ -31,6 +31,7 @@ from certflow.events.models import parse_event
 from certflow.generate.factory import build_certificate_factory
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.kafka import Consumed
+from certflow.kafka_client import KafkaConnection
 from certflow.registry import export as export_module
 from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation
 from certflow.registry.archive import (
@@ -324,7 +325,7 @@ def fake_topic(monkeypatch: pytest.MonkeyPatch, records: list[Consumed], reads: 
     monkeypatch.setattr(export_module, "read_until_end", read_until_end)
 
 
-SOURCE = BatchSource("kafka://unused:1", TopicNames(""), 10_000)
+SOURCE = BatchSource(KafkaConnection("kafka://unused:1"), TopicNames(""), 10_000)
 
 
 def test_every_certificate_in_force_is_rendered_with_at_most_in_flight_renders_at_once(
