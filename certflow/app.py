@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from certflow.events.settle import Settler
 from certflow.faust_fixes import liveness
 from certflow.faust_fixes.app import FixedApp
+from certflow.faust_fixes.tables import Table as FixedTable
 from certflow.faust_fixes.web import FAUST_PAGES_OFF
 from certflow.generate import agents as generate_agents
 from certflow.generate.agents import GenerateFlow
@@ -93,6 +94,9 @@ def create_app(settings: Settings) -> CertflowApp:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
+        # Faust's table, writing while a new changelog's partitions are not yet in
+        # the metadata (certflow.faust_fixes.tables).
+        Table=FixedTable,
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,

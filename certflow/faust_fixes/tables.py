@@ -1,0 +1,29 @@
+"""Faust's table, not refusing writes while the changelog's partition count is unknown.
+
+Before the first write from a source topic, Faust checks that the table's changelog
+has as many partitions as the source (``Collection._verify_source_topic_partitions``),
+reading both counts from the consumer's metadata snapshot. Right after the changelog
+topic is created (a fresh deployment, many partitions, several workers starting at
+once) that snapshot can name the topic with 0 partitions for a while: Faust raised
+``PartitionsMismatch`` ("has 16 partitions, but the changelog … has 0") on every
+write in the meantime, and each event was dead-lettered. Measured: 511 access-code
+entries of one `certflow bench` sweep run (3 workers, 16 partitions). No topic has 0
+partitions, so 0 means "not known yet": the write goes ahead to the event's own
+partition, as it would once the count is known, and the check is made again at the
+next write (a real mismatch, which ``certflow topics`` rules out, is still refused).
+
+Upstream: faust-streaming 0.15.3 ``faust/tables/base.py``; no upstream issue is known.
+"""
+
+from __future__ import annotations
+
+import faust
+
+
+class Table(faust.Table):
+    """Faust's table; see the module docstring."""
+
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:
+            return  # the changelog's partitions are not in the metadata yet: check again later
+        super()._verify_source_topic_partitions(source_topic)
