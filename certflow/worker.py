@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
-import faust
 from mode.utils.loops import get_event_loop
 
 from certflow.app import CertflowApp, create_app
+from certflow.faust_fixes.liveness import Worker
 from certflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def run_worker(settings: Settings) -> NoReturn:
     app.finalize()
     app.worker_init()
     app.worker_init_post_autodiscover()
-    worker = faust.Worker(
+    worker = Worker(
         app,
         loglevel=settings.log_level,
         loop=get_event_loop(),

@@ -16,7 +16,8 @@ The watchdog (:func:`fatal_problem`, checked every couple of seconds by
 :data:`EXIT_STATUS`, so Kubernetes (or whoever started it) starts it again: a fresh
 process joins the group and recovers its tables, and the events it held are
 processed again from the last commit. ``/ready`` says false whenever the worker holds
-no group membership (:func:`holds_membership`).
+no group membership (:func:`holds_membership`). And a worker that is stopping ends
+within :data:`SHUTDOWN_GRACE_SECONDS` however its graceful stop fares (:class:`Worker`).
 
 Upstream: aiokafka 0.14.0's ``GroupCoordinator._coordination_routine`` ending on an
 unexpected error, and faust-streaming 0.15.3's ``Recovery`` service crashing; no
@@ -28,8 +29,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any
+
+import faust
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +108,38 @@ def register(app: Any) -> None:
             stop_process(problem)
 
     app.timer(CHECK_INTERVAL, name="certflow.watchdog")(watchdog)
+
+
+#: Seconds a stopping worker has to finish its graceful stop before it ends at once.
+SHUTDOWN_GRACE_SECONDS = 60.0
+
+
+class Worker(faust.Worker):
+    """Faust's worker, whose stop cannot hang.
+
+    A graceful stop commits, flushes and leaves the group; when what it waits for is
+    what is broken, it can wait for ever. Seen on Apache Kafka (three workers, sixteen
+    partitions, a rebalance storm on two busy cores): a worker in ``stop_and_shutdown``
+    for minutes, its event loop busy with metadata requests, still heartbeating, so
+    the group could not finish rebalancing without it and nobody issued anything. A
+    stop that has not finished after :data:`SHUTDOWN_GRACE_SECONDS` ends the process
+    (:func:`stop_process`): nothing is lost, what was in flight is processed again by
+    whoever takes the partitions.
+    """
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        self._arm_stop_deadline(f"stopping on {signal.name}")
+        super()._schedule_shutdown(signal)
+
+    def on_worker_shutdown(self) -> None:
+        self._arm_stop_deadline("stopping")
+        super().on_worker_shutdown()
+
+    def _arm_stop_deadline(self, why: str) -> None:
+        if getattr(self, "_stop_deadline", None) is None:
+            self._stop_deadline = threading.Timer(
+                SHUTDOWN_GRACE_SECONDS, stop_process,
+                (f"{why}: the graceful stop did not finish in {SHUTDOWN_GRACE_SECONDS:.0f} s",),
+            )
+            self._stop_deadline.daemon = True
+            self._stop_deadline.start()

@@ -60,3 +60,24 @@ async def test_crashed_table_recovery_is_fatal() -> None:
     assert "table recovery crashed" in (fatal_problem(app_with(coordinator(running), recovery)) or "")
     healthy = SimpleNamespace(crashed=False, crash_reason=None)
     assert fatal_problem(app_with(coordinator(running), healthy)) is None
+
+
+def test_a_stop_that_does_not_finish_in_time_ends_the_process(monkeypatch: Any) -> None:
+    import threading
+
+    from certflow.faust_fixes import liveness
+
+    stopped = threading.Event()
+    reasons: list[str] = []
+
+    def stop_process(reason: str) -> None:
+        reasons.append(reason)
+        stopped.set()
+
+    monkeypatch.setattr(liveness, "stop_process", stop_process)
+    monkeypatch.setattr(liveness, "SHUTDOWN_GRACE_SECONDS", 0.05)
+    worker = liveness.Worker.__new__(liveness.Worker)  # only the deadline is exercised
+    worker._arm_stop_deadline("stopping on SIGTERM")
+    worker._arm_stop_deadline("stopping")  # armed once: the first cause is the one reported
+    assert stopped.wait(5)
+    assert reasons == ["stopping on SIGTERM: the graceful stop did not finish in 0 s"]
