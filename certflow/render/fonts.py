@@ -174,25 +174,28 @@ class GlyphOutline:
         """SVG path data with the origin at (``x``, ``y``) in user units, y down."""
         if not self.xs:
             return self.template
-        values: list[float] = []
-        append = values.append
-        for gx, gy in zip(self.xs, self.ys, strict=True):
-            append(x + sx * gx)
-            append(y - sy * gy)
-        return self.template % tuple(values)
+        return self.template % _placed(self.xs, self.ys, x, y, sx, sy)
 
     def pdf_path(self, x: float, y: float, sx: float, sy: float) -> str:
         """PDF path operators with the origin at (``x``, ``y``), y down, as in SVG."""
-        values: list[float] = []
-        append = values.append
-        for gx, gy in zip(self.pdf_xs, self.pdf_ys, strict=True):
-            append(x + sx * gx)
-            append(y - sy * gy)
-        return self.pdf_template % tuple(values)
+        return self.pdf_template % _placed(self.pdf_xs, self.pdf_ys, x, y, sx, sy)
 
 
 #: The PDF path operator of each cairo segment kind.
 _PDF_OPERATORS = {MOVE_TO: "m", LINE_TO: "l", CURVE_TO: "c", CLOSE_PATH: "h"}
+
+
+def _placed(
+    xs: tuple[float, ...], ys: tuple[float, ...], x: float, y: float, sx: float, sy: float
+) -> tuple[float, ...]:
+    """A glyph's points scaled by (``sx``, ``sy``) about (``x``, ``y``), y turned down
+    (font units point up, SVG's and the PDF's page coordinates here point down)."""
+    values: list[float] = []
+    append = values.append
+    for gx, gy in zip(xs, ys, strict=True):
+        append(x + sx * gx)
+        append(y - sy * gy)
+    return tuple(values)
 
 
 def _outline_of(pen: _TemplatePen) -> GlyphOutline:

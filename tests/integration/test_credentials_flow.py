@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from certflow.credentials.status_list import StatusList
 from certflow.events.models import parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from tests.integration.conftest import FIXTURES, Deployment
+from tests.integration.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +75,6 @@ def request(worker, path: str, *, method: str = "GET", body: bytes | None = None
             return response.status, response.read(), response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as error:
         return error.code, error.read(), error.headers.get("Content-Type", "")
-
-
-def until(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def first_of_each_learner(batch: str):

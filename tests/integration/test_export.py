@@ -11,7 +11,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,6 +23,7 @@ import orjson
 import pytest
 
 from tests.integration.conftest import FIXTURES, Deployment
+from tests.integration.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -58,16 +58,6 @@ def http(worker, path: str, *, method: str = "GET", body: bytes | None = None,
             return response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
         return error.code, error.read(), error.headers
-
-
-def until(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,18 @@ def job(app: CertflowApp) -> EventT:
     return Event(Message(app.settings.topics.eligibility, partition=partition), orjson.dumps(value))
 
 
+async def generate(app: CertflowApp, sunbird_fixture: Any) -> None:
+    """Sunbird's generate request for one learner, handled by the generate flow."""
+    event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
+    event["edata"]["svgTemplate"] = "course-completion.svg"
+    message = Message(app.settings.topics.generate_recipients, partition=1, offset=3, key=USER.encode())
+    try:
+        await app.flows.generate.issue_certificate(Event(message, orjson.dumps(event)))
+    finally:
+        await app.services.fetcher.close()
+        await app.services.image_fetcher.close()
+
+
 async def test_reference_a_bad_record_is_dead_lettered(app: CertflowApp, sent: Sent) -> None:
     topics = app.settings.topics
     event = Event(Message(topics.enrolments, key=USER.encode()), b'{"userid": "user001"}')
@@ -161,15 +173,8 @@ async def test_issue_a_skip_becomes_a_decision(app: CertflowApp, sent: Sent, sun
 async def test_generate_a_request_becomes_a_certificate_record(
     app: CertflowApp, sent: Sent, sunbird_fixture: Any
 ) -> None:
-    event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
-    event["edata"]["svgTemplate"] = "course-completion.svg"
     topics = app.settings.topics
-    message = Message(topics.generate_recipients, partition=1, offset=3, key=USER.encode())
-    try:
-        await app.flows.generate.issue_certificate(Event(message, orjson.dumps(event)))
-    finally:
-        await app.services.fetcher.close()
-        await app.services.image_fetcher.close()
+    await generate(app, sunbird_fixture)
 
     assert to(sent, topics.generate_failed) == []
     [published] = to(sent, topics.certificate_issued)
@@ -200,15 +205,8 @@ async def test_generate_with_an_smtp_server_publishes_the_notification(
     app = create_app(Settings(app_id="glue", data_dir=tmp_path, signing_keys=keys, partitions=4,
                               smtp_host="smtp.example.org"))
     app.flows.state.issued = {}
-    event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
-    event["edata"]["svgTemplate"] = "course-completion.svg"
     topics = app.settings.topics
-    message = Message(topics.generate_recipients, partition=1, offset=3, key=USER.encode())
-    try:
-        await app.flows.generate.issue_certificate(Event(message, orjson.dumps(event)))
-    finally:
-        await app.services.fetcher.close()
-        await app.services.image_fetcher.close()
+    await generate(app, sunbird_fixture)
     [notification] = to(sent, topics.notifications)
     assert orjson.loads(notification["value"])["kind"] == "issued"
 
