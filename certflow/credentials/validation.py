@@ -270,10 +270,7 @@ def credential_problems(
     """
     if not isinstance(credential, dict):
         return ["the credential must be a JSON object"]
-    problems = _context_problems(credential)
-    if "id" in credential and not _url(credential["id"]):
-        problems.append("id must be a single URL")
-    problems += _type_problems(credential, "VerifiableCredential")
+    problems = _envelope_problems(credential, "VerifiableCredential")
     if "issuer" in credential or require_issuer:
         problems += _issuer_problems(credential.get("issuer"))
     problems += _subject_problems(credential.get("credentialSubject"))
@@ -313,6 +310,15 @@ def credential_problems(
     return problems
 
 
+def _envelope_problems(document: dict[str, Any], required_type: str) -> list[str]:
+    """The rules a credential and a presentation share: ``@context``, an ``id`` that is
+    one URL if present, and a ``type`` that includes ``required_type``."""
+    problems = _context_problems(document)
+    if "id" in document and not _url(document["id"]):
+        problems.append("id must be a single URL")
+    return problems + _type_problems(document, required_type)
+
+
 #: Most credentials one presentation may carry (each is verified, RDFC included).
 MAX_PRESENTED_CREDENTIALS = 16
 
@@ -323,10 +329,7 @@ def presentation_problems(
     """The VC 2.0 data model's rules for a presentation (§4.13), in words."""
     if not isinstance(presentation, dict):
         return ["the presentation must be a JSON object"]
-    problems = _context_problems(presentation)
-    if "id" in presentation and not _url(presentation["id"]):
-        problems.append("id must be a single URL")
-    problems += _type_problems(presentation, "VerifiablePresentation")
+    problems = _envelope_problems(presentation, "VerifiablePresentation")
     if "holder" in presentation:
         holder = presentation["holder"]
         holder_id = holder.get("id") if isinstance(holder, dict) else holder
