@@ -42,13 +42,8 @@ def export(batch_id: str, fmt: ExportFormat, output: Path | None, output_dir: Pa
     none in force, or any could not be rendered (they are listed).
     """
     from certflow.registry.archive import safe_name_part
-    from certflow.registry.export import (
-        BatchSource,
-        NothingToExport,
-        export_to_path,
-        find_batch,
-        render_processes,
-    )
+    from certflow.registry.batch_selection import BatchSource, NothingToExport, find_batch
+    from certflow.registry.export import export_to_path, render_processes
 
     if output is not None and output_dir is not None:
         raise click.UsageError("give -o FILE.zip or --output-dir DIR, not both")

@@ -3,13 +3,13 @@
 One implementation behind ``certflow export --batch B --format pdf|png`` and the
 admins' ``GET /batches/{batchId}/certificates.zip``:
 
-1. :func:`find_batch` reads ``certificate.issued`` and the revocations topic from
+1. :func:`~certflow.registry.batch_selection.find_batch` reads ``certificate.issued`` and the revocations topic from
    the broker, each up to its end when the export starts (a snapshot: the export
    ends, and says exactly what it covered), and keeps a few facts per certificate
    of the batch, never the records themselves. The registry's tables cannot answer
    this: they are partitioned by certificate id over the workers, and they keep no
    index by batch.
-2. :func:`select_in_force` leaves out what is revoked, deciding as the registry
+2. :func:`~certflow.registry.batch_selection.select_in_force` leaves out what is revoked, deciding as the registry
    does (:mod:`certflow.registry.agents`): an admin's revocation revokes (the admin
    route sends one only for a certificate that exists); a re-issue's only when the
    certificate certifies what the re-issue found (``certified_facts``). An export
@@ -37,7 +37,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import aclosing, asynccontextmanager, contextmanager
@@ -52,14 +52,20 @@ from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.errors import CertflowError
 from certflow.generate.factory import CertificateFactory
 from certflow.kafka import read_until_end
-from certflow.kafka_client import KafkaConnection
-from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation, recipient_lang
+from certflow.registry.agents import recipient_lang
 from certflow.registry.archive import DirectorySink, ZipSink, certificate_file_name
+from certflow.registry.batch_selection import (
+    BatchCertificate,
+    BatchSelection,
+    BatchSource,
+    LeftOut,
+    NothingToExport,
+    find_batch,
+)
 from certflow.render.images import ImageLimits, ImageSource, inline_remote_images
 from certflow.render.output import render_certificate
 from certflow.services import CertflowServices
 from certflow.settings import Settings
-from certflow.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -69,203 +75,6 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = ("pdf", "png")
 #: Certificates being drawn or rendered, per render process: two keep every process
 #: busy while the event loop reads the next record and writes the last file.
 IN_FLIGHT_PER_PROCESS = 2
-
-
-class NothingToExport(LookupError):
-    """The batch has no certificate in force (none at all, or every one revoked)."""
-
-    def __init__(self, selection: BatchSelection) -> None:
-        self.selection = selection
-        if selection.left_out:
-            message = (f"batch {selection.batch_id} has no certificate in force: all "
-                       f"{len(selection.left_out)} are revoked")
-        else:
-            message = f"batch {selection.batch_id} has no certificates"
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class BatchSource:
-    """Where a batch's certificates are read from: the deployment's broker and topics."""
-
-    kafka: KafkaConnection
-    topics: TopicNames
-    #: A revocation request larger than this is malformed (as the registry reads it).
-    max_event_bytes: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BatchSource:
-        return cls(settings.kafka, settings.topics, settings.max_event_bytes)
-
-
-@dataclass(frozen=True)
-class IssuedEntry:
-    """What an export keeps of one certificate until it is rendered: where its record
-    is and what names it, a few hundred bytes however large the record."""
-
-    id: str
-    recipient_id: str
-    recipient_name: str
-    certificate_name: str
-    #: What the certificate certifies, as a re-issue's revocation names it.
-    facts: Mapping[str, str]
-    partition: int
-    offset: int
-
-    @classmethod
-    def of(cls, record: Mapping[str, Any], *, partition: int, offset: int) -> IssuedEntry:
-        """Raises KeyError or TypeError for a record that is not a certificate's."""
-        recipient = record["recipient"]
-        return cls(
-            id=str(record["id"]),
-            recipient_id=str(recipient["id"]),
-            recipient_name=str(recipient.get("name") or ""),
-            certificate_name=str(record.get("certificateName") or ""),
-            facts=certified_facts(dict(record)),
-            partition=partition,
-            offset=offset,
-        )
-
-    def described(self) -> dict[str, Any]:
-        """The certificate as the manifest names it."""
-        return {
-            "id": self.id,
-            "recipient": {"id": self.recipient_id, "name": self.recipient_name},
-            "certificateName": self.certificate_name,
-        }
-
-
-@dataclass(frozen=True)
-class Revocation:
-    """A revocation request of the revocations topic, as :func:`parse_revocation` checked it."""
-
-    certificate_id: str
-    origin: RevocationOrigin
-    reason: str
-    replaced_by: str = ""
-    requested_at: str = ""
-    #: A re-issue's: what the certificate it revokes must certify.
-    certifies: Mapping[str, str] | None = None
-
-    @classmethod
-    def of(cls, request: Mapping[str, Any]) -> Revocation:
-        return cls(
-            certificate_id=str(request["certificateId"]),
-            origin=RevocationOrigin(request["origin"]),
-            reason=str(request.get("reason") or "revoked"),
-            replaced_by=str(request.get("replacedBy") or ""),
-            requested_at=str(request.get("requestedAt") or ""),
-            certifies=request.get("certifies"),
-        )
-
-    def revokes(self, entry: IssuedEntry) -> bool:
-        """Whether the registry revokes ``entry`` on this request.
-
-        An admin's: yes (the admin route sends one only for a certificate the
-        registry holds). A re-issue's: only if the certificate certifies what the
-        re-issue found, whichever of the two the registry saw first.
-        """
-        if self.certificate_id != entry.id:
-            return False
-        if self.origin is RevocationOrigin.REISSUE:
-            return self.certifies is not None and dict(self.certifies) == dict(entry.facts)
-        return True
-
-
-@dataclass(frozen=True)
-class LeftOut:
-    """A certificate of the batch not exported, and why."""
-
-    entry: IssuedEntry
-    revocation: Revocation
-
-    def described(self) -> dict[str, Any]:
-        revocation = self.revocation
-        return {
-            **self.entry.described(),
-            "reason": "replaced" if revocation.replaced_by else "revoked",
-            "detail": revocation.reason,
-            "revokedAt": revocation.requested_at,
-            "replacedBy": revocation.replaced_by,
-        }
-
-
-@dataclass(frozen=True)
-class BatchSelection:
-    """A batch's certificates: those in force (in topic order) and those left out."""
-
-    batch_id: str
-    in_force: list[IssuedEntry]
-    left_out: list[LeftOut]
-
-
-def select_in_force(
-    batch_id: str, entries: Iterable[IssuedEntry], revocations: Iterable[Revocation]
-) -> BatchSelection:
-    """The certificates of ``batch_id`` in force, given its records and the revocations.
-
-    ``entries`` and ``revocations`` in topic order: a certificate published again (a
-    redelivered event makes the same record) is one certificate, its newest record;
-    the first revocation that applies is the one the registry recorded (later ones
-    are "already revoked"), so it is the one reported.
-    """
-    newest: dict[str, IssuedEntry] = {}
-    for entry in entries:
-        newest.pop(entry.id, None)  # re-inserted: topic order of the newest record
-        newest[entry.id] = entry
-    revoked: dict[str, Revocation] = {}
-    for revocation in revocations:
-        revoked_entry = newest.get(revocation.certificate_id)
-        if revoked_entry is not None and revoked_entry.id not in revoked and revocation.revokes(revoked_entry):
-            revoked[revoked_entry.id] = revocation
-    in_force = [entry for entry in newest.values() if entry.id not in revoked]
-    left_out = [LeftOut(newest[cid], revocation) for cid, revocation in revoked.items()]
-    return BatchSelection(batch_id, in_force, left_out)
-
-
-async def find_batch(source: BatchSource, batch_id: str) -> BatchSelection:
-    """The batch's certificates in force and those left out, as published up to now.
-
-    Reads every record of ``certificate.issued`` (there is no index by batch), but
-    parses only those that contain the batch id (records are certflow's own orjson),
-    and keeps an :class:`IssuedEntry` of each certificate of the batch.
-    """
-    entries: dict[str, IssuedEntry] = {}
-    needle = orjson.dumps(batch_id)
-    issued = read_until_end(source.kafka, source.topics.certificate_issued)
-    async with aclosing(issued):
-        async for consumed in issued:
-            if consumed.value is None:  # a tombstone: the certificate's record is gone
-                if consumed.key is not None:
-                    entries.pop(consumed.key.decode("utf-8", "replace"), None)
-                continue
-            if needle not in consumed.value:
-                continue
-            try:
-                record = orjson.loads(consumed.value)
-                if not isinstance(record, dict) or record.get("batchId") != batch_id:
-                    continue
-                entry = IssuedEntry.of(record, partition=consumed.partition, offset=consumed.offset)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("%s[%d]@%d is not a certificate record, skipped: %r",
-                            consumed.topic, consumed.partition, consumed.offset, exc)
-                continue
-            entries.pop(entry.id, None)
-            entries[entry.id] = entry
-    revocations: list[Revocation] = []
-    if entries:
-        requests = read_until_end(source.kafka, source.topics.revocations)
-        async with aclosing(requests):
-            async for consumed in requests:
-                # Keyed by certificate id: most are another batch's, not parsed.
-                if consumed.key is None or consumed.key.decode("utf-8", "replace") not in entries:
-                    continue
-                try:
-                    request = parse_revocation(consumed.key, consumed.value, max_bytes=source.max_event_bytes)
-                except CertflowError:
-                    continue  # the registry dead-letters it: it revoked nothing
-                revocations.append(Revocation.of(request))
-    return select_in_force(batch_id, entries.values(), revocations)
 
 
 class ExportSink(Protocol):
@@ -304,13 +113,13 @@ class CertificateRenderer:
 @dataclass(frozen=True)
 class ExportedFile:
     name: str
-    entry: IssuedEntry
+    entry: BatchCertificate
     size: int
 
 
 @dataclass(frozen=True)
 class FailedCertificate:
-    entry: IssuedEntry
+    entry: BatchCertificate
     error: str
 
 
@@ -371,7 +180,7 @@ async def export_batch(
     report = ExportReport(selection.batch_id, fmt, list(selection.left_out))
     wanted = {entry.id: entry for entry in selection.in_force}
     taken: set[str] = set()
-    pending: dict[asyncio.Task[bytes], IssuedEntry] = {}
+    pending: dict[asyncio.Task[bytes], BatchCertificate] = {}
 
     def done(outcome: ExportedFile | FailedCertificate) -> None:
         if on_done is not None:

@@ -50,16 +50,13 @@ from certflow.pages import (
 )
 from certflow.registry.agents import RevocationOrigin, recipient_lang
 from certflow.registry.archive import ZipSink, safe_name_part
+from certflow.registry.batch_selection import BatchSelection, BatchSource, NothingToExport, find_batch
 from certflow.registry.export import (
     EXPORT_FORMATS,
     IN_FLIGHT_PER_PROCESS,
-    BatchSelection,
-    BatchSource,
     CertificateRenderer,
     ExportFormat,
-    NothingToExport,
     export_batch,
-    find_batch,
     render_processes,
 )
 from certflow.registry.status import STATUS_LIST_ID, status_list_id, status_list_url

@@ -14,7 +14,8 @@ from typing import cast
 import cairocffi
 from lxml import etree
 
-from certflow.render.fonts import FontBook, GlyphOutline, default_font_book
+from certflow.render.fonts import FontBook, default_font_book
+from certflow.render.glyphs import GlyphOutline
 from certflow.render.layout import (
     _DEFAULT_FONT_SIZE,
     _NUMBER,

@@ -32,6 +32,7 @@ from certflow.generate.factory import build_certificate_factory
 from certflow.generate.models import GenerateCertificateRequest, validation_context
 from certflow.kafka import Consumed
 from certflow.kafka_client import KafkaConnection
+from certflow.registry import batch_selection
 from certflow.registry import export as export_module
 from certflow.registry.agents import RevocationOrigin, certified_facts, parse_revocation
 from certflow.registry.archive import (
@@ -42,16 +43,14 @@ from certflow.registry.archive import (
     certificate_file_name,
     safe_name_part,
 )
-from certflow.registry.export import (
+from certflow.registry.batch_selection import (
+    BatchCertificate,
     BatchSelection,
     BatchSource,
-    CertificateRenderer,
-    IssuedEntry,
     Revocation,
-    export_batch,
-    render_processes,
     select_in_force,
 )
+from certflow.registry.export import CertificateRenderer, export_batch, render_processes
 from certflow.render.fetch import FetchPolicy, SafeFetcher
 from certflow.render.images import DEFAULT_LIMITS
 from certflow.settings import Settings
@@ -73,8 +72,8 @@ def record(certificate_id: str, name: str, *, batch: str = BATCH, recipient_id: 
     }
 
 
-def entry(rec: dict[str, Any], offset: int = 0, partition: int = 0) -> IssuedEntry:
-    return IssuedEntry.of(rec, partition=partition, offset=offset)
+def entry(rec: dict[str, Any], offset: int = 0, partition: int = 0) -> BatchCertificate:
+    return BatchCertificate.of(rec, partition=partition, offset=offset)
 
 
 def revocation(certificate_id: str, origin: RevocationOrigin, **fields: Any) -> Revocation:
@@ -323,6 +322,7 @@ def fake_topic(monkeypatch: pytest.MonkeyPatch, records: list[Consumed], reads: 
             yield rec
 
     monkeypatch.setattr(export_module, "read_until_end", read_until_end)
+    monkeypatch.setattr(batch_selection, "read_until_end", read_until_end)
 
 
 SOURCE = BatchSource(KafkaConnection("kafka://unused:1"), TopicNames(""), 10_000)
@@ -336,7 +336,7 @@ def test_every_certificate_in_force_is_rendered_with_at_most_in_flight_renders_a
     topic.append(consumed(record("other-batch", "X", batch="elsewhere"), 40, "other-batch"))
     reads: list[dict[str, Any]] = []
     fake_topic(monkeypatch, topic, reads)
-    entries = [IssuedEntry.of(r, partition=c.partition, offset=c.offset) for r, c in zip(records, topic, strict=False)]
+    entries = [BatchCertificate.of(r, partition=c.partition, offset=c.offset) for r, c in zip(records, topic, strict=False)]
     selection = select_in_force(BATCH, entries, [revocation(records[5]["id"], RevocationOrigin.ADMIN)])
     executor, sink = CountingExecutor(), ListSink()
 
@@ -364,9 +364,9 @@ def test_a_certificate_that_cannot_be_drawn_is_reported_and_the_others_are_expor
     records = [record(f"cert-{n}", f"Learner {n}") for n in range(4)]
     topic = [consumed(r, offset, r["id"]) for offset, r in enumerate(records)]
     fake_topic(monkeypatch, topic, [])
-    entries = [IssuedEntry.of(r, partition=0, offset=n) for n, r in enumerate(records)]
+    entries = [BatchCertificate.of(r, partition=0, offset=n) for n, r in enumerate(records)]
     # A fifth certificate whose record is gone by the time it is read again.
-    entries.append(IssuedEntry.of(record("cert-gone", "Gone"), partition=0, offset=2))
+    entries.append(BatchCertificate.of(record("cert-gone", "Gone"), partition=0, offset=2))
     sink = ListSink()
 
     async def printable(rec: Mapping[str, Any]) -> str:
@@ -414,7 +414,7 @@ def test_certificates_are_rendered_to_real_pdfs_in_render_processes(
 ) -> None:
     records = issued_records(2)
     fake_topic(monkeypatch, [consumed(r, n, r["id"]) for n, r in enumerate(records)], [])
-    selection = BatchSelection(BATCH, [IssuedEntry.of(r, partition=0, offset=n) for n, r in enumerate(records)], [])
+    selection = BatchSelection(BATCH, [BatchCertificate.of(r, partition=0, offset=n) for n, r in enumerate(records)], [])
     sink = ListSink()
 
     async def printable(rec: Mapping[str, Any]) -> str:
@@ -446,7 +446,7 @@ def test_the_benchs_measurement_can_take_a_sample_of_a_large_batch(monkeypatch: 
     fake_topic(monkeypatch, [consumed(r, n, r["id"]) for n, r in enumerate(records)], [])
 
     async def find_batch(source: BatchSource, batch_id: str) -> BatchSelection:
-        return BatchSelection(batch_id, [IssuedEntry.of(r, partition=0, offset=n) for n, r in enumerate(records)], [])
+        return BatchSelection(batch_id, [BatchCertificate.of(r, partition=0, offset=n) for n, r in enumerate(records)], [])
 
     class Renderer(CertificateRenderer):
         async def render(self, rec: Mapping[str, Any], fmt: Any) -> bytes:
