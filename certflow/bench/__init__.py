@@ -125,10 +125,12 @@ def _say_end_to_end(report: Report, workers: int, figures: dict[str, Any], per_c
     report.say(
         f"2. end to end, {workers} worker{'s' if workers > 1 else ''}, {figures['certificates']:,} learners "
         f"(loaded at {figures['load_per_second']:,.0f} learners/s): "
-        f"{figures['per_second']:,.0f} certificates/s = {figures['per_second'] / per_core:.2f} × the ceiling; "
+        f"{figures['per_second']:,.0f} certificates/s = {figures['per_second'] / per_core:.2f} × the ceiling "
+        f"(all in the registry at {figures['registered_per_second']:,.0f}/s); "
         f"latency p50 {figures['latency_p50']:.1f} s, p99 {figures['latency_p99']:.1f} s; worker CPU "
         f"{figures['cpu_ms_per_certificate']:.2f} ms per certificate = "
-        f"{figures['cpu_ms_per_certificate'] / ceiling_ms:.2f} × the ceiling's; peak RSS "
+        f"{figures['cpu_ms_per_certificate'] / ceiling_ms:.2f} × the ceiling's "
+        f"({figures['cpu_ms_per_certificate_to_sink']:.2f} ms until the last was published); peak RSS "
         + ", ".join(f"{mb} MB" for mb in figures["peak_rss_mb"])
     )
 

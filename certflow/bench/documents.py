@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from certflow.bench.measure import percentile
-from certflow.kafka import read_topic, wait_until_consumed
+from certflow.kafka import read_topic
 from certflow.local import LocalWorker
 from certflow.registry.export import measure_export
 from certflow.render.perf import measure_pdf, measure_png
@@ -22,16 +22,16 @@ from certflow.topics import TopicNames
 
 def on_demand(worker: LocalWorker, broker_url: str, topics: TopicNames, samples: int) -> dict[str, float]:
     """``GET /certs/{id}.pdf`` of ``samples`` certificates from ``worker``: each first
-    (cold: drawn from the registry's facts and rendered) and again (cached)."""
+    (cold: drawn from the registry's facts and rendered) and again (cached).
+
+    Called once the worker is idle (:meth:`BenchDeployment.issue_all` waits for its
+    registry): while the registry still stores the certificates just issued, a
+    request waits its turn on the event loop behind them."""
 
     async def ids() -> list[str]:
         return [orjson.loads(r.value or b"{}")["id"]
                 async for r in read_topic(broker_url, topics.certificate_issued, timeout=10, count=samples)]
 
-    # Timed once the worker is idle: while its registry still stores the certificates
-    # just issued, a request waits its turn on the event loop behind them.
-    asyncio.run(wait_until_consumed(broker_url, Settings().app_id,
-                                    [topics.certificate_issued, topics.access_codes], timeout=600))
     certificate_ids = asyncio.run(ids())
     worker.get(f"/certs/{certificate_ids[0]}.pdf")  # starts the render process
 

@@ -34,7 +34,8 @@ def test_the_bench_measures_every_figure_on_kafka(tmp_path: Path) -> None:
     assert figures["ceiling_per_core"] > 0
     for run in ("1 workers", "2 workers"):
         assert figures[run]["certificates"] == 60
-        assert figures[run]["cpu_ms_per_certificate"] > 0
+        assert figures[run]["cpu_ms_per_certificate"] >= figures[run]["cpu_ms_per_certificate_to_sink"] > 0
+        assert 0 < figures[run]["registered_per_second"] <= figures[run]["per_second"]
         assert all(mb > 0 for mb in figures[run]["peak_rss_mb"])
     one = figures["1 workers"]
     assert one["state_mb_per_million"] > 0 and one["restart_ready_seconds"] > 0
