@@ -3,19 +3,11 @@
 One implementation behind ``certflow export --batch B --format pdf|png`` and the
 admins' ``GET /batches/{batchId}/certificates.zip``:
 
-1. :func:`~certflow.registry.batch_selection.find_batch` reads ``certificate.issued`` and the revocations topic from
-   the broker, each up to its end when the export starts (a snapshot: the export
-   ends, and says exactly what it covered), and keeps a few facts per certificate
-   of the batch, never the records themselves. The registry's tables cannot answer
-   this: they are partitioned by certificate id over the workers, and they keep no
-   index by batch.
-2. :func:`~certflow.registry.batch_selection.select_in_force` leaves out what is revoked, deciding as the registry
-   does (:mod:`certflow.registry.agents`): an admin's revocation revokes (the admin
-   route sends one only for a certificate that exists); a re-issue's only when the
-   certificate certifies what the re-issue found (``certified_facts``). An export
-   is for printing the certificates in force; what was left out, and why, is in the
-   export's ``manifest.json``.
-3. :func:`export_batch` reads the selected records again, one at a time, draws each
+1. :mod:`certflow.registry.batch_selection` finds the batch's certificates in
+   force: a snapshot of ``certificate.issued`` and the revocations topic, revoked
+   ones left out as the registry decides. An export is for printing the
+   certificates in force; what was left out, and why, is in its ``manifest.json``.
+2. :func:`export_batch` reads the selected records again, one at a time, draws each
    certificate as ``GET /certs/{id}.pdf`` does (``printable`` → remote images inlined
    → :func:`~certflow.render.output.render_certificate` with the certificate's name
    as title and the learner's language), renders in a process pool (rendering is
