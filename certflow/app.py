@@ -88,8 +88,10 @@ def create_app(settings: Settings) -> CertflowApp:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         producer_max_batch_size=settings.producer_max_batch_size,
         producer_linger=settings.producer_linger_seconds,
+        producer_compression_type=None if settings.producer_compression == "none" else settings.producer_compression,
         recovery_consistency_check=settings.recovery_consistency_check,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -108,7 +110,7 @@ def create_app(settings: Settings) -> CertflowApp:
     app.settings = settings
     app.replication_factor = settings.replication_factor
     app.min_insync_replicas = settings.min_insync_replicas
-    services = app.services = CertflowServices(settings)
+    services = app.services = CertflowServices(settings, app_logger=app.log.logger.name)
     app.add_dependency(services)
     settle = Settler(app, services.accounting, services.metrics)
     reference = reference_agents.register(app, services, settle)

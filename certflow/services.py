@@ -33,9 +33,11 @@ class CertflowServices(mode.Service):
     or a certificate is made.
     """
 
-    def __init__(self, settings: Settings, **kwargs: object) -> None:
+    def __init__(self, settings: Settings, *, app_logger: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]  # mode's **kwargs are untyped
         self.settings = settings
+        #: The name of the app's logger, whose flight-recorder replays are kept (None: no app).
+        self.app_logger = app_logger
         self.accounting = Accounting()
         policy = FetchPolicy.from_settings(settings)
         self.fetcher = SafeFetcher(policy)
@@ -76,7 +78,7 @@ class CertflowServices(mode.Service):
 
     async def on_start(self) -> None:
         self.keys  # noqa: B018 - a worker without signing keys must not run (faust -A too)
-        restore_root_log_level(LOG_LEVELS[self.settings.log_level])
+        restore_root_log_level(LOG_LEVELS[self.settings.log_level], self.app_logger)
 
     async def on_stop(self) -> None:
         await self.fetcher.close()

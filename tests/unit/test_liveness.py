@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
+from certflow.faust_fixes.app import RebalanceStep
 from certflow.faust_fixes.liveness import fatal_problem, holds_membership
 
 
-def app_with(coordinator: Any = None, recovery: Any = None, stopping: bool = False) -> Any:
+def app_with(
+    coordinator: Any = None, recovery: Any = None, stopping: bool = False, step: RebalanceStep | None = None
+) -> Any:
     consumer = SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_coordinator=coordinator)))
     return SimpleNamespace(
         _consumer=consumer if coordinator is not None else None,
         _tables=SimpleNamespace(_recovery=recovery),
         should_stop=stopping,
+        rebalance_step=step,
+        conf=SimpleNamespace(broker_rebalance_timeout=60.0),
     )
 
 
@@ -60,6 +66,27 @@ async def test_crashed_table_recovery_is_fatal() -> None:
     assert "table recovery crashed" in (fatal_problem(app_with(coordinator(running), recovery)) or "")
     healthy = SimpleNamespace(crashed=False, crash_reason=None)
     assert fatal_problem(app_with(coordinator(running), healthy)) is None
+
+
+async def test_a_rebalance_step_past_the_rebalance_timeout_is_fatal_with_where_it_waits() -> None:
+    running = asyncio.get_running_loop().create_future()
+    delivered = asyncio.Event()
+
+    async def flush_that_never_ends() -> None:
+        await delivered.wait()
+
+    task = asyncio.ensure_future(flush_that_never_ends())
+    await asyncio.sleep(0)
+    try:
+        now = time.monotonic()
+        recent = RebalanceStep("partitions revoked", now - 59, task)
+        assert fatal_problem(app_with(coordinator(running), step=recent)) is None
+        stuck = RebalanceStep("partitions revoked", now - 61, task)
+        problem = fatal_problem(app_with(coordinator(running), step=stuck)) or ""
+        assert "rebalance step 'partitions revoked' has run 61 s" in problem
+        assert "flush_that_never_ends" in problem  # the stuck task's stack, for whoever reads the log
+    finally:
+        task.cancel()
 
 
 def test_a_stop_that_does_not_finish_in_time_ends_the_process(monkeypatch: Any) -> None:

@@ -39,3 +39,12 @@ def test_topic_names_take_sunbirds_environment_prefix() -> None:
     assert TopicNames("sunbirddev").generate_request == "sunbirddev.generate.certificate.request"
     assert TopicNames("").certificate_issued == "certificate.issued"
     assert len(set(TopicNames("x").all())) == len(vars(TopicNames("x")))
+
+
+@pytest.mark.parametrize(("compression", "faust_value"), [("none", None), ("zstd", "zstd"), ("lz4", "lz4")])
+def test_producer_compression_and_rebalance_timeout_reach_faust(compression: str, faust_value: str | None) -> None:
+    from certflow.app import create_app
+
+    app = create_app(Settings(producer_compression=compression, rebalance_timeout_seconds=12))
+    assert app.conf.producer_compression_type == faust_value
+    assert app.conf.broker_rebalance_timeout == 12

@@ -4,6 +4,9 @@ on the worker's PYTHONPATH; see tests/integration/test_liveness.py).
 ``CERTFLOW_TEST_FAULT=coordination``: aiokafka's group coordination ends with an
 error once the file ``CERTFLOW_TEST_FAULT_TRIGGER`` exists.
 ``CERTFLOW_TEST_FAULT=recovery``: Faust's table recovery raises.
+``CERTFLOW_TEST_FAULT=flush``: once the trigger file exists, the producer's flush
+never returns (a record that is never delivered), so the next rebalance's
+"partitions revoked" step, which flushes, never ends.
 """
 
 import asyncio
@@ -36,3 +39,15 @@ elif FAULT == "recovery":
         raise RuntimeError("injected fault: table recovery crashed")
 
     Recovery._build_offsets = failing_build_offsets
+
+elif FAULT == "flush":
+    from certflow.faust_fixes.transport import Producer
+
+    original_flush = Producer.flush
+
+    async def flush_never_delivered(self):  # type: ignore[no-untyped-def]
+        if TRIGGER.exists():
+            await asyncio.Event().wait()
+        await original_flush(self)
+
+    Producer.flush = flush_never_delivered
