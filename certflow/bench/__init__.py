@@ -133,6 +133,16 @@ def _say_end_to_end(report: Report, workers: int, figures: dict[str, Any], per_c
         f"({figures['cpu_ms_per_certificate_to_sink']:.2f} ms until the last was published); peak RSS "
         + ", ".join(f"{mb} MB" for mb in figures["peak_rss_mb"])
     )
+    # Worker and broker share this machine's cores: together their CPU per certificate
+    # bounds the rate, whatever the worker's own ratio to the ceiling.
+    cores = os.cpu_count() or 1
+    both_ms = figures["cpu_ms_per_certificate"] + figures["broker_cpu_ms_per_certificate"]
+    bound = cores * 1000 / both_ms
+    report.say(
+        f"   broker CPU {figures['broker_cpu_ms_per_certificate']:.2f} ms per certificate (same cores): "
+        f"worker + broker {both_ms:.2f} ms bound {cores} cores to {bound:,.0f} certificates/s "
+        f"= {bound / per_core:.2f} × the ceiling"
+    )
 
 
 def _say_state(report: Report, figures: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ def test_the_bench_measures_every_figure_on_kafka(tmp_path: Path) -> None:
         assert figures[run]["certificates"] == 60
         assert figures[run]["cpu_ms_per_certificate"] >= figures[run]["cpu_ms_per_certificate_to_sink"] > 0
         assert 0 < figures[run]["registered_per_second"] <= figures[run]["per_second"]
+        assert figures[run]["broker_cpu_ms_per_certificate"] > 0
         assert all(mb > 0 for mb in figures[run]["peak_rss_mb"])
     one = figures["1 workers"]
     assert one["state_mb_per_million"] > 0 and one["restart_ready_seconds"] > 0
