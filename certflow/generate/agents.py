@@ -31,6 +31,7 @@ from certflow.events.settle import Settler, event_source, failures_at, source_he
 from certflow.generate.models import GenerateCertificateRequest, generate_request_parser
 from certflow.issue.rules import IssuedEntry, SkipReason, already_issued, authorise_reissue
 from certflow.notify.agents import Notifier
+from certflow.notify.models import NotificationKind
 from certflow.reference.models import enrolment_slot
 from certflow.reference.state import LearnerState
 from certflow.registry.agents import Registry, RevocationOrigin
@@ -171,7 +172,14 @@ class GenerateFlow:
             status_list_url=self.registry.status_url(status.list_id),
             status_index=status.index,
         )
-        await self.issued_certificates.send(key=certificate.id.encode(), value=certificate.to_json())
+        # The learner is emailed by the registry once it holds the certificate (a
+        # re-issue's email says it replaces the old one): see certflow.notify.agents.
+        kind: NotificationKind = "reissued" if edata.oldId else "issued"
+        headers = (self.notifier.certificate_headers(kind, email=recipient.recipientEmail or "")
+                   if self.notifier is not None else {})
+        await self.issued_certificates.send(
+            key=certificate.id.encode(), value=certificate.to_json(), headers=headers or None
+        )
         if source.timestamp:
             self.services.metrics.certificate_latency.observe(max(0.0, time.time() - source.timestamp))
         audit = AuditEvent.certificate_issued(certificate, now=now)
@@ -188,12 +196,6 @@ class GenerateFlow:
                 made_from=status.entry_id,
             ),
         )
-        if self.notifier is not None:
-            # The learner is emailed (a re-issue's email says it replaces the old one).
-            await self.notifier.publish(
-                certificate.model_dump(mode="json"), "reissued" if edata.oldId else "issued",
-                email=recipient.recipientEmail or "",
-            )
         if edata.oldId and revoke_old:
             # A re-issue replaces the old certificate: it stops verifying. The
             # revocation names what the old one was found to certify, which the

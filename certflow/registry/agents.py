@@ -2,7 +2,9 @@
 
 * ``store_certificates`` keeps each published certificate in the ``certificates``
   table, partitioned by certificate id (the key of ``certificate.issued``), so
-  ``GET /certs/{id}`` is answered by the worker that owns the id.
+  ``GET /certs/{id}`` is answered by the worker that owns the id; the first time
+  it stores one, it indexes its access code and, if the generate flow asked in the
+  record's header, asks for the learner's email (:mod:`certflow.notify.agents`).
 * ``apply_revocations`` marks a certificate revoked (a re-issue replaced it, or an
   admin revoked it) and asks the owner of its status list to set its bit. Only a
   certificate that exists is revoked: an admin's revocation needs the record here
@@ -36,7 +38,7 @@ from certflow.accounting import Outcome
 from certflow.errors import CertflowError, ErrorCode
 from certflow.events.models import decode_json_object
 from certflow.events.settle import Settler
-from certflow.notify.agents import Notifier
+from certflow.notify.agents import NotificationIntent, Notifier
 from certflow.pages.access import normalise_code
 from certflow.reference.state import keyed_table
 from certflow.registry.status import STATUS_LIST_ID, StatusSlot, status_list_id, status_list_url
@@ -139,8 +141,9 @@ class Registry:
     ) -> None:
         self.settings = settings
         self.settle = settle
-        #: Emails the learner when an administrator revokes a certificate (a
-        #: re-issue's revocation is told in the re-issue's own email).
+        #: Emails the learner about a new certificate once it is stored here, and when
+        #: an administrator revokes one (a re-issue's revocation is told in the
+        #: re-issue's own email).
         self.notifier = notifier
         topics = settings.topics
         self.revocation_requests = app.topic(topics.revocations)
@@ -174,7 +177,8 @@ class Registry:
         )
 
     async def store_certificate(self, event: EventT) -> None:
-        await self.accounted(event, self._store_certificate)
+        intent = NotificationIntent.from_headers(event.headers) if self.notifier is not None else None
+        await self.accounted(event, lambda record: self._store_certificate(record, notify=intent))
 
     async def apply_revocation(self, event: EventT) -> None:
         max_bytes = self.settings.max_event_bytes
@@ -213,7 +217,10 @@ class Registry:
             value["certifies"] = certifies
         await self.revocation_requests.send(key=certificate_id.encode(), value=orjson.dumps(value))
 
-    async def _store_certificate(self, record: dict[str, Any]) -> Outcome:
+    async def _store_certificate(self, record: dict[str, Any], *, notify: NotificationIntent | None = None) -> Outcome:
+        """Keep a certificate; the first time, index its access code, set its status
+        bit if a re-issue's revocation came first, and email its learner if the
+        generate flow asked (``notify``): the pages the email links to show it now."""
         key = record["id"].encode()
         stored = self.certificates.get(key) or {}
         revocation = stored.get("revocation")
@@ -237,6 +244,8 @@ class Registry:
             await self._send_access_code(record)
         if revocation is not None and stored.get("record") is None:
             await self._send_status_bit(record)
+        if notify is not None and self.notifier is not None and stored.get("record") is None:
+            await self.notifier.publish(record, notify.kind, email=notify.email)
         return Outcome.SUCCESS
 
     async def _send_access_code(self, record: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from faust.types import EventT
 
 from certflow.app import CertflowApp, create_app
 from certflow.credentials.keys import KeyRing, SigningKey
+from certflow.notify.agents import NOTIFY_HEADER
 from certflow.reference.models import BatchRecord
 from certflow.settings import Settings
 
@@ -198,17 +199,54 @@ async def test_generate_a_request_becomes_a_certificate_record(
     assert {**kept, "svg": record["svg"]} == record
 
 
-async def test_generate_with_an_smtp_server_publishes_the_notification(
+async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_holds_the_certificate(
     tmp_path: Any, sent: Sent, sunbird_fixture: Any
 ) -> None:
     keys = KeyRing((SigningKey.generate(),)).to_json()
     app = create_app(Settings(app_id="glue", data_dir=tmp_path, signing_keys=keys, partitions=4,
                               smtp_host="smtp.example.org"))
     app.flows.state.issued = {}
+    app.flows.registry.certificates = {}
     topics = app.settings.topics
     await generate(app, sunbird_fixture)
+    # Not at issue: the certificate's page would not show it yet.
+    assert to(sent, topics.notifications) == []
+    [published] = to(sent, topics.certificate_issued)
+    intent = orjson.loads(published["headers"][NOTIFY_HEADER])
+    assert intent["kind"] == "issued"
+
+    stored = FakeEvent(Message(topics.certificate_issued, key=published["key"]), published["value"],
+                       headers=published["headers"])
+    await app.flows.registry.store_certificate(cast(EventT, stored))
     [notification] = to(sent, topics.notifications)
-    assert orjson.loads(notification["value"])["kind"] == "issued"
+    request = orjson.loads(notification["value"])
+    record = orjson.loads(published["value"])
+    assert (request["kind"], request["certificateId"], request["email"]) == ("issued", record["id"], intent["email"])
+    assert notification["key"] == record["recipient"]["id"].encode()
+    assert app.flows.registry.certificates[published["key"]]["record"]["id"] == record["id"]
+
+    # Stored again (a redelivery): not emailed again.
+    await app.flows.registry.store_certificate(cast(EventT, stored))
+    assert len(to(sent, topics.notifications)) == 1
+
+
+async def test_a_certificate_without_certflows_notify_header_is_stored_and_nobody_is_emailed(
+    tmp_path: Any, sent: Sent, sunbird_fixture: Any
+) -> None:
+    keys = KeyRing((SigningKey.generate(),)).to_json()
+    app = create_app(Settings(app_id="glue", data_dir=tmp_path, signing_keys=keys, partitions=4,
+                              smtp_host="smtp.example.org"))
+    app.flows.state.issued = {}
+    app.flows.registry.certificates = {}
+    topics = app.settings.topics
+    await generate(app, sunbird_fixture)
+    [published] = to(sent, topics.certificate_issued)
+    for headers in ({}, {NOTIFY_HEADER: b"not json"}, {NOTIFY_HEADER: b'{"kind": "revoked", "email": "x@y"}'}):
+        app.flows.registry.certificates = {}
+        stored = FakeEvent(Message(topics.certificate_issued, key=published["key"]), published["value"], headers=headers)
+        await app.flows.registry.store_certificate(cast(EventT, stored))
+        assert published["key"] in app.flows.registry.certificates
+    assert to(sent, topics.notifications) == []
 
 
 async def test_registry_a_revocation_of_an_unknown_id_is_refused(app: CertflowApp, sent: Sent) -> None:
