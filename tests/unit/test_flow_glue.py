@@ -199,15 +199,27 @@ async def test_generate_a_request_becomes_a_certificate_record(
     assert {**kept, "svg": record["svg"]} == record
 
 
-async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_holds_the_certificate(
-    tmp_path: Any, sent: Sent, sunbird_fixture: Any
-) -> None:
+@pytest.fixture
+def emailing_app(tmp_path: Any) -> CertflowApp:
+    """An app with an SMTP server configured (nothing is sent: records are collected)."""
     keys = KeyRing((SigningKey.generate(),)).to_json()
     app = create_app(Settings(app_id="glue", data_dir=tmp_path, signing_keys=keys, partitions=4,
                               smtp_host="smtp.example.org"))
     app.flows.state.issued = {}
     app.flows.registry.certificates = {}
-    topics = app.settings.topics
+    return app
+
+
+def stored_event(app: CertflowApp, published: dict[str, Any], headers: dict[str, bytes]) -> EventT:
+    """The published certificate as the registry's agent reads it back."""
+    message = Message(app.settings.topics.certificate_issued, key=published["key"])
+    return cast(EventT, FakeEvent(message, published["value"], headers=headers))
+
+
+async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_holds_the_certificate(
+    emailing_app: CertflowApp, sent: Sent, sunbird_fixture: Any
+) -> None:
+    app, topics = emailing_app, emailing_app.settings.topics
     await generate(app, sunbird_fixture)
     # Not at issue: the certificate's page would not show it yet.
     assert to(sent, topics.notifications) == []
@@ -215,9 +227,8 @@ async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_hold
     intent = orjson.loads(published["headers"][NOTIFY_HEADER])
     assert intent["kind"] == "issued"
 
-    stored = FakeEvent(Message(topics.certificate_issued, key=published["key"]), published["value"],
-                       headers=published["headers"])
-    await app.flows.registry.store_certificate(cast(EventT, stored))
+    stored = stored_event(app, published, published["headers"])
+    await app.flows.registry.store_certificate(stored)
     [notification] = to(sent, topics.notifications)
     request = orjson.loads(notification["value"])
     record = orjson.loads(published["value"])
@@ -226,25 +237,19 @@ async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_hold
     assert app.flows.registry.certificates[published["key"]]["record"]["id"] == record["id"]
 
     # Stored again (a redelivery): not emailed again.
-    await app.flows.registry.store_certificate(cast(EventT, stored))
+    await app.flows.registry.store_certificate(stored)
     assert len(to(sent, topics.notifications)) == 1
 
 
 async def test_a_certificate_without_certflows_notify_header_is_stored_and_nobody_is_emailed(
-    tmp_path: Any, sent: Sent, sunbird_fixture: Any
+    emailing_app: CertflowApp, sent: Sent, sunbird_fixture: Any
 ) -> None:
-    keys = KeyRing((SigningKey.generate(),)).to_json()
-    app = create_app(Settings(app_id="glue", data_dir=tmp_path, signing_keys=keys, partitions=4,
-                              smtp_host="smtp.example.org"))
-    app.flows.state.issued = {}
-    app.flows.registry.certificates = {}
-    topics = app.settings.topics
+    app, topics = emailing_app, emailing_app.settings.topics
     await generate(app, sunbird_fixture)
     [published] = to(sent, topics.certificate_issued)
     for headers in ({}, {NOTIFY_HEADER: b"not json"}, {NOTIFY_HEADER: b'{"kind": "revoked", "email": "x@y"}'}):
         app.flows.registry.certificates = {}
-        stored = FakeEvent(Message(topics.certificate_issued, key=published["key"]), published["value"], headers=headers)
-        await app.flows.registry.store_certificate(cast(EventT, stored))
+        await app.flows.registry.store_certificate(stored_event(app, published, headers))
         assert published["key"] in app.flows.registry.certificates
     assert to(sent, topics.notifications) == []
 
