@@ -81,8 +81,7 @@ class NotificationIntent:
             value = orjson.loads(raw)
             kind, email = value["kind"], value["email"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            log.warning("a certificate's %s header is not certflow's: %.100r", NOTIFY_HEADER, raw)
-            return None
+            kind = email = None
         if kind not in ("issued", "reissued") or not isinstance(email, str):
             log.warning("a certificate's %s header is not certflow's: %.100r", NOTIFY_HEADER, raw)
             return None
