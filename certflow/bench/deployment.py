@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from certflow.bench.ceiling import BATCH, COURSE
-from certflow.bench.measure import cpu_seconds, directory_bytes, peak_rss_mb, percentile
+from certflow.bench.measure import directory_bytes, peak_rss_mb, percentile, total_cpu_seconds
 from certflow.kafka import ensure_topics, produce, read_topic, record_counts, wait_until_consumed
 from certflow.local import LocalBroker, LocalWorker, shared_signing_keys, wait_for_reference
 from certflow.settings import Settings
@@ -129,15 +129,16 @@ class BenchDeployment:
         # the 1 MB a Kafka record may be (a platform splits a large batch the same way).
         requests = issue_requests(COURSE, BATCH, ids, chunk=ISSUE_CHUNK, mid="LP.bench")
         with sampled(self.workers[0].pid, flame_graph):
-            cpu_before = sum(cpu_seconds(w.pid) for w in self.workers)
-            broker_before = sum(cpu_seconds(pid) for pid in self.broker.pids)
+            worker_pids = [w.pid for w in self.workers]
+            cpu_before = total_cpu_seconds(worker_pids)
+            broker_before = total_cpu_seconds(self.broker.pids)
             sent = time.time()
             asyncio.run(produce(self.broker.url, self.topics.issue_request, [(None, r) for r in requests]))
             times = self._arrivals(learners)
-            cpu_to_sink = sum(cpu_seconds(w.pid) for w in self.workers) - cpu_before
+            cpu_to_sink = total_cpu_seconds(worker_pids) - cpu_before
             registered = self._registered()
-            cpu = sum(cpu_seconds(w.pid) for w in self.workers) - cpu_before
-            broker_cpu = sum(cpu_seconds(pid) for pid in self.broker.pids) - broker_before
+            cpu = total_cpu_seconds(worker_pids) - cpu_before
+            broker_cpu = total_cpu_seconds(self.broker.pids) - broker_before
         latencies = [t - sent for t in times]
         return {
             "learners": learners,

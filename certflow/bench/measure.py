@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -21,6 +22,12 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def total_cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of all of ``pids`` so far (a deployment's workers, a
+    broker's nodes)."""
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def _status_mb(pid: int, field: str) -> float:

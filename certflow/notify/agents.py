@@ -131,10 +131,17 @@ class Notifier:
         """The headers of a certificate the generate flow publishes, asking the
         registry to email the learner once it holds it; none (the skip counted here)
         without an SMTP server, as :meth:`publish`."""
-        if not self.sender.config.host:
-            self.services.metrics.notifications.labels("skipped", "no_smtp_server").inc()
+        if not self._can_send():
             return {}
         return NotificationIntent(kind, email).headers()
+
+    def _can_send(self) -> bool:
+        """Whether an SMTP server is configured; without one nothing could ever be
+        sent, and the skip is counted (``no_smtp_server``) where the email was asked for."""
+        if self.sender.config.host:
+            return True
+        self.services.metrics.notifications.labels("skipped", "no_smtp_server").inc()
+        return False
 
     async def publish(
         self,
@@ -151,8 +158,7 @@ class Notifier:
         published: the skip is counted here (``no_smtp_server``), which spares every
         certificate a record, an event and a profile lookup.
         """
-        if not self.sender.config.host:
-            self.services.metrics.notifications.labels("skipped", "no_smtp_server").inc()
+        if not self._can_send():
             return
         request = notification_for(record, kind, email=email or "", revoked_on=revoked_on,
                                    revocation_reason=revocation_reason)

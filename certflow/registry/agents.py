@@ -223,8 +223,9 @@ class Registry:
         generate flow asked (``notify``): the pages the email links to show it now."""
         key = record["id"].encode()
         stored = self.certificates.get(key) or {}
+        first_time = stored.get("record") is None
         revocation = stored.get("revocation")
-        if revocation is not None and stored.get("record") is None:
+        if revocation is not None and first_time:
             # A re-issue's revocation that arrived before the record (the topics are
             # not ordered with each other): applied only if the record certifies what
             # the re-issue found, and then the bit is set now that the entry is known.
@@ -240,11 +241,11 @@ class Registry:
             elif expected is not None:
                 revocation = {name: value for name, value in revocation.items() if name != "certifies"}
         self.certificates[key] = {"record": stored_record(record), "revocation": revocation}
-        if stored.get("record") is None:
+        if first_time:
             await self._send_access_code(record)
-        if revocation is not None and stored.get("record") is None:
+        if revocation is not None and first_time:
             await self._send_status_bit(record)
-        if notify is not None and self.notifier is not None and stored.get("record") is None:
+        if notify is not None and self.notifier is not None and first_time:
             await self.notifier.publish(record, notify.kind, email=notify.email)
         return Outcome.SUCCESS
 
