@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         4,
         ge=1,
         description="RocksDB block cache per table partition (Faust's default is 2 GB). "
-        "A worker's RocksDB memory stays under tables (7) × its partitions × "
+        "A worker's RocksDB memory stays under tables (9) × its partitions × "
         "(2 × write buffer + block cache).",
     )
     session_timeout_seconds: float = Field(

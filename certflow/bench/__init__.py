@@ -151,7 +151,7 @@ def _say_state(report: Report, figures: dict[str, Any]) -> None:
         f"broker logs {figures['broker_mb_per_million']:,.0f} MB; a restarted worker ready in "
         f"{figures['restart_ready_seconds']:.1f} s on its volume, {figures['replay_ready_seconds']:.1f} s on an "
         f"empty one ({figures['changelog_records']:,} changelog records replayed, "
-        f"{figures['replay_records_per_second']:,.0f}/s)"
+        f"{figures['replay_records_per_second']:,.0f}/s, peak RSS {figures['replay_peak_rss_mb']:,} MB)"
     )
 
 

@@ -181,7 +181,9 @@ class BenchDeployment:
 
     def restart_times(self, certificates: int) -> dict[str, Any]:
         """The one worker stopped, then (a) started again on its volume and (b) started
-        on an empty one; disk per million certificates, and both times to ready."""
+        on an empty one; disk per million certificates, both times to ready, and the
+        peak memory of the worker that replayed: what a pod's memory limit must allow
+        for a worker taking over partitions, not only for one at work."""
         [worker] = self.workers
         self.stop_workers()
         data = self.workdir / "worker0" / "data"
@@ -194,7 +196,7 @@ class BenchDeployment:
         self.stop_workers()
         shutil.rmtree(data)
         started = time.monotonic()
-        self.start_workers(1, ready_within=STAGE_TIMEOUT)
+        [replaying] = self.start_workers(1, ready_within=STAGE_TIMEOUT)
         replay_seconds = time.monotonic() - started
         del worker
         return {
@@ -204,4 +206,7 @@ class BenchDeployment:
             "replay_ready_seconds": replay_seconds,
             "changelog_records": changelog_records,
             "replay_records_per_second": changelog_records / replay_seconds,
+            # A worker taking over partitions holds more than one at work: aiokafka's
+            # fetches of every changelog partition at once, and RocksDB's flushes.
+            "replay_peak_rss_mb": round(peak_rss_mb(replaying.pid)),
         }

@@ -41,6 +41,7 @@ def test_the_bench_measures_every_figure_on_kafka(tmp_path: Path) -> None:
     one = figures["1 workers"]
     assert one["state_mb_per_million"] > 0 and one["restart_ready_seconds"] > 0
     assert one["changelog_records"] >= 60 and one["replay_records_per_second"] > 0
+    assert one["replay_peak_rss_mb"] > 0
     assert one["pdf_cold_p50_ms"] > 0 and one["export_pdfs"] == 60
     assert figures["pdf_in_process"]["stages"]
     [swept] = figures["sweep"]
