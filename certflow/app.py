@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> CertflowApp:
         # counts; an auto-created topic would get the broker's default instead.
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=settings.consumer_max_poll_records,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,

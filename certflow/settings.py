@@ -174,6 +174,15 @@ class Settings(BaseSettings):
         description="Largest batch the producer sends at once, in bytes (Faust's "
         "`producer_max_batch_size`).",
     )
+    consumer_max_poll_records: int = Field(
+        1000,
+        ge=1,
+        description="Most records the consumer hands over from one poll (Faust's "
+        "`broker_max_poll_records`). Faust's default, no limit, parses every record "
+        "fetched for every partition at once: a worker replaying its changelogs held "
+        "about 200 MB of them (1.8 million records replayed: 458 MB peak RSS, 263 MB "
+        "with 1,000, at the same rate).",
+    )
     recovery_consistency_check: bool = Field(
         True,
         description="Stop a worker whose table store is ahead of its changelog topic "
