@@ -206,7 +206,8 @@ class BenchDeployment:
             "replay_ready_seconds": replay_seconds,
             "changelog_records": changelog_records,
             "replay_records_per_second": changelog_records / replay_seconds,
-            # Measured apart from the working worker's: replaying, a worker peaked at
-            # twice its RSS at work (734 against 356 MB at a million certificates).
+            # Measured apart from the working worker's: what a replaying worker holds
+            # differs (at a million certificates it once peaked at twice the RSS at
+            # work, from changelog offsets kept and unbounded polls, both since fixed).
             "replay_peak_rss_mb": round(peak_rss_mb(replaying.pid)),
         }
