@@ -77,11 +77,10 @@ class Producer(faust_aiokafka.Producer):
         until it is empty or no record was handed to the client for 0.1 s; while
         agents write faster than the client takes records, neither happens, and a
         commit waited for the whole burst (24.7 s, all of the load, with a worker
-        loading 50,000 learners; Faust then warns "Timer commit is overlapping" and
-        "Has not committed ... since worker start"). The buffer drains on its own:
-        here the records buffered before the call are waited for one by one, and
-        the client's batches of this moment (records agents sent directly) by the
-        client's flush, which waits for those alone.
+        loading 50,000 learners, and Faust warned "Timer commit is overlapping").
+        The buffer drains on its own: here the records buffered before the call are
+        waited for one by one, and the client's batches of this moment (records
+        agents sent directly) by the client's flush, which waits for those alone.
         """
         waiting = set(self._undelivered)
         for client in (self._producer, *self._transaction_producers.values()):
