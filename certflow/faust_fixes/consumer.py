@@ -15,6 +15,9 @@
   :class:`certflow.faust_fixes.exactly_once.CommitGate`).
 * It reads a changelog partition from the beginning where Faust's recovery lost
   track of where to start (:meth:`Consumer.seek_wait`).
+* It reports a partition never committed once it has gone uncommitted for the
+  livelock timeout since its first records, not since the worker started
+  (:meth:`certflow.faust_fixes.exactly_once.ConsumerThread._log_slow_processing_commit`).
 
 Upstream: faust-streaming #216 and #221 (commits past unprocessed records); the
 others have no upstream issue known to us and are reproduced by the crash test
