@@ -8,27 +8,30 @@ import asyncio
 import gc
 import uuid
 
+from faust.types import ProducerT, TopicT
+
 from certflow.faust_fixes.app import FixedApp
 from certflow.kafka import ensure_topics
 from certflow.local import LocalBroker
 
 
-def slow_client_app(broker_url: str, name: str) -> FixedApp:
-    """An app whose producer sends one record per batch: handing each to the client
-    waits for the one before it to be sent, as on a busy or slow broker."""
-    return FixedApp(name, broker=broker_url, producer_max_batch_size=1, autodiscover=False)
+async def started_slow_producer(broker_url: str) -> tuple[TopicT, ProducerT]:
+    """A new topic, and a started producer that sends one record per batch: handing
+    each to the client waits for the one before it to be sent, as on a busy or
+    slow broker."""
+    name = f"flush-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(broker_url, [name], partitions=1)
+    app = FixedApp(name, broker=broker_url, producer_max_batch_size=1, autodiscover=False)
+    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+    await app.producer.start()
+    return topic, app.producer
 
 
 async def buffered_records_after_flush(broker_url: str, records: int) -> tuple[int, int]:
     """Buffer ``records`` table-change-like records (``send_soon``), wait until the
     buffer's queue is empty (the last record is being handed to the client), then
     flush: how many were delivered, and how many were not, when flush returned."""
-    name = f"flush-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(broker_url, [name], partitions=1)
-    app = slow_client_app(broker_url, name)
-    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-    producer = app.producer
-    await producer.start()
+    topic, producer = await started_slow_producer(broker_url)
     try:
         futures = [topic.as_future_message(key=b"learner", value=b"%d" % i) for i in range(records)]
         for fut in futures:
@@ -52,12 +55,7 @@ async def flush_while_agents_keep_writing(broker_url: str, seconds: float) -> tu
     one record per batch), flushing after the first 100: whether the flush returned
     while records were still being buffered, and how many of those buffered before
     it were not delivered when it returned."""
-    name = f"flush-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(broker_url, [name], partitions=1)
-    app = slow_client_app(broker_url, name)
-    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-    producer = app.producer
-    await producer.start()
+    topic, producer = await started_slow_producer(broker_url)
     buffered: list[asyncio.Future[object]] = []
     writing = True
 
