@@ -482,7 +482,8 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> TopicNames:
-        return TopicNames(self.topic_prefix)
+        # Read for every event (its dead-letter topic): built once per prefix.
+        return TopicNames.with_prefix(self.topic_prefix)
 
     @property
     def kafka(self) -> KafkaConnection:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 
 class TopicNames:
     """The topic names a deployment uses, with ``topic_prefix`` applied.
@@ -40,9 +42,6 @@ class TopicNames:
         #: Internal: bits to set in a status list (key status list id, so one worker
         #: owns each list).
         self.status_updates = name("certflow.status.updates")
-        #: Internal: the access-code index (key: the normalised access code, so one
-        #: worker owns each code's list of certificates, for ``GET /verify``).
-        self.access_codes = name("certflow.access.codes")
         #: Emails to send to learners about their certificates (key userId: the
         #: learner tables' partitioning, so the notifier holds the learner's profile).
         self.notifications = name("certificate.notifications")
@@ -59,6 +58,12 @@ class TopicNames:
         self.scores = name("certflow.scores")
         #: Reference data: learner profiles, as Sunbird's user-read response (key userId).
         self.learners = name("certflow.learners")
+
+    @staticmethod
+    @cache
+    def with_prefix(prefix: str) -> TopicNames:
+        """The names for ``prefix``, one shared instance each (never changed after)."""
+        return TopicNames(prefix)
 
     def all(self) -> list[str]:
         """Every topic certflow reads or writes, for ``certflow topics``."""

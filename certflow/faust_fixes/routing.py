@@ -5,7 +5,8 @@ or PNG comes back corrupted (or the forwarding worker fails decoding it), and th
 status code and media type are rewritten. ``owner_route`` forwards bytes, status and
 media type unchanged, and marks forwarded requests so that two workers that briefly
 disagree about ownership during a rebalance answer instead of bouncing a request
-between them.
+between them. A question whose answer is spread over partitions (the access-code
+index) is asked of every worker instead: ``other_workers_answers``.
 
 Upstream: faust-streaming 0.15.3's ``App.table_route`` (faust/app/base.py) and
 ``Router.key_store`` (faust/app/router.py); no upstream issue is known for either, both
@@ -15,10 +16,12 @@ its first revocation on Apache Kafka).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, cast
 
+import aiohttp
 from aiohttp import web as aiohttp_web
 from faust.tables.manager import TableManager
 from faust.types import AppT, CollectionT
@@ -75,12 +78,39 @@ async def owner_of(app: AppT, table: CollectionT, key: bytes) -> URL:
     none, and Faust's lookup crashes. Its metadata is fetched first then (the
     changelog topic exists: Faust declares it when the table starts).
     """
+    await changelog_partitions(app, table)
+    return URL(str(app.router.key_store(table.name, key)))
+
+
+async def changelog_partitions(app: AppT, table: CollectionT) -> set[int]:
+    """The partitions of ``table``'s changelog, from the producer's metadata, which
+    is fetched first if the producer has none for it (see :func:`owner_of`)."""
     topic = table.changelog_topic.get_topic_name()
     # Faust and aiokafka have no public way to the metadata the owner lookup reads.
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001 - the aiokafka producer under Faust's, for its topic metadata
-    if producer._metadata.partitions_for_topic(topic) is None:  # noqa: SLF001 - aiokafka keeps no public per-topic metadata check
-        await producer.partitions_for(topic)
-    return URL(str(app.router.key_store(table.name, key)))
+    partitions = producer._metadata.partitions_for_topic(topic)  # noqa: SLF001 - aiokafka keeps no public per-topic metadata check
+    if partitions is None:
+        partitions = await producer.partitions_for(topic)
+    return set(partitions)
+
+
+async def other_workers_answers(view: View, request: Request, table: CollectionT) -> list[bytes] | Response:
+    """The answers to this same request of every other worker that holds partitions
+    of ``table``, each asked as forwarded (it answers from what it holds), for a
+    question whose answer is spread over the table's partitions; a 503 (clients
+    retry) if any of them cannot answer yet, or cannot be reached."""
+    app = view.app
+    owners = [URL(host) for host, topics in app.router.table_metadata(table.name).items() if any(topics.values())]
+    if not owners:
+        return not_ready("partitions are being assigned")
+    others = [owner for owner in owners if not is_this_worker(app, owner)]
+    try:
+        answers = await asyncio.gather(*(_relay(view, request, owner, None) for owner in others))
+    except (aiohttp.ClientError, TimeoutError):
+        return not_ready("a worker holding part of the answer cannot be reached")
+    if any(status != 200 for status, _, _ in answers):
+        return not_ready("a worker holding part of the answer cannot answer yet")
+    return [body for _, _, body in answers]
 
 
 def tables_recovered(app: AppT) -> bool:
@@ -111,9 +141,6 @@ def is_this_worker(app: AppT, owner: URL) -> bool:
 
 async def forward(view: View, request: Request, owner: URL, *, body_limit: int = 0) -> Response:
     """Ask ``owner`` the same question and pass its answer on, byte for byte."""
-    headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
-    headers[FORWARDED_HEADER] = "1"
-    url = owner.with_path(_aiohttp(request).path).with_query(request.query)
     # A body sent with a GET means nothing to the owner, and relaying it would let
     # any client make workers copy it around; a POST's (the admin's revocation) is
     # relayed up to its route's limit.
@@ -122,9 +149,18 @@ async def forward(view: View, request: Request, owner: URL, *, body_limit: int =
         payload = await read_at_most(request, body_limit)
         if payload is None:
             return error_response(413, "TOO_LARGE", f"the body is at most {body_limit} bytes")
+    status, content_type, body = await _relay(view, request, owner, payload)
+    return view.bytes(body, content_type=content_type, status=status)
+
+
+async def _relay(view: View, request: Request, owner: URL, payload: bytes | None) -> tuple[int, str, bytes]:
+    """``owner``'s answer to ``request`` (with ``payload`` as its body), marked
+    forwarded: its status, media type and bytes."""
+    headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
+    headers[FORWARDED_HEADER] = "1"
+    url = owner.with_path(_aiohttp(request).path).with_query(request.query)
     async with view.app.http_client.request(request.method, url, headers=headers, data=payload) as response:
-        body = await response.read()
-        return view.bytes(body, content_type=response.content_type, status=response.status)
+        return response.status, response.content_type, await response.read()
 
 
 async def read_at_most(request: Request, limit: int) -> bytes | None:

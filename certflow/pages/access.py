@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from certflow.pages.layout import attr, document, e, path_segment, value
@@ -65,7 +65,7 @@ def access_code_page(
     *,
     code: str = "",
     name_or_short_id: str = "",
-    matches: list[Mapping[str, Any]] | None = None,
+    matches: Sequence[Mapping[str, Any]] | None = None,
     error: str = "",
 ) -> str:
     """The form, and, once submitted (``matches`` not None), its result."""

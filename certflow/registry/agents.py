@@ -2,9 +2,11 @@
 
 * ``store_certificates`` keeps each published certificate in the ``certificates``
   table, partitioned by certificate id (the key of ``certificate.issued``), so
-  ``GET /certs/{id}`` is answered by the worker that owns the id; the first time
-  it stores one, it indexes its access code and, if the generate flow asked in the
-  record's header, asks for the learner's email (:mod:`certflow.notify.agents`).
+  ``GET /certs/{id}`` is answered by the worker that owns the id. In the same
+  step it indexes the certificate's access code in that partition (``GET /verify``
+  asks every worker: :meth:`Registry.access_code_entries`) and, the first time it
+  stores one, if the generate flow asked in the record's header, asks for the
+  learner's email (:mod:`certflow.notify.agents`).
 * ``apply_revocations`` marks a certificate revoked (a re-issue replaced it, or an
   admin revoked it) and asks the owner of its status list to set its bit. Only a
   certificate that exists is revoked: an admin's revocation needs the record here
@@ -25,7 +27,7 @@ A certificate's status list entry follows from the message it was made from
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -47,8 +49,23 @@ from certflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Most certificates kept under one access code (``GET /verify`` reads them all).
+#: Most certificates one partition keeps under one access code (``GET /verify``
+#: reads them all, in every partition).
 MAX_PER_ACCESS_CODE = 64
+
+
+def access_code_key(code: str, partition: int) -> bytes:
+    """The ``access_codes`` key of ``code``'s certificates in one partition of
+    ``certificate.issued``.
+
+    Each partition indexes its own certificates, in the step that stores them: the
+    index costs no second event (it was a record to a topic keyed by code, read back
+    by the code's owner: an event, a produce and their accounting per certificate). A
+    code's certificates are spread over partitions, so the partition is part of the
+    key: two partitions never write one key, whichever store holds them, and a
+    lookup reads the code's key in every partition.
+    """
+    return f"{code}@{partition}".encode()
 
 
 class RevocationOrigin(StrEnum):
@@ -154,9 +171,8 @@ class Registry:
         self.status_lists = keyed_table(
             app, settings, "status_lists", "status list id → revoked indices, ascending"
         )
-        self.access_code_updates = app.topic(topics.access_codes)
         self.access_codes = keyed_table(
-            app, settings, "access_codes", "access code → [{id, recipient name, …}], newest last"
+            app, settings, "access_codes", "access code @ partition → [{id, recipient name, …}], newest last"
         )
 
     def status_slot(self, message: Message) -> StatusSlot:
@@ -178,7 +194,10 @@ class Registry:
 
     async def store_certificate(self, event: EventT) -> None:
         intent = NotificationIntent.from_headers(event.headers) if self.notifier is not None else None
-        await self.accounted(event, lambda record: self._store_certificate(record, notify=intent))
+        partition = event.message.partition
+        await self.accounted(
+            event, lambda record: self._store_certificate(record, partition=partition, notify=intent)
+        )
 
     async def apply_revocation(self, event: EventT) -> None:
         max_bytes = self.settings.max_event_bytes
@@ -217,10 +236,13 @@ class Registry:
             value["certifies"] = certifies
         await self.revocation_requests.send(key=certificate_id.encode(), value=orjson.dumps(value))
 
-    async def _store_certificate(self, record: dict[str, Any], *, notify: NotificationIntent | None = None) -> Outcome:
-        """Keep a certificate; the first time, index its access code, set its status
-        bit if a re-issue's revocation came first, and email its learner if the
-        generate flow asked (``notify``): the pages the email links to show it now."""
+    async def _store_certificate(
+        self, record: dict[str, Any], *, partition: int, notify: NotificationIntent | None = None
+    ) -> Outcome:
+        """Keep a certificate and index its access code (both in ``partition``, the
+        record's); the first time, set its status bit if a re-issue's revocation came
+        first, and email its learner if the generate flow asked (``notify``): the
+        pages the email links to show it now."""
         key = record["id"].encode()
         stored = self.certificates.get(key) or {}
         first_time = stored.get("record") is None
@@ -241,18 +263,23 @@ class Registry:
             elif expected is not None:
                 revocation = {name: value for name, value in revocation.items() if name != "certifies"}
         self.certificates[key] = {"record": stored_record(record), "revocation": revocation}
-        if first_time:
-            await self._send_access_code(record)
+        # Every time, not only the first: a worker lost between the two table writes
+        # reads the record again and finds it stored but not yet indexed.
+        self._index_access_code(record, partition)
         if revocation is not None and first_time:
             await self._send_status_bit(record)
         if notify is not None and self.notifier is not None and first_time:
             await self.notifier.publish(record, notify.kind, email=notify.email)
         return Outcome.SUCCESS
 
-    async def _send_access_code(self, record: dict[str, Any]) -> None:
-        """Index the certificate under its printed access code (on the code's owner)."""
+    def _index_access_code(self, record: dict[str, Any], partition: int) -> None:
+        """Index the certificate under its printed access code, in its own partition."""
         code = normalise_code(str(record.get("accessCode") or ""))
         if not code:
+            return
+        key = access_code_key(code, partition)
+        entries = list(self.access_codes.get(key) or [])
+        if any(known["id"] == record["id"] for known in entries):
             return
         entry = {
             "id": record["id"],
@@ -261,23 +288,19 @@ class Registry:
             "certificateName": record.get("certificateName", ""),
             "issuedDate": record.get("issuedDate", ""),
         }
-        await self.access_code_updates.send(key=code.encode(), value=orjson.dumps(entry))
-
-    async def index_access_code(self, event: EventT) -> None:
-        await self.accounted(event, self._index_access_code)
-
-    async def _index_access_code(self, entry: dict[str, Any]) -> Outcome:
-        key = str(entry["accessCode"]).encode()
-        entries = list(self.access_codes.get(key) or [])
-        if any(known["id"] == entry["id"] for known in entries):
-            return Outcome.SKIPPED
-        # Bounded: codes repeat about once per 10 million certificates; a code held by
-        # more than MAX_PER_ACCESS_CODE certificates keeps its newest.
+        # Bounded: a code held by more than MAX_PER_ACCESS_CODE certificates of one
+        # partition keeps its newest.
         self.access_codes[key] = [*entries, entry][-MAX_PER_ACCESS_CODE:]
-        return Outcome.SUCCESS
 
-    def access_code_entries(self, code: str) -> list[dict[str, Any]]:
-        return list(self.access_codes.get(normalise_code(code).encode()) or [])
+    def access_code_entries(self, code: str, partitions: Iterable[int]) -> list[dict[str, Any]]:
+        """The certificates this worker indexes under ``code`` in ``partitions`` (the
+        partitions of ``certificate.issued``: a partition held elsewhere has no key
+        here, and a lookup asks every worker), and under its key of before the index
+        was partitioned (the bare code, on the code's owner), which a table kept from
+        then still holds."""
+        code = normalise_code(code)
+        keys = [code.encode(), *(access_code_key(code, partition) for partition in partitions)]
+        return [entry for key in keys for entry in self.access_codes.get(key) or []]
 
     async def _revoke(self, request: dict[str, Any]) -> Outcome:
         certificate_id = request["certificateId"]
@@ -363,13 +386,8 @@ def register(
         async for event in stream.events():
             await registry.set_status_bit(event)
 
-    async def index_access_codes(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await registry.index_access_code(event)
-
     topics = services.settings.topics
     app.agent(app.topic(topics.certificate_issued), name="certflow.registry.certificates")(store_certificates)
     app.agent(registry.revocation_requests, name="certflow.registry.revocations")(apply_revocations)
     app.agent(registry.status_updates, name="certflow.registry.status")(set_status_bits)
-    app.agent(registry.access_code_updates, name="certflow.registry.access_codes")(index_access_codes)
     return registry

@@ -33,12 +33,14 @@ from certflow.credentials.verification import (
 from certflow.errors import CertflowError, ErrorCode
 from certflow.faust_fixes.routing import (
     FORWARDED_HEADER,
-    forward,
+    changelog_partitions,
     is_this_worker,
     not_ready,
+    other_workers_answers,
     owner_of,
     owner_route,
     read_at_most,
+    tables_recovered,
 )
 from certflow.jsonlimits import JSONTooDeep, loads_bounded
 from certflow.pages import (
@@ -286,8 +288,9 @@ class VerifyView(CertflowView):
     """Verify a presented credential (POST), or a paper certificate by its access code (GET)."""
 
     async def get(self, request: Request) -> Response:
-        """The access-code form; with ``code`` and ``who``, its answer, from the worker
-        that owns the code's index entry (at most MAX_PER_ACCESS_CODE candidates)."""
+        """The access-code form; with ``code`` and ``who``, its answer: the matches of
+        every worker, each from the index entries of the partitions it holds (a
+        worker asked by another answers its own matches, as JSON)."""
         code = request.query.get("code", "")[:MAX_FORM_CHARS]
         who = request.query.get("who", "")[:MAX_FORM_CHARS]
         if not code and not who:
@@ -297,16 +300,29 @@ class VerifyView(CertflowView):
             page = access_code_page(code=code, name_or_short_id=who, error=(
                 "Enter the 6-character access code and the learner's name or the short id."))
             return self.html(page, status=400)
+        asked_by_worker = bool(request.headers.get(FORWARDED_HEADER))
+        others = [] if asked_by_worker else await other_workers_answers(
+            self, request, self.app.flows.registry.access_codes)
+        if isinstance(others, Response):
+            return others
+        if not tables_recovered(self.app):
+            return not_ready("tables are being recovered")
+        matches = await self._matches_here(key, who)
+        if asked_by_worker:
+            return self.json({"matches": matches})
+        for answer in others:
+            matches.extend(orjson.loads(answer)["matches"])
+        # One certificate may be held twice meanwhile (a partition moving between workers).
+        unique = sorted({match["id"]: match for match in matches}.values(),
+                        key=lambda match: (str(match.get("issuedDate", "")), str(match["id"])))
+        return self.html(access_code_page(code=code, name_or_short_id=who, matches=unique))
+
+    async def _matches_here(self, code: str, who: str) -> list[dict[str, Any]]:
+        """The certificates this worker indexes under ``code`` that ``who`` names."""
         registry = self.app.flows.registry
-        if not request.headers.get(FORWARDED_HEADER):
-            try:
-                owner = await owner_of(self.app, registry.access_codes, key.encode())
-            except KeyError:
-                return not_ready("partitions are being assigned")
-            if not is_this_worker(self.app, owner):
-                return await forward(self, request, owner)
-        matches = match_access_code(registry.access_code_entries(key), key, who)
-        return self.html(access_code_page(code=code, name_or_short_id=who, matches=list(matches)))
+        partitions = await changelog_partitions(self.app, registry.access_codes)
+        return [dict(match) for match in
+                match_access_code(registry.access_code_entries(code, partitions), code, who)]
 
     async def post(self, request: Request) -> Response:
         raw = await read_at_most(request, MAX_PRESENTED_BYTES)

@@ -17,6 +17,7 @@ from certflow.app import CertflowApp, create_app
 from certflow.credentials.keys import KeyRing, SigningKey
 from certflow.notify.agents import NOTIFY_HEADER
 from certflow.reference.models import BatchRecord
+from certflow.registry.agents import access_code_key
 from certflow.settings import Settings
 
 COURSE, BATCH, USER = "do_11309999837886054415", "0131000245281587206", "user001"
@@ -73,6 +74,7 @@ def app(tmp_path: Any) -> Iterator[CertflowApp]:
         setattr(state, name, {})
     built.flows.registry.certificates = {}
     built.flows.registry.status_lists = {}
+    built.flows.registry.access_codes = {}
     yield built
 
 
@@ -199,6 +201,34 @@ async def test_generate_a_request_becomes_a_certificate_record(
     assert {**kept, "svg": record["svg"]} == record
 
 
+async def test_registry_indexes_an_access_code_in_the_certificates_partition_once(
+    app: CertflowApp, sent: Sent, sunbird_fixture: Any
+) -> None:
+    """The index entry is written in the step that stores the certificate, under the
+    code and the record's partition; no record is sent for it, and a redelivery or a
+    second certificate with the same code in another partition is found beside it."""
+    topics, registry = app.settings.topics, app.flows.registry
+    await generate(app, sunbird_fixture)
+    [published] = to(sent, topics.certificate_issued)
+    record = orjson.loads(published["value"])
+    code = record["accessCode"]
+    stored = Event(Message(topics.certificate_issued, partition=3, key=published["key"]), published["value"])
+    count = len(sent)
+    await registry.store_certificate(stored)
+    await registry.store_certificate(stored)  # redelivered
+    assert len(sent) == count
+    [entry] = registry.access_codes[access_code_key(code, 3)]
+    assert entry == {"id": record["id"], "accessCode": code, "recipient": {"name": record["recipient"]["name"]},
+                     "certificateName": record["certificateName"], "issuedDate": record["issuedDate"]}
+
+    other = {**record, "id": "another-certificate"}
+    await registry.store_certificate(
+        Event(Message(topics.certificate_issued, partition=1, key=b"another-certificate"), orjson.dumps(other)))
+    found = registry.access_code_entries(code.lower(), range(4))
+    assert sorted(entry["id"] for entry in found) == sorted([record["id"], "another-certificate"])
+    assert registry.access_code_entries(code, [0, 2]) == []  # partitions that hold none of them
+
+
 @pytest.fixture
 def emailing_app(tmp_path: Any) -> CertflowApp:
     """An app with an SMTP server configured (nothing is sent: records are collected)."""
@@ -207,6 +237,7 @@ def emailing_app(tmp_path: Any) -> CertflowApp:
                               smtp_host="smtp.example.org"))
     app.flows.state.issued = {}
     app.flows.registry.certificates = {}
+    app.flows.registry.access_codes = {}
     return app
 
 

@@ -18,14 +18,14 @@ def test_a_changelog_with_no_known_partitions_is_checked_again_later(
 ) -> None:
     app = create_app(Settings(partitions=4))
     table = app.flows.registry.access_codes
-    counts: dict[str, Any] = {"certflow.access.codes": 4, table.changelog_topic_name: changelog}
+    counts: dict[str, Any] = {"certificate.issued": 4, table.changelog_topic_name: changelog}
     monkeypatch.setattr(type(app.consumer), "topic_partitions", lambda self, topic: counts.get(topic))
 
     if refused:
         with pytest.raises(PartitionsMismatch):
-            table._verify_source_topic_partitions("certflow.access.codes")
+            table._verify_source_topic_partitions("certificate.issued")
         return
-    table._verify_source_topic_partitions("certflow.access.codes")
+    table._verify_source_topic_partitions("certificate.issued")
     # Verified only once the count was known: a 0 is looked at again at the next write.
-    verified = "certflow.access.codes" in table._verified_source_topics_for_partitions
+    verified = "certificate.issued" in table._verified_source_topics_for_partitions
     assert verified is (changelog != 0)
