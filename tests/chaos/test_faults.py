@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -215,6 +216,23 @@ def assert_decisions_agree(deployment: Deployment, records: list[dict[str, Any]]
             assert {d["reason"] for d in answer["decisions"]} == {"status_mismatch"}
 
 
+def assert_registry_agrees(deployment: Deployment, sample: list[dict[str, Any]]) -> None:
+    """Each sampled certificate is in the registry and found on paper by its access
+    code, asked of any worker: the index entry is written with the registry entry,
+    whichever worker stored it first or read it again after the fault."""
+    worker = next(w for w in deployment.workers if w.alive())
+    for record in sample:
+        code_check = urlencode({"code": record["accessCode"], "who": record["id"][:8]})
+        for path, found_in in ((f"/certs/{record['id']}", record["id"]),
+                               (f"/verify?{code_check}", f"certs/{record['id']}")):
+            deadline = time.monotonic() + 60
+            # 404 until the registry read it, 503 while a worker's tables are read back.
+            while (answer := worker.get(path))[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            status, body = answer
+            assert status == 200 and found_in.encode() in body, (path, status, body[:300])
+
+
 def judge(
     name: str,
     deployment: Deployment,
@@ -230,7 +248,8 @@ def judge(
     0 certificate ids doubled (no learner with two ids), none issued to the
     ineligible, every skip with its decision, every redelivered copy byte-identical,
     every worker not SIGKILLed by the test alive (so each killed one was replaced),
-    and the recovered tables agreeing with the sink. Counts go to the chaos report."""
+    and the recovered tables and the registry agreeing with the sink. Counts go to
+    the chaos report."""
     records = wait_for_certificates(deployment, len(eligible_learners(ids)), timeout=timeout,
                                     committed_only=committed_only)
     counts = account(records, ids)
@@ -250,6 +269,7 @@ def judge(
     if committed_only:
         assert counts["redelivered"] == 0, counts  # read_committed sees each once
     assert_decisions_agree(deployment, records, ids[:200:7])
+    assert_registry_agrees(deployment, records[::100])
     return report
 
 
