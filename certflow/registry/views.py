@@ -310,8 +310,13 @@ class VerifyView(CertflowView):
         matches = await self._matches_here(key, who)
         if asked_by_worker:
             return self.json({"matches": matches})
-        for answer in others:
-            matches.extend(orjson.loads(answer)["matches"])
+        try:
+            for answer in others:
+                matches.extend(orjson.loads(answer)["matches"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            # A worker of the release before answers with its page: only while a
+            # rolling upgrade replaces it.
+            return not_ready("a worker answered in a form this one does not read")
         # One certificate may be held twice meanwhile (a partition moving between workers).
         unique = sorted({match["id"]: match for match in matches}.values(),
                         key=lambda match: (str(match.get("issuedDate", "")), str(match["id"])))
