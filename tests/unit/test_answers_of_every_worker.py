@@ -6,7 +6,6 @@ rather than a silently partial one."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any, cast
@@ -19,6 +18,7 @@ from aiohttp.test_utils import TestServer, make_mocked_request
 from faust.types import CollectionT
 from faust.web import Request, View
 
+from certflow.broker import free_port
 from certflow.faust_fixes.routing import FORWARDED_HEADER, other_workers_answers
 
 QUERY = "/verify?code=P4L3Y9&who=Priya"
@@ -34,12 +34,6 @@ def worker(status: int, seen: list[dict[str, str]]) -> web.Application:
     application = web.Application()
     application.router.add_get("/verify", verify)
     return application
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from lxml import html as lxml_html
 
+from certflow.broker import free_port
 from certflow.notify import (
     NotificationRequest,
     SmtpConfig,
@@ -197,12 +197,6 @@ class Collector:
             return self.replies.pop(0)
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
