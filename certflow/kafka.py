@@ -23,23 +23,16 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 
 from certflow import kafka_client
 from certflow.kafka_client import KafkaConnection, bootstrap_servers
 
 __all__ = [
-    "Consumed", "TopicReport", "bootstrap_servers", "collect_json", "ensure_topics", "key_partition",
+    "Consumed", "TopicReport", "bootstrap_servers", "collect_json", "ensure_topics",
     "produce", "read_topic", "topic_config", "topic_durability", "wait_until_consumed",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for ``key`` (murmur2, the same
-    in aiokafka and the Java client)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class CertflowServices(mode.Service):
 
     @cached_property
     def certificates(self) -> CertificateFactory:
-        return CertificateFactory(self.templates, self.settings.base_path, self.keys)
+        return CertificateFactory(self.templates, self.settings.base_path, self.keys, self.settings.partitions)
 
     async def on_start(self) -> None:
         self.keys  # noqa: B018 - a worker without signing keys must not run (faust -A too)

@@ -49,8 +49,10 @@ class Settings(BaseSettings):
     partitions: int = Field(
         8,
         ge=1,
-        description="Partition count of every certflow topic. It bounds how many "
-        "workers share the work, and all learner-keyed topics must agree on it.",
+        le=1024,
+        description="Partition count of every certflow topic (at most 1,024). It bounds "
+        "how many workers share the work, and all learner-keyed topics must agree on it; "
+        "certificate ids are chosen to fall in their learner's partition of this count.",
     )
     replication_factor: int | None = Field(
         None,

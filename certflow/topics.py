@@ -27,7 +27,8 @@ class TopicNames:
         #: Internal: one generate request per recipient, keyed by recipient id, so a
         #: learner's certificates are made in one partition, in order.
         self.generate_recipients = name("certflow.generate.recipients")
-        #: The sink: one record per certificate, keyed by certificate id.
+        #: The sink: one record per certificate, keyed by certificate id (placed in the
+        #: learner's partition: :mod:`certflow.credentials.identity`).
         self.certificate_issued = name("certificate.issued")
         #: Sunbird's AUDIT telemetry for each issued certificate.
         self.telemetry = name("telemetry.raw")
@@ -75,7 +76,7 @@ class TopicNames:
         the Strimzi resources).
 
         ``certificate.issued`` is keyed by certificate id, each record the whole
-        current state of that certificate: the newest record of each key is all
-        its reader (the registry's recovery) needs, and it must never expire.
+        certificate: the newest record of each key is all its readers (Sunbird's
+        services, ``certflow export``) need, and it must never expire.
         """
         return [self.certificate_issued]

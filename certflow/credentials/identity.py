@@ -6,6 +6,13 @@ rebalance); deriving the id from content means the second run re-creates the *sa
 certificate instead of a second one, and downstream consumers can de-duplicate by
 key. A re-issue names the certificate it replaces (``oldId``), which makes a new
 generation and therefore a new id.
+
+An id is also *placed*: its last four hexadecimal digits are chosen so that Kafka's
+default partitioner puts it in its recipient's partition. Everything keyed by
+certificate id (``certificate.issued``, revocations, the registry's tables) then
+lives in the partition that makes the certificate, so the worker that makes it
+keeps it in its registry in the same step, instead of reading it back from
+``certificate.issued`` (an event, a fetch and their accounting per certificate).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
+
+from certflow.partitioning import key_partition, placed_key
 
 #: Fixed namespace of certflow certificate ids. Changing it changes every id: never.
 CERTIFICATE_NAMESPACE = uuid.UUID("6f3f5c2e-7a8b-5d4e-9c1a-2b3c4d5e6f70")
@@ -31,7 +40,10 @@ class CertifiedFacts:
     #: The id of the certificate this one replaces, "" for a first issue.
     replaces: str = ""
 
-    def certificate_id(self) -> str:
+    def certificate_id(self, partitions: int) -> str:
+        """The certificate's id, placed in its recipient's partition of ``partitions``
+        (every certflow topic's count): a UUIDv5 of the facts, its last 16 bits
+        changed as :func:`certflow.partitioning.placed_key` says (106 bits of the hash remain)."""
         # A JSON array, not a joined string: distinct facts can never serialise
         # to the same name, whatever characters the ids contain.
         name = orjson.dumps(
@@ -44,4 +56,5 @@ class CertifiedFacts:
                 self.replaces,
             ]
         ).decode()
-        return str(uuid.uuid5(CERTIFICATE_NAMESPACE, name))
+        identifier = str(uuid.uuid5(CERTIFICATE_NAMESPACE, name))
+        return placed_key(identifier, key_partition(self.recipient_id.encode(), partitions), partitions)

@@ -10,7 +10,9 @@ Two agents, thin glue around :mod:`certflow.generate.factory`:
   partition.
 * ``issue_certificates`` makes each forwarded recipient's certificate.
 
-A certificate is published with Sunbird's AUDIT telemetry.
+A certificate is published with Sunbird's AUDIT telemetry and kept in the registry
+in the same step: its id falls in its learner's partition, the one making it
+(:mod:`certflow.credentials.identity`).
 
 Nothing that is wrong with an event stops an agent: it is dead-lettered to
 ``generate.certificate.failed`` with its original bytes and an error code, and the
@@ -23,6 +25,7 @@ import time
 from datetime import UTC, datetime
 
 import faust
+import orjson
 from faust.types import EventT
 
 from certflow.accounting import Outcome
@@ -124,7 +127,7 @@ class GenerateFlow:
         """
         edata, recipient = request.edata, request.recipient
         slot = enrolment_slot(edata.related.courseId, edata.related.batchId)
-        certificate_id = request.certified_facts().certificate_id()
+        certificate_id = request.certified_facts().certificate_id(self.settings.partitions)
         status = self.registry.status_slot(event.message)
         existing = self.state.issued_entries(recipient.recipientId, slot).get(edata.name.lower())
         if existing is not None and already_issued(
@@ -172,18 +175,18 @@ class GenerateFlow:
             status_list_url=self.registry.status_url(status.list_id),
             status_index=status.index,
         )
-        # The learner is emailed by the registry once it holds the certificate (a
-        # re-issue's email says it replaces the old one): see certflow.notify.agents.
-        kind: NotificationKind = "reissued" if edata.oldId else "issued"
-        headers = (self.notifier.certificate_headers(kind, email=recipient.recipientEmail or "")
-                   if self.notifier is not None else {})
-        await self.issued_certificates.send(
-            key=certificate.id.encode(), value=certificate.to_json(), headers=headers or None
-        )
+        published = certificate.to_json()
+        await self.issued_certificates.send(key=certificate.id.encode(), value=published)
         if source.timestamp:
             self.services.metrics.certificate_latency.observe(max(0.0, time.time() - source.timestamp))
         audit = AuditEvent.certificate_issued(certificate, now=now)
         await self.telemetry.send(key=recipient.recipientId.encode(), value=audit.to_json())
+        # The learner is emailed by the registry once it holds the certificate (a
+        # re-issue's email says it replaces the old one): see certflow.notify.agents.
+        kind: NotificationKind = "reissued" if edata.oldId else "issued"
+        notify = (self.notifier.intent(kind, email=recipient.recipientEmail or "")
+                  if self.notifier is not None else None)
+        await self.registry.keep(orjson.loads(published), partition=event.message.partition, notify=notify)
         self.state.record_issued(
             recipient.recipientId,
             slot,

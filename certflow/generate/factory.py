@@ -71,6 +71,8 @@ class CertificateFactory:
     default_base_path: str
     #: The newest key signs; certificates name it as their issuer (a did:key).
     keys: KeyRing
+    #: Every certflow topic's partition count: ids fall in their learner's partition.
+    partitions: int
 
     @cached_property
     def _access_secret(self) -> bytes:
@@ -97,7 +99,7 @@ class CertificateFactory:
         edata = request.edata
         recipient = request.recipient
         template = await self.templates.get(edata.svgTemplate)
-        certificate_id = request.certified_facts().certificate_id()
+        certificate_id = request.certified_facts().certificate_id(self.partitions)
         base_path = (edata.basePath or self.default_base_path).rstrip("/")
         verify_url = f"{base_path}/{certificate_id}"
         code = access_code(self._access_secret, certificate_id)
@@ -232,7 +234,7 @@ def build_certificate_factory(settings: Settings, fetcher: SafeFetcher, keys: Ke
     template exactly as a worker does. ``fetcher`` is the caller's: its lifetime
     (an HTTP session) is the caller's too.
     """
-    return CertificateFactory(template_cache(settings, fetcher), settings.base_path, keys)
+    return CertificateFactory(template_cache(settings, fetcher), settings.base_path, keys, settings.partitions)
 
 
 def template_cache(settings: Settings, fetcher: SafeFetcher) -> TemplateCache[SvgTemplate]:

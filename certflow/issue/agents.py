@@ -169,7 +169,8 @@ class IssueFlow:
         # the next template with the same name sees.
         facts = self.state.learner_facts(user_id, batch.courseId, batch.batchId)
         decision = decide(
-            batch, template, facts, reissue=bool(job["reIssue"]), content_types=self.content_types
+            batch, template, facts, reissue=bool(job["reIssue"]), content_types=self.content_types,
+            partitions=settings.partitions,
         )
         again = request_again(decision, facts)
         decision = again or decision

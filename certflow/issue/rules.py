@@ -199,6 +199,7 @@ def decide(
     *,
     reissue: bool,
     content_types: frozenset[str],
+    partitions: int,
 ) -> EligibilityDecision:
     """Sunbird's ``issueCertificate`` for one template, without its defects.
 
@@ -235,13 +236,18 @@ def decide(
             score = verdict.score if verdict.score is not None else score
             if verdict.reason is not None:
                 return skip(verdict.reason, verdict.detail, score)
-    return _issue(batch, template, learner, old_id=earlier if reissue and earlier else "", score=score)
+    return _issue(
+        batch, template, learner, old_id=earlier if reissue and earlier else "", score=score,
+        partitions=partitions,
+    )
 
 
 def _issue(
     batch: BatchRecord, template: CertTemplate, learner: LearnerFacts, *, old_id: str, score: float | None,
+    partitions: int,
 ) -> EligibilityDecision:
-    """The decision to issue: the certificate's id follows from its facts."""
+    """The decision to issue: the certificate's id follows from its facts (and falls
+    in the learner's partition of ``partitions``)."""
     certificate_id = CertifiedFacts(
         recipient_id=learner.user_id,
         course_id=batch.courseId,
@@ -249,7 +255,7 @@ def _issue(
         template_id=template.identifier,
         certificate_name=template.name,
         replaces=old_id,
-    ).certificate_id()
+    ).certificate_id(partitions)
     return EligibilityDecision(
         learner.user_id,
         batch.batchId,

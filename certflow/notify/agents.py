@@ -3,14 +3,11 @@
 The registry publishes a :class:`NotificationRequest` on ``certificate.notifications``,
 keyed by the learner id: for a new certificate once it holds it, for an
 administrator's revocation once it has applied it. The generate flow, which knows
-whom to email (the event's ``recipientEmail``) and why (issued or re-issued), says so
-in a header of the certificate it publishes (:meth:`Notifier.certificate_headers`),
-and the registry asks for the email when it first stores that certificate: an email
-never reaches a learner before the pages it links to (the certificate, the learner's
-page, the wallet offer) can show the certificate. At mass issuance the registry runs
-behind the certificates (435,455 behind at a million learners, ``certflow bench``);
-emails sent at issue would have linked to pages that answered 404 for most of an
-hour. A certificate stored again (a redelivery) is not emailed again.
+whom to email (the event's ``recipientEmail``) and why (issued or re-issued), passes
+that on (:meth:`Notifier.intent`) when it keeps the certificate in the registry, in
+the step that makes it: an email never reaches a learner before the pages it links
+to (the certificate, the learner's page, the wallet offer) can show the
+certificate. A certificate stored again (a redelivery) is not emailed again.
 
 That topic has the learner tables' partition count, so the worker that
 reads a learner's notifications holds the learner's profile: the address and the
@@ -54,10 +51,6 @@ log = logging.getLogger(__name__)
 #: The request's extra field carrying the certificate's SVG, when its PDF is attached.
 SVG_FIELD = "svg"
 
-#: The header of a ``certificate.issued`` record by which the generate flow asks the
-#: registry to email the learner once it holds the certificate.
-NOTIFY_HEADER = "certflow-notify"
-
 
 @dataclass(frozen=True)
 class NotificationIntent:
@@ -66,26 +59,6 @@ class NotificationIntent:
 
     kind: NotificationKind
     email: str
-
-    def headers(self) -> dict[str, bytes]:
-        return {NOTIFY_HEADER: orjson.dumps({"kind": self.kind, "email": self.email})}
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, bytes] | None) -> NotificationIntent | None:
-        """The intent a record carries; None without one, or with one certflow did
-        not write (it is not acted on: nobody is emailed on a stranger's say-so)."""
-        raw = (headers or {}).get(NOTIFY_HEADER)
-        if not raw:
-            return None
-        try:
-            value = orjson.loads(raw)
-            kind, email = value["kind"], value["email"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            kind = email = None
-        if kind not in ("issued", "reissued") or not isinstance(email, str):
-            log.warning("a certificate's %s header is not certflow's: %.100r", NOTIFY_HEADER, raw)
-            return None
-        return cls(kind, email)
 
 
 def profile_contact(profile: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -127,13 +100,13 @@ class Notifier:
         #: profile, so that a later revocation reaches them too.
         self.contacts = keyed_table(app, settings, "notify_contacts", "userId → email from a generate event")
 
-    def certificate_headers(self, kind: NotificationKind, *, email: str) -> dict[str, bytes]:
-        """The headers of a certificate the generate flow publishes, asking the
-        registry to email the learner once it holds it; none (the skip counted here)
-        without an SMTP server, as :meth:`publish`."""
+    def intent(self, kind: NotificationKind, *, email: str) -> NotificationIntent | None:
+        """What the generate flow asks of the registry for a certificate it makes: to
+        email the learner once it holds it; None (the skip counted here) without an
+        SMTP server, as :meth:`publish`."""
         if not self._can_send():
-            return {}
-        return NotificationIntent(kind, email).headers()
+            return None
+        return NotificationIntent(kind, email)
 
     def _can_send(self) -> bool:
         """Whether an SMTP server is configured; without one nothing could ever be

@@ -25,7 +25,7 @@ from certflow.accounting import Accounting
 from certflow.events.records import Decision
 from certflow.faust_fixes.global_table import BatchDirectory
 from certflow.issue.rules import IssuedEntry, LearnerFacts
-from certflow.kafka import key_partition
+from certflow.partitioning import key_partition
 from certflow.reference.models import (
     BatchRecord,
     EnrolmentRow,

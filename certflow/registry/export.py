@@ -263,7 +263,9 @@ async def offline_renderer(
     # Drawing an issued certificate never signs: the factory's key is a throwaway
     # (records of certificate.issued carry their SVG; older ones are drawn again from
     # their template, digest checked).
-    factory = CertificateFactory(services.templates, settings.base_path, KeyRing((SigningKey.generate(),)))
+    factory = CertificateFactory(
+        services.templates, settings.base_path, KeyRing((SigningKey.generate(),)), settings.partitions
+    )
     try:
         yield CertificateRenderer(
             factory.printable, services.images, executor, services.image_limits,

@@ -80,7 +80,7 @@ with LocalBroker(wd / "broker") as broker:
                         dump(
                             broker.url,
                             d.settings["CERTFLOW_APP_ID"],
-                            [d.topics.generate_request, d.topics.generate_recipients, d.topics.certificate_issued],
+                            [d.topics.generate_request, d.topics.generate_recipients],
                         )
                     )
                     for w in d.workers:
@@ -93,7 +93,7 @@ with LocalBroker(wd / "broker") as broker:
                         dump(
                             broker.url,
                             d.settings["CERTFLOW_APP_ID"],
-                            [d.topics.generate_request, d.topics.generate_recipients, d.topics.certificate_issued],
+                            [d.topics.generate_request, d.topics.generate_recipients],
                         )
                     )
                     stalled = True

@@ -33,8 +33,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError
 from lxml import etree
 
-from certflow.kafka import bootstrap_servers, ensure_topics, key_partition
+from certflow.kafka import bootstrap_servers, ensure_topics
 from certflow.local import LocalBroker
+from certflow.partitioning import key_partition
 from certflow.settings import Settings
 from tests.integration.conftest import FIXTURES, PARTITIONS, Deployment
 

@@ -22,7 +22,7 @@ from certflow.credentials.proof import resolve_did_key, verify_proof
 from certflow.credentials.status_list import StatusList
 from certflow.events.models import parse_event
 from certflow.generate.models import GenerateCertificateRequest, validation_context
-from tests.integration.conftest import FIXTURES, Deployment
+from tests.integration.conftest import FIXTURES, PARTITIONS, Deployment
 from tests.integration.polling import until
 
 pytestmark = pytest.mark.integration
@@ -304,7 +304,7 @@ def certificate_id_of(event: bytes) -> str:
     anyone can compute it, before it is issued."""
     request = parse_event(GenerateCertificateRequest, event, max_bytes=1 << 20,
                           context=validation_context(suppress_signatory_errors=True))
-    return request.certified_facts().certificate_id()
+    return request.certified_facts().certificate_id(PARTITIONS)
 
 
 def failure_of(deployment: Deployment, where, *, timeout: float = 30.0) -> dict:

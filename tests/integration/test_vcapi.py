@@ -362,8 +362,9 @@ def test_without_the_issuer_token_setting_the_route_does_not_exist(broker, tmp_p
 def test_a_learner_makes_an_exchange_for_their_own_certificate_with_their_link_token(
     service: Service, broker, tmp_path_factory
 ) -> None:
-    # A certificate as the generate flow records it (only what the registry and the
-    # exchange read): the learner's id, and the credential.
+    # A certificate as the registry keeps it (only what the registry and the exchange
+    # read): the learner's id, and the credential; kept through the VC-API's topic, the
+    # one way into the registry from outside a worker.
     ring_path = Path(service.cafile).parent / "signing-keys.json"
     key = KeyRing.load(ring_path).current
     status, body, _ = service.call("POST", "/credentials/issue", {"credential": badge(service.did)},
@@ -373,7 +374,7 @@ def test_a_learner_makes_an_exchange_for_their_own_certificate_with_their_link_t
     record = {"id": certificate_id, "recipient": {"id": "learner-7", "name": "Asha"},
               "certificate": body["verifiableCredential"], "verifyUrl": f"{service.url}/certs/{certificate_id}"}
     topics = TopicNames(json.loads((Path(service.cafile).parent / "topic-prefix").read_text()))
-    asyncio.run(produce(broker.url, topics.certificate_issued,
+    asyncio.run(produce(broker.url, topics.vcapi_issued,
                         [(certificate_id.encode(), json.dumps(record).encode())]))
     wait_stored(service, certificate_id)
     secret = derive_link_secret(key.private_key_multibase)

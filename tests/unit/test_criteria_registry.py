@@ -61,6 +61,6 @@ def test_a_new_criterion_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) 
     batch = BatchRecord.model_validate({"batchid": "b", "courseid": "c", "cert_templates": {}})
     learner = LearnerFacts(user_id="u", enrolment=None, scores=None, profile=None)
 
-    decision = decide(batch, usable, learner, reissue=False, content_types=frozenset())
+    decision = decide(batch, usable, learner, reissue=False, content_types=frozenset(), partitions=8)
 
     assert (decision.reason, decision.detail) == (SkipReason.SCORE_BELOW, "never issued")

@@ -76,7 +76,7 @@ def facts(sunbird_fixture, **overrides: Any) -> LearnerFacts:
 
 def decide_one(batch: BatchRecord, learner: LearnerFacts, *, reissue: bool = False, types=SELF_ASSESS):
     [template] = batch.certTemplates.values()
-    return decide(batch, template, learner, reissue=reissue, content_types=types)
+    return decide(batch, template, learner, reissue=reissue, content_types=types, partitions=8)
 
 
 def generate_for(batch: BatchRecord, learner: LearnerFacts, *, cloud_base_path: str = "") -> dict[str, Any]:
@@ -148,7 +148,7 @@ def test_the_generate_request_is_accepted_by_the_generate_flow(sunbird_fixture, 
         context=validation_context(suppress_signatory_errors=False),
     )
     # The same facts make the same certificate id on both sides.
-    assert request.certified_facts().certificate_id() == decide_one(batch, learner).certificate_id
+    assert request.certified_facts().certificate_id(8) == decide_one(batch, learner).certificate_id
 
 
 def test_the_generate_request_is_the_same_for_a_redelivered_request(sunbird_fixture, template_1) -> None:

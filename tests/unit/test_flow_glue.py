@@ -15,7 +15,7 @@ from faust.types import EventT
 
 from certflow.app import CertflowApp, create_app
 from certflow.credentials.keys import KeyRing, SigningKey
-from certflow.notify.agents import NOTIFY_HEADER
+from certflow.partitioning import key_partition
 from certflow.reference.models import BatchRecord
 from certflow.registry.agents import access_code_key
 from certflow.settings import Settings
@@ -121,10 +121,12 @@ def job(app: CertflowApp) -> EventT:
 
 
 async def generate(app: CertflowApp, sunbird_fixture: Any) -> None:
-    """Sunbird's generate request for one learner, handled by the generate flow."""
+    """Sunbird's generate request for one learner, handled by the generate flow in
+    the learner's partition (where every certificate is made)."""
     event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
     event["edata"]["svgTemplate"] = "course-completion.svg"
-    message = Message(app.settings.topics.generate_recipients, partition=1, offset=3, key=USER.encode())
+    partition = app.flows.state.learner_partition(USER)
+    message = Message(app.settings.topics.generate_recipients, partition=partition, offset=3, key=USER.encode())
     try:
         await app.flows.generate.issue_certificate(Event(message, orjson.dumps(event)))
     finally:
@@ -184,7 +186,8 @@ async def test_generate_a_request_becomes_a_certificate_record(
     record = orjson.loads(published["value"])
     assert published["key"] == record["id"].encode()
     assert record["recipient"]["id"] == USER
-    assert record["certificate"]["credentialStatus"]["statusListCredential"].endswith("/status/1-0")
+    partition = app.flows.state.learner_partition(USER)
+    assert record["certificate"]["credentialStatus"]["statusListCredential"].endswith(f"/status/{partition}-0")
     assert len(to(sent, topics.telemetry)) == 1
     [entries] = app.flows.state.issued[USER.encode()].values()
     assert [entry["status"] for entry in entries.values()] == ["issued"]
@@ -193,9 +196,9 @@ async def test_generate_a_request_becomes_a_certificate_record(
     metrics = app.services.metrics.notifications.labels("skipped", "no_smtp_server")
     assert metrics._value.get() == 1
 
-    # The registry keeps the certificate's facts, not its drawing.
-    stored = Event(Message(topics.certificate_issued, key=published["key"]), published["value"])
-    await app.flows.registry.store_certificate(stored)
+    # Its id falls in the learner's partition, the one that made it, and the registry
+    # kept it in the same step: its facts, not its drawing.
+    assert key_partition(published["key"], 4) == partition
     kept = app.flows.registry.certificates[published["key"]]["record"]
     assert "svg" not in kept and kept["rendering"]["template"] == "course-completion.svg"
     assert {**kept, "svg": record["svg"]} == record
@@ -204,29 +207,38 @@ async def test_generate_a_request_becomes_a_certificate_record(
 async def test_registry_indexes_an_access_code_in_the_certificates_partition_once(
     app: CertflowApp, sent: Sent, sunbird_fixture: Any
 ) -> None:
-    """The index entry is written in the step that stores the certificate, under the
-    code and the record's partition; no record is sent for it, and a redelivery or a
-    second certificate with the same code in another partition is found beside it."""
+    """The index entry is written in the step that makes the certificate, under the
+    code and the certificate's partition; no record is sent for it, and a redelivery
+    or a second certificate with the same code in another partition is found beside it."""
     topics, registry = app.settings.topics, app.flows.registry
     await generate(app, sunbird_fixture)
     [published] = to(sent, topics.certificate_issued)
     record = orjson.loads(published["value"])
-    code = record["accessCode"]
-    stored = Event(Message(topics.certificate_issued, partition=3, key=published["key"]), published["value"])
+    code, partition = record["accessCode"], app.flows.state.learner_partition(USER)
     count = len(sent)
-    await registry.store_certificate(stored)
-    await registry.store_certificate(stored)  # redelivered
+    await registry.keep(record, partition=partition)  # made again from its message, after a crash
     assert len(sent) == count
-    [entry] = registry.access_codes[access_code_key(code, 3)]
+    [entry] = registry.access_codes[access_code_key(code, partition)]
     assert entry == {"id": record["id"], "accessCode": code, "recipient": {"name": record["recipient"]["name"]},
                      "certificateName": record["certificateName"], "issuedDate": record["issuedDate"]}
 
-    other = {**record, "id": "another-certificate"}
-    await registry.store_certificate(
-        Event(Message(topics.certificate_issued, partition=1, key=b"another-certificate"), orjson.dumps(other)))
+    other_partition = (partition + 1) % 4
+    await registry.keep({**record, "id": "another-certificate"}, partition=other_partition)
     found = registry.access_code_entries(code.lower(), range(4))
     assert sorted(entry["id"] for entry in found) == sorted([record["id"], "another-certificate"])
-    assert registry.access_code_entries(code, [0, 2]) == []  # partitions that hold none of them
+    elsewhere = [p for p in range(4) if p not in (partition, other_partition)]
+    assert registry.access_code_entries(code, elsewhere) == []  # partitions that hold none of them
+
+
+async def test_a_vcapi_credential_is_kept_from_its_topic_in_its_partition(app: CertflowApp, sent: Sent) -> None:
+    topics, registry = app.settings.topics, app.flows.registry
+    record = {"id": "api-credential", "certificate": {"id": "urn:uuid:api-credential"}}
+    event = Event(Message(topics.vcapi_issued, partition=2, key=b"api-credential"), orjson.dumps(record))
+
+    await registry.store_certificate(event)
+
+    assert registry.certificates[b"api-credential"] == {"record": record, "revocation": None}
+    assert to(sent, topics.generate_failed) == []
 
 
 @pytest.fixture
@@ -241,48 +253,37 @@ def emailing_app(tmp_path: Any) -> CertflowApp:
     return app
 
 
-def stored_event(app: CertflowApp, published: dict[str, Any], headers: dict[str, bytes]) -> EventT:
-    """The published certificate as the registry's agent reads it back."""
-    message = Message(app.settings.topics.certificate_issued, key=published["key"])
-    return cast(EventT, FakeEvent(message, published["value"], headers=headers))
-
-
 async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_holds_the_certificate(
     emailing_app: CertflowApp, sent: Sent, sunbird_fixture: Any
 ) -> None:
     app, topics = emailing_app, emailing_app.settings.topics
     await generate(app, sunbird_fixture)
-    # Not at issue: the certificate's page would not show it yet.
-    assert to(sent, topics.notifications) == []
     [published] = to(sent, topics.certificate_issued)
-    intent = orjson.loads(published["headers"][NOTIFY_HEADER])
-    assert intent["kind"] == "issued"
-
-    stored = stored_event(app, published, published["headers"])
-    await app.flows.registry.store_certificate(stored)
     [notification] = to(sent, topics.notifications)
     request = orjson.loads(notification["value"])
     record = orjson.loads(published["value"])
-    assert (request["kind"], request["certificateId"], request["email"]) == ("issued", record["id"], intent["email"])
+    assert (request["kind"], request["certificateId"]) == ("issued", record["id"])
     assert notification["key"] == record["recipient"]["id"].encode()
+    # Asked for in the step that kept it: the pages the email links to show it.
     assert app.flows.registry.certificates[published["key"]]["record"]["id"] == record["id"]
 
-    # Stored again (a redelivery): not emailed again.
-    await app.flows.registry.store_certificate(stored)
+    # Made again from the same message (a redelivery after a crash): not emailed again.
+    await generate(app, sunbird_fixture)
+    assert len(to(sent, topics.certificate_issued)) == 2
     assert len(to(sent, topics.notifications)) == 1
 
 
-async def test_a_certificate_without_certflows_notify_header_is_stored_and_nobody_is_emailed(
+async def test_a_credential_kept_from_the_vcapi_topic_emails_nobody(
     emailing_app: CertflowApp, sent: Sent, sunbird_fixture: Any
 ) -> None:
     app, topics = emailing_app, emailing_app.settings.topics
     await generate(app, sunbird_fixture)
     [published] = to(sent, topics.certificate_issued)
-    for headers in ({}, {NOTIFY_HEADER: b"not json"}, {NOTIFY_HEADER: b'{"kind": "revoked", "email": "x@y"}'}):
-        app.flows.registry.certificates = {}
-        await app.flows.registry.store_certificate(stored_event(app, published, headers))
-        assert published["key"] in app.flows.registry.certificates
-    assert to(sent, topics.notifications) == []
+    app.flows.registry.certificates = {}
+    event = Event(Message(topics.vcapi_issued, key=published["key"]), published["value"])
+    await app.flows.registry.store_certificate(event)
+    assert published["key"] in app.flows.registry.certificates
+    assert len(to(sent, topics.notifications)) == 1  # the generate flow's only
 
 
 async def test_registry_a_revocation_of_an_unknown_id_is_refused(app: CertflowApp, sent: Sent) -> None:

@@ -65,7 +65,7 @@ async def test_a_certificate_is_identified_by_what_it_certifies(factory, sunbird
         batch_id="0131000245281587206",
         template_id="template_01_dev_001",
         certificate_name="100PercentCompletionCertificate",
-    ).certificate_id()
+    ).certificate_id(Settings().partitions)
     assert certificate.id == expected
     again = await factory.issue(request_for(sunbird_fixture), now=datetime(2030, 1, 1, tzinfo=UTC))
     assert again.id == certificate.id
@@ -154,7 +154,7 @@ async def test_a_missing_template_is_a_fetch_failure(factory, sunbird_fixture) -
 def test_distinct_facts_never_share_an_id() -> None:
     a = CertifiedFacts("u1", "c|1", "b", "t", "n")
     b = CertifiedFacts("u1|c", "1", "b", "t", "n")
-    assert a.certificate_id() != b.certificate_id()
+    assert a.certificate_id(8) != b.certificate_id(8)
 
 
 async def test_the_credential_is_signed_by_the_current_key_and_verifies(factory, sunbird_fixture) -> None:

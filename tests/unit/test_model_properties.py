@@ -363,7 +363,8 @@ def test_a_template_the_issue_flow_accepts_gives_generate_events_the_generate_fl
         profile=LearnerProfile.model_validate({"id": "user001", "firstName": first_name}),
         issued={},
     )
-    decision = decide(batch, parsed, learner, reissue=False, content_types=frozenset({"selfassess"}))
+    decision = decide(batch, parsed, learner, reissue=False, content_types=frozenset({"selfassess"}),
+                      partitions=8)
     if not decision.issue:
         return
     event = generate_request(
