@@ -120,11 +120,14 @@ def job(app: CertflowApp) -> EventT:
     return Event(Message(app.settings.topics.eligibility, partition=partition), orjson.dumps(value))
 
 
-async def generate(app: CertflowApp, sunbird_fixture: Any) -> None:
-    """Sunbird's generate request for one learner, handled by the generate flow in
-    the learner's partition (where every certificate is made)."""
+async def generate(app: CertflowApp, sunbird_fixture: Any, *, email: str = "") -> None:
+    """Sunbird's generate request for one learner (with ``recipientEmail``, if given),
+    handled by the generate flow in the learner's partition (where every certificate
+    is made)."""
     event = orjson.loads(sunbird_fixture("certgen_EVENT_3_generate_certificate_no_oldId.json"))
     event["edata"]["svgTemplate"] = "course-completion.svg"
+    if email:
+        event["edata"]["data"][0]["recipientEmail"] = email
     partition = app.flows.state.learner_partition(USER)
     message = Message(app.settings.topics.generate_recipients, partition=partition, offset=3, key=USER.encode())
     try:
@@ -257,18 +260,20 @@ async def test_with_an_smtp_server_the_learner_is_emailed_once_the_registry_hold
     emailing_app: CertflowApp, sent: Sent, sunbird_fixture: Any
 ) -> None:
     app, topics = emailing_app, emailing_app.settings.topics
-    await generate(app, sunbird_fixture)
+    await generate(app, sunbird_fixture, email="asha@example.org")
     [published] = to(sent, topics.certificate_issued)
+    assert not published.get("headers")  # whom to email never travels on the sink
     [notification] = to(sent, topics.notifications)
     request = orjson.loads(notification["value"])
     record = orjson.loads(published["value"])
-    assert (request["kind"], request["certificateId"]) == ("issued", record["id"])
+    assert (request["kind"], request["certificateId"], request["email"]) == (
+        "issued", record["id"], "asha@example.org")
     assert notification["key"] == record["recipient"]["id"].encode()
     # Asked for in the step that kept it: the pages the email links to show it.
     assert app.flows.registry.certificates[published["key"]]["record"]["id"] == record["id"]
 
     # Made again from the same message (a redelivery after a crash): not emailed again.
-    await generate(app, sunbird_fixture)
+    await generate(app, sunbird_fixture, email="asha@example.org")
     assert len(to(sent, topics.certificate_issued)) == 2
     assert len(to(sent, topics.notifications)) == 1
 
