@@ -218,15 +218,15 @@ def assert_decisions_agree(deployment: Deployment, records: list[dict[str, Any]]
 
 def assert_registry_agrees(deployment: Deployment, sample: list[dict[str, Any]]) -> None:
     """Each sampled certificate is in the registry and found on paper by its access
-    code, asked of any worker: the index entry is written with the registry entry,
-    whichever worker stored it first or read it again after the fault."""
+    code, asked of any worker: both entries are written in the step that makes the
+    certificate, whichever worker made it first or again after the fault."""
     worker = next(w for w in deployment.workers if w.alive())
     for record in sample:
         code_check = urlencode({"code": record["accessCode"], "who": record["id"][:8]})
         for path, found_in in ((f"/certs/{record['id']}", record["id"]),
                                (f"/verify?{code_check}", f"certs/{record['id']}")):
             deadline = time.monotonic() + 60
-            # 404 until the registry read it, 503 while a worker's tables are read back.
+            # 503 while a worker's tables are read back after the fault.
             while (answer := worker.get(path))[0] != 200 and time.monotonic() < deadline:
                 time.sleep(0.5)
             status, body = answer
