@@ -406,6 +406,11 @@ class Settings(BaseSettings):
         90, ge=1, le=3650, description="How long a learner-page link in an email stays valid."
     )
     # --- Operations ---------------------------------------------------------------------
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="The worker's event loop: `uvloop` (libuv's, as Faust's `-L uvloop`) or "
+        "`asyncio` (the standard library's, to rule the loop out when diagnosing).",
+    )
     log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
         "info", description="Log level of the worker (`warning` and `critical` are accepted too)."
     )

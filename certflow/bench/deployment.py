@@ -45,14 +45,17 @@ STAGE_TIMEOUT = 6 * 3600.0
 @contextmanager
 def sampled(pid: int, flame_graph: Path | None) -> Iterator[None]:
     """py-spy sampling ``pid`` (100 Hz, without stopping it) into the SVG flame graph
-    ``flame_graph`` for as long as the block runs; nothing without a path."""
+    ``flame_graph`` for as long as the block runs; nothing without a path. A ``.txt``
+    path gets py-spy's collapsed stacks instead, one line per stack with its sample
+    count, which add up by function where a picture does not."""
     if flame_graph is None:
         yield
         return
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     flame_graph.parent.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--output", str(flame_graph)],
+        [py_spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--output", str(flame_graph),
+         *(["--format", "raw"] if flame_graph.suffix == ".txt" else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -28,7 +28,8 @@ def _counts(text: str) -> tuple[int, ...]:
 @click.option("--ceiling-count", default=2000, show_default=True, help="Certificates in the in-process run.")
 @click.option("--pdf-samples", default=41, show_default=True, help="Certificates rendered to PDF (0: none).")
 @click.option("--flame-graph", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Sample the one-worker run with py-spy into this SVG flame graph.")
+              help="Sample the one-worker run with py-spy into this SVG flame graph "
+                   "(a .txt path: py-spy's collapsed stacks, to add up by function).")
 @click.option("--sweep", "sweep_plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also run the scaling sweep and plot it into this PNG.")
 @click.option("--sweep-workers", default="1,2,3", show_default=True, help="Worker counts of the sweep.")

@@ -9,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certflow.credentials.identity import CERTIFICATE_NAMESPACE, CertifiedFacts
+from certflow.credentials.identity import CERTIFICATE_NAMESPACE, CertifiedFacts, _placed_certificate_id
 from certflow.partitioning import key_partition, placed_key
 
 ids = st.uuids(version=4).map(str)
@@ -57,3 +57,12 @@ def test_one_partition_leaves_the_uuid5_as_it_is() -> None:
     facts = CertifiedFacts("user001", "course", "batch", "template", "name")
     name = '["user001","course","batch","template","name",""]'
     assert facts.certificate_id(1) == str(uuid.uuid5(CERTIFICATE_NAMESPACE, name))
+
+
+def test_a_remembered_id_is_the_one_computed_for_the_same_facts_and_partition_count() -> None:
+    facts = CertifiedFacts("user001", "course", "batch", "template", "name")
+    remembered = {partitions: facts.certificate_id(partitions) for partitions in (8, 32, 8, 32)}
+    _placed_certificate_id.cache_clear()
+    for partitions, certificate_id in remembered.items():
+        assert facts.certificate_id(partitions) == certificate_id
+        assert kafka_places(certificate_id.encode(), partitions) == kafka_places(b"user001", partitions)
