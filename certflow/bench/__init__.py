@@ -107,7 +107,7 @@ def run(options: BenchOptions) -> Report:
                 after_ms = samples.measure()
                 figures["ceiling_ms_around"] = [before_ms, after_ms]
                 report.figures[f"{count} workers"] = figures
-                _say_end_to_end(report, count, figures, 2000 / (before_ms + after_ms))
+                _say_end_to_end(report, count, figures, 1000 / statistics.fmean(figures["ceiling_ms_around"]))
                 if count == 1:
                     if options.pdf_samples:
                         figures.update(on_demand(deployment.workers[0], deployment.broker.url,

@@ -202,7 +202,8 @@ class GenerateFlow:
         if edata.oldId and revoke_old:
             # A re-issue replaces the old certificate: it stops verifying. The
             # revocation names what the old one was found to certify, which the
-            # registry checks against the record (it may arrive before the record).
+            # registry checks against the record (which may come after it, for a
+            # certificate of a release that read certificate.issued back).
             await self.registry.request_revocation(
                 edata.oldId,
                 reason="re-issued",

@@ -16,11 +16,13 @@
 * ``apply_revocations`` marks a certificate revoked (a re-issue replaced it, or an
   admin revoked it) and asks the owner of its status list to set its bit. Only a
   certificate that exists is revoked: an admin's revocation needs the record here
-  (the web view checks it first, on this same worker); a re-issue's may arrive
-  before the record (the two travel on different topics), but the generate flow
-  sends it only for a certificate it found issued to the same learner in the same
-  course batch under the same name, and the revocation carries those facts: it is
-  applied when the record arrives only if the record certifies them. Nothing
+  (the web view checks it first, on this same worker); a re-issue's may come
+  before the record only for a certificate issued by a release whose registry read
+  ``certificate.issued`` back and had not yet stored it (a record is now kept in the
+  step that makes it: :meth:`Registry.keep`). The generate flow sends it only for a
+  certificate it found issued to the same learner in the same course batch under
+  the same name, and the revocation carries those facts: it is applied when the
+  record arrives only if the record certifies them. Nothing
   else is ever recorded ahead of a certificate, so a predictable id cannot be
   revoked before it is issued.
 * ``set_status_bits`` owns the status lists: one worker per list id, so concurrent
@@ -255,9 +257,10 @@ class Registry:
         first_time = stored.get("record") is None
         revocation = stored.get("revocation")
         if revocation is not None and first_time:
-            # A re-issue's revocation that arrived before the record (the topics are
-            # not ordered with each other): applied only if the record certifies what
-            # the re-issue found, and then the bit is set now that the entry is known.
+            # A re-issue's revocation that came before the record (a certificate of a
+            # release whose registry read certificate.issued back, not yet stored):
+            # applied only if the record certifies what the re-issue found, and then
+            # the bit is set now that the entry is known.
             expected = revocation.get("certifies")
             if expected is not None and expected != certified_facts(record):
                 log.warning(

@@ -32,7 +32,10 @@ def test_the_bench_measures_every_figure_on_kafka(tmp_path: Path) -> None:
     figures = orjson.loads(figures_path.read_bytes())
 
     assert figures["ceiling_per_core"] > 0
+    # Measured first, then just before and after each of the two runs.
+    assert len(figures["ceiling_samples_ms"]) == 5 and min(figures["ceiling_samples_ms"]) > 0
     for run in ("1 workers", "2 workers"):
+        assert len(figures[run]["ceiling_ms_around"]) == 2
         assert figures[run]["certificates"] == 60
         assert figures[run]["cpu_ms_per_certificate"] >= figures[run]["cpu_ms_per_certificate_to_sink"] > 0
         assert 0 < figures[run]["registered_per_second"] <= figures[run]["per_second"]
