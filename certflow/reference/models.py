@@ -10,7 +10,7 @@ JSON *strings*, exactly as ``course_batch.cert_templates`` stores them.
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any
@@ -41,16 +41,32 @@ from certflow.generate.models import (
     validation_context,
 )
 from certflow.issue.criteria import criteria_problem
+from certflow.jsonlimits import loads_bounded
 
 
 def _json_if_string(value: Any) -> Any:
-    """Cassandra's ``map<text,text>`` holds nested JSON as strings; accept both forms."""
+    """Cassandra's ``map<text,text>`` holds nested JSON as strings; accept both forms.
+
+    Parsed as every JSON certflow did not write is (``loads_bounded``): its nesting
+    bounded, and no ``NaN`` or ``Infinity``, which the tables' JSON cannot keep.
+    """
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
-        return json.loads(text)
+        return loads_bounded(text)
     return value
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or an infinity anywhere (JSON has neither)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(item) for item in value)
+    return False
 
 
 def _non_blank(value: str) -> str:
@@ -74,9 +90,23 @@ JsonMap = Annotated[dict[str, float], BeforeValidator(_json_map)]
 
 class ReferenceModel(BaseModel):
     """Base of reference records: extra columns are kept (``additionalProps`` may
-    name any of them), aliases accept Cassandra and camelCase spellings."""
+    name any of them), aliases accept Cassandra and camelCase spellings.
+
+    A record is kept in a table as JSON and validated again when read, so it must
+    hold nothing JSON cannot: a NaN or an infinity anywhere in it is refused here,
+    rather than kept and read back as null (orjson writes them so).
+    """
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_json_numbers(cls, data: Any) -> Any:
+        if _non_finite(data):
+            raise PydanticCustomError(
+                ErrorCode.INVALID_PARAM_VALUE.value, "the record holds a NaN or an infinity, which JSON cannot carry"
+            )
+        return data
 
 
 class CertTemplate(ReferenceModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from pydantic import BaseModel, ValidationError
@@ -195,6 +195,9 @@ def test_any_json_is_a_reference_record_or_a_validation_error_and_reads_back(
 ) -> None:
     @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(document=reference_records(model))
+    # Found by CI: an infinity in an extra column was kept, and read back as null.
+    @example(document={"id": "u1", "firstName": "A", "result": float("inf")})
+    @example(document={"id": "u1", "firstName": "A", "userLocations": [{"x": float("nan")}]})
     def check(document: Any) -> None:
         try:
             record = model.model_validate(document)
