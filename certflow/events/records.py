@@ -87,16 +87,26 @@ class IssuedCertificate(Record):
     certificate: dict[str, Any]
     #: What ``svg`` was drawn from: the registry keeps this instead of the SVG.
     rendering: PrintableFacts | None = None
-    #: The record as published, serialised once (it is checked for size when made,
-    #: then sent): the model is frozen, so it cannot go stale.
+    #: The record as published, as JSON values and serialised, made once (it is
+    #: checked for size when made, then sent and kept): the model is frozen, so
+    #: neither can go stale.
+    _document: dict[str, Any] | None = PrivateAttr(None)
     _json: bytes = PrivateAttr(b"")
 
     def to_json(self) -> bytes:
         return self._json or super().to_json()
 
+    def to_document(self) -> dict[str, Any]:
+        """The record as published, as JSON values: what :meth:`to_json` serialises,
+        for the registry, which keeps it. A copy of the top level, the caller's to
+        change. (Parsing the published bytes back cost a third as much as the
+        registry's whole step: 0.9 against 2.7 % of a worker's CPU, profiled.)"""
+        return dict(self._document) if self._document is not None else self.model_dump(mode="json")
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> IssuedCertificate:
         copy = super().model_copy(update=update, deep=deep)
-        copy._json = b""  # noqa: SLF001 - the cache of a record of this class: another record, serialised anew
+        # The caches of a record of this class: another record, serialised anew.
+        copy._document, copy._json = None, b""  # noqa: SLF001
         return copy
 
     @model_validator(mode="after")
@@ -107,7 +117,8 @@ class IssuedCertificate(Record):
         images (they appear in both the SVG and the credential), can make one. A
         ``CertflowError`` (not a validation error) so that it reaches the agent as is.
         """
-        self._json = super().to_json()
+        self._document = self.model_dump(mode="json")
+        self._json = orjson.dumps(self._document)
         size = len(self._json)
         if size > MAX_PUBLISHED_BYTES:
             raise CertflowError(

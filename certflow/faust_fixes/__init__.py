@@ -11,7 +11,8 @@ the upstream issue it answers:
   (faust-streaming #283);
 * :mod:`.routing`: requests answered by the key's owner, forwarding bytes (Faust's
   ``table_route`` forwards text), and the owner lookup on Apache Kafka;
-* :mod:`.tables`: table writes while a new changelog's partitions are not yet known;
+* :mod:`.tables`: table writes while a new changelog's partitions are not yet known,
+  and reads with one store lookup;
 * :mod:`.liveness`: a worker whose group coordination or table recovery died stops;
 * :mod:`.web`: Faust's table and router pages off;
 * :mod:`.app`: transport, data directory, root log level;

@@ -25,7 +25,6 @@ import time
 from datetime import UTC, datetime
 
 import faust
-import orjson
 from faust.types import EventT
 
 from certflow.accounting import Outcome
@@ -186,7 +185,7 @@ class GenerateFlow:
         kind: NotificationKind = "reissued" if edata.oldId else "issued"
         notify = (self.notifier.intent(kind, email=recipient.recipientEmail or "")
                   if self.notifier is not None else None)
-        await self.registry.keep(orjson.loads(published), partition=event.message.partition, notify=notify)
+        await self.registry.keep(certificate.to_document(), partition=event.message.partition, notify=notify)
         self.state.record_issued(
             recipient.recipientId,
             slot,

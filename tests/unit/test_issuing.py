@@ -216,7 +216,7 @@ async def test_a_credential_without_drawing_facts_is_not_printable(factory) -> N
     assert refused.value.code is ErrorCode.NOT_PRINTABLE
 
 
-def test_a_published_record_is_serialised_once_and_a_copy_anew(factory) -> None:
+def test_a_published_record_is_serialised_once_and_a_copy_anew_and_handed_on_as_published(factory) -> None:
     from certflow.events.records import IssuedCertificate
 
     fields = {
@@ -227,4 +227,11 @@ def test_a_published_record_is_serialised_once_and_a_copy_anew(factory) -> None:
     }
     record = IssuedCertificate.model_validate(fields)
     assert orjson.loads(record.to_json())["batchId"] == "b"
-    assert orjson.loads(record.model_copy(update={"batchId": "b2"}).to_json())["batchId"] == "b2"
+    copy = record.model_copy(update={"batchId": "b2"})
+    assert orjson.loads(copy.to_json())["batchId"] == "b2"
+    assert copy.to_document() == orjson.loads(copy.to_json())
+    # The registry is handed the record as published, and its changes stay its own.
+    document = record.to_document()
+    assert document == orjson.loads(record.to_json())
+    document.pop("svg")
+    assert record.to_document()["svg"] == "<svg/>"
