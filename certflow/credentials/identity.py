@@ -50,7 +50,11 @@ class CertifiedFacts:
 
 #: Ids remembered: a worker asks for each certificate's id three times, when the
 #: eligibility job decides (a job decides up to 500 learners) and twice when the
-#: generate step makes it, moments later.
+#: generate step makes it (its already-issued check, then the factory). The
+#: generate step's second ask is always remembered; its first is only while the
+#: generate step keeps up with the eligibility jobs, which run ahead of it on a
+#: large batch (profiled at 20,000 learners: placed in both, about 1 % of the CPU
+#: each). Remembering a whole backlog would cost memory in proportion to it.
 REMEMBERED_IDS = 4096
 
 
