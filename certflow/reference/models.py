@@ -94,10 +94,12 @@ class ReferenceModel(BaseModel):
 
     A record is kept in a table as JSON and validated again when read, so it must
     hold nothing JSON cannot: a NaN or an infinity anywhere in it is refused here,
-    rather than kept and read back as null (orjson writes them so).
+    rather than kept and read back as null (orjson writes them so). Typed float
+    fields refuse them too when spelled as text (``"NaN"``, ``"inf"``), which JSON
+    and CSV rows can carry (``allow_inf_nan``).
     """
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
